@@ -1,0 +1,82 @@
+"""A candidate reward program and everything learned about it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rewardsmith.critic import Verdict
+from rewardsmith.training import TrainingResult
+
+__all__ = ["Candidate", "Status", "candidate_id", "source_hash"]
+
+Status = Literal["proposed", "rejected", "training", "scored", "failed"]
+
+
+def candidate_id(iteration: int, index: int) -> str:
+    """``"01-03"``: the fourth candidate of the second iteration."""
+    return f"{iteration:02d}-{index:02d}"
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Candidate:
+    """One reward program: its source and origin, the critic's verdict, training and analysis."""
+
+    id: str
+    iteration: int
+    index: int
+    source: str
+    origin: dict[str, Any] = field(default_factory=dict)
+    """Who wrote it: designer name, parent id, and designer-specific data (genome, request hash)."""
+    status: Status = "proposed"
+    verdict: Verdict | None = None
+    result: TrainingResult | None = None
+    analysis: dict[str, Any] | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Earlier versions refused by the critic and sent back for repair: source and issues."""
+
+    @property
+    def fitness(self) -> float | None:
+        if self.status == "scored" and self.result is not None:
+            return self.result.fitness
+        return None
+
+    @property
+    def parent(self) -> str | None:
+        return self.origin.get("parent")
+
+    @property
+    def reason(self) -> str | None:
+        """Why it was rejected or failed, in one line."""
+        if self.status == "rejected" and self.verdict is not None:
+            errors = self.verdict.errors
+            return str(errors[0]) if errors else self.verdict.explain()
+        if self.status == "failed" and self.result is not None and self.result.reason:
+            reason = self.result.reason
+            line = f"line {reason['line']}: " if reason.get("line") else ""
+            return f"[{reason.get('code')}] {line}{reason.get('message')}"
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        """The row of ``summary.json``'s ``candidates``."""
+        row: dict[str, Any] = {
+            "id": self.id,
+            "iteration": self.iteration,
+            "status": self.status,
+            "reason": self.reason,
+            "fitness": self.fitness,
+            "parent": self.parent,
+            "designer": self.origin.get("designer"),
+            "repairs": len(self.attempts),
+        }
+        if self.result is not None and self.status == "scored":
+            row["success_rate"] = self.result.success_rate
+            row["solved_at"] = self.result.solved_at
+        if self.analysis:
+            row["flags"] = self.analysis.get("flags", [])
+        return row

@@ -1,0 +1,210 @@
+"""Verdicts on reward programs before any training: static checks, a dry run, sanity checks.
+
+:func:`check` is the one public entry; the sandbox worker does the parsing and compiling
+(the host never parses untrusted source), this module adds a dry run on probe transitions
+from random rollouts, a per-call time bound, and warnings about rewards that cannot teach.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rewardsmith.rollouts import episode_transitions, record_episodes
+from rewardsmith.sandbox import Issue, RewardCallError, RewardSandbox, SandboxLimits, Transitions
+from rewardsmith.spec import EnvSpec, TaskSpec
+
+__all__ = ["Critic", "Verdict", "check", "probe_transitions"]
+
+MAX_MEAN_CALL_MS = 2.0
+"""Mean time per call above which a reward is refused as too slow to train with."""
+HUGE = 1e4
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The critic's decision: accepted or not, every issue found, and what the dry run measured."""
+
+    accepted: bool
+    issues: tuple[Issue, ...]
+    call_us: float | None = None
+    """Mean wall time per reward call in the dry run, microseconds (IPC included)."""
+    components: tuple[str, ...] = ()
+    probes: int = 0
+    printed: str = ""
+    sample: dict[str, Any] = field(default_factory=dict)
+    """The reward on the first probe transition: total and components."""
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    def explain(self) -> str:
+        """Every issue, one per line, as a person or an LLM would read it to fix the code."""
+        return "\n".join(str(i) for i in self.issues) or "accepted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "issues": [i.to_dict() for i in self.issues],
+            "call_us": self.call_us,
+            "components": list(self.components),
+            "probes": self.probes,
+            "printed": self.printed,
+            "sample": self.sample,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        return cls(
+            accepted=bool(data["accepted"]),
+            issues=tuple(Issue.from_dict(i) for i in data.get("issues", [])),
+            call_us=data.get("call_us"),
+            components=tuple(data.get("components", ())),
+            probes=int(data.get("probes", 0)),
+            printed=str(data.get("printed", "")),
+            sample=dict(data.get("sample", {})),
+        )
+
+
+_PROBES: dict[tuple[str, str, str, int, int], Transitions] = {}
+
+
+def probe_transitions(spec: EnvSpec, task: TaskSpec, count: int = 64, seed: int = 0) -> Transitions:
+    """Transitions from random rollouts, each episode's last step included (terminal or truncated)."""
+    key = (spec.gym_id, spec.source, task.name, count, seed)
+    if key not in _PROBES:
+        _PROBES[key] = _random_probes(spec, task, count, seed)
+    return _PROBES[key]
+
+
+def _random_probes(spec: EnvSpec, task: TaskSpec, count: int, seed: int) -> Transitions:
+    env = spec.make(task)
+    space = env.action_space
+    env.close()
+    space.seed(seed)
+
+    def random_policy(batch: np.ndarray) -> np.ndarray:
+        return np.asarray([space.sample() for _ in range(len(batch))])
+
+    episodes, _ = record_episodes(random_policy, spec, task, episodes=3, seed=seed)
+    batches = [episode_transitions(e) for e in episodes]
+    rng = np.random.default_rng(seed)
+    keep: list[tuple[int, int]] = []
+    for e, batch in enumerate(batches):
+        ends = [len(batch) - 1] if len(batch) else []
+        keep.extend((e, t) for t in ends)
+    others = [(e, t) for e, b in enumerate(batches) for t in range(len(b)) if (e, t) not in keep]
+    take = min(max(count - len(keep), 0), len(others))
+    for j in rng.choice(len(others), size=take, replace=False) if take else []:
+        keep.append(others[int(j)])
+    keep.sort()
+
+    def pick(name: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(batches[e], name))[t:t + 1] for e, t in keep])
+
+    return Transitions(pick("obs"), pick("actions"), pick("next_obs"), pick("env_reward"), pick("terminated"),
+                       pick("truncated"), pick("step"))
+
+
+class Critic:
+    """Checks reward programs for one env; keeps one sandbox worker across checks."""
+
+    def __init__(self, spec: EnvSpec, task: TaskSpec, limits: SandboxLimits | None = None, probes: int = 64,
+                 seed: int = 0) -> None:
+        self.spec = spec
+        self.task = task
+        self.probe_count = probes
+        self.seed = seed
+        self.sandbox = RewardSandbox(spec.field_names, limits)
+
+    def __enter__(self) -> Critic:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+    def check(self, source: str) -> Verdict:
+        """The verdict on one program."""
+        if not source.strip():
+            return Verdict(False, (Issue("no_compute_reward", "the program is empty; define compute_reward"),))
+        loaded = self.sandbox.load(source)
+        issues = list(loaded.issues)
+        if not loaded.ok:
+            return Verdict(False, tuple(issues), printed=loaded.printed)
+        probes = probe_transitions(self.spec, self.task, self.probe_count, self.seed)
+        try:
+            started = time.perf_counter()
+            result = self.sandbox.call(probes, want_print=True)
+            elapsed = time.perf_counter() - started
+            started = time.perf_counter()
+            self.sandbox.call(probes)
+            elapsed = min(elapsed, time.perf_counter() - started)
+        except RewardCallError as exc:
+            issue = exc.issue
+            where = _probe_description(probes, exc.index)
+            issue = Issue(issue.code, f"{issue.message} (on a probe transition: {where})", issue.line, issue.severity)
+            return Verdict(False, tuple(issues + [issue]), probes=len(probes), printed=exc.printed)
+        call_us = elapsed / len(probes) * 1e6
+        issues.extend(_sanity(source, result.totals, result.components, result.bare, call_us))
+        names = tuple(sorted({name for row in result.components for name in row}))
+        sample = {"total": float(result.totals[0]), "components": result.components[0]}
+        accepted = not any(i.severity == "error" for i in issues)
+        return Verdict(accepted, tuple(issues), call_us, names, len(probes), result.printed[:2000], sample)
+
+
+def check(source: str, spec: EnvSpec, task: TaskSpec | None = None, limits: SandboxLimits | None = None) -> Verdict:
+    """Check one reward program against ``spec`` (``rewardsmith check``)."""
+    with Critic(spec, task or spec.default_task, limits) as critic:
+        return critic.check(source)
+
+
+def _probe_description(probes: Transitions, index: int) -> str:
+    if not 0 <= index < len(probes):
+        return "unknown"
+    obs = ", ".join(f"{v:.3g}" for v in np.asarray(probes.next_obs[index]).ravel())
+    action = np.asarray(probes.actions[index]).tolist()
+    flags = []
+    if probes.terminated[index]:
+        flags.append("terminated=True")
+    if probes.truncated[index]:
+        flags.append("truncated=True")
+    extra = f", {', '.join(flags)}" if flags else ""
+    return f"next_obs=[{obs}], action={action}{extra}"
+
+
+def _sanity(source: str, totals: np.ndarray, rows: list[dict[str, float]], bare: bool, call_us: float) -> list[Issue]:
+    issues = []
+    if call_us / 1000 > MAX_MEAN_CALL_MS:
+        issues.append(Issue("too_slow", f"each call takes {call_us / 1000:.2f} ms on average; the limit is "
+                                        f"{MAX_MEAN_CALL_MS} ms (training calls it once per step): avoid large "
+                                        "arrays and loops"))
+    if bare:
+        issues.append(Issue("bare_total", "compute_reward returned a bare number; return (total, components) so "
+                                          "each term can be analysed", severity="warning"))
+    if len(totals) > 1 and float(np.ptp(totals)) < 1e-12:
+        issues.append(Issue("constant_reward", f"the total is {totals[0]:g} on every probe transition, so it cannot "
+                                               "tell good states from bad ones", severity="warning"))
+    names = sorted({name for row in rows for name in row})
+    for name in names:
+        values = np.asarray([row.get(name, 0.0) for row in rows])
+        if len(values) > 1 and float(np.ptp(values)) < 1e-12 and len(names) > 1:
+            issues.append(Issue("constant_component", f"component {name!r} is {values[0]:g} on every probe "
+                                                      "transition", severity="warning"))
+    peak = float(np.max(np.abs(totals))) if len(totals) else 0.0
+    if peak > HUGE:
+        issues.append(Issue("huge_magnitude", f"the total reaches {peak:.3g}; PPO learns best with per-step rewards "
+                                              "of order 1 to 10", severity="warning"))
+    if "obs" not in source:
+        issues.append(Issue("unused_argument", "the program never reads obs or next_obs", severity="warning"))
+    return issues

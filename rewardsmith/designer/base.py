@@ -1,0 +1,75 @@
+"""What every designer implements, and what it is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rewardsmith.candidate import Candidate
+from rewardsmith.task import ResolvedTask
+
+__all__ = ["DesignContext", "Designer", "Proposal", "Usage"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A reward program a designer offers, with where it came from."""
+
+    source: str
+    origin: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Usage:
+    """Tokens and requests spent by a designer (zero for the built-in one)."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_requests: int = 0
+    cost: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cached_requests": self.cached_requests,
+            "cost": self.cost,
+        }
+
+
+@dataclass
+class DesignContext:
+    """Everything a designer may use to propose the next iteration's candidates."""
+
+    task: ResolvedTask
+    iteration: int
+    samples: int
+    seed: int
+    history: list[Candidate]
+    """Every earlier candidate, in order, with verdicts, results and analyses."""
+    parent: Candidate | None
+    """The candidate to improve on: the best so far, or the one a person chose."""
+    feedback: list[str] = field(default_factory=list)
+    """Human feedback given since the last iteration, verbatim."""
+
+    @property
+    def scored(self) -> list[Candidate]:
+        return [c for c in self.history if c.status == "scored"]
+
+
+class Designer(Protocol):
+    """Produces candidate reward programs.
+
+    ``propose`` returns up to ``ctx.samples`` proposals; ``repair`` gets one refused or crashed
+    candidate back with the reason and returns a corrected proposal, or None if it cannot.
+    """
+
+    name: str
+    usage: Usage
+
+    def propose(self, ctx: DesignContext) -> list[Proposal]: ...
+
+    def repair(self, ctx: DesignContext, source: str, problem: str, attempt: int) -> Proposal | None: ...

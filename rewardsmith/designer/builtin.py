@@ -1,0 +1,245 @@
+"""The built-in designer: offline, deterministic for a seed, no LLM.
+
+It composes reward programs from the spec's shaping hints. Each program is a *genome*: for every
+hint, whether it is on, its weight, its temperature (the error scale at which a bonus fades) and
+its form (``exp``, ``linear``, ``square`` for errors; ``linear``, ``tanh`` for gains). The first
+iteration samples around the spec's defaults; later ones mutate the parent (the best so far, or
+the one a person chose) and steer the mutation with the analyzer's findings:
+
+* a *dominant* component's weight is halved, a *flat* one is sharpened (temperature halved),
+* a component *against* fitness, or one the policy *farms* (reward hacking), is switched off
+  (halved if the spec says it is required),
+* human feedback that names a component with "more/stronger/increase" doubles it,
+  "less/weaker/decrease" halves it, "remove/drop/without" switches it off.
+
+It emits source in the same contract an LLM would.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from rewardsmith.candidate import source_hash
+from rewardsmith.designer.base import DesignContext, Proposal, Usage
+from rewardsmith.spec import ShapingHint
+
+__all__ = ["BuiltinDesigner", "Gene", "render_genome"]
+
+_FORMS = {"error": ("exp", "linear", "square"), "gain": ("linear", "tanh"), "flag": ("flag",),
+          "constant": ("constant",)}
+_MORE = re.compile(r"\b(more|increase|stronger|higher|bigger|raise|boost|up)\b")
+_LESS = re.compile(r"\b(less|decrease|weaker|lower|smaller|reduce|down)\b")
+_OFF = re.compile(r"\b(remove|drop|without|disable|ignore|off)\b")
+
+
+@dataclass(frozen=True)
+class Gene:
+    on: bool
+    weight: float
+    temp: float
+    form: str
+
+
+Genome = dict[str, Gene]
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.3g}")
+
+
+def _default_genome(hints: tuple[ShapingHint, ...]) -> Genome:
+    return {h.name: Gene(True, h.weight, h.scale, _FORMS[h.kind][0]) for h in hints}
+
+
+def render_genome(genome: Genome, hints: tuple[ShapingHint, ...], task_text: str, env_name: str) -> str:
+    """The reward program a genome stands for."""
+    active = [h for h in hints if genome[h.name].on]
+    needs_numpy = any("np." in h.expr for h in active)
+    lines = [f'"""Reward for: {task_text.strip()}', "",
+             f"Composed by rewardsmith's built-in designer from the {env_name} spec's shaping hints.", '"""',
+             "import math", ""]
+    if needs_numpy:
+        lines[-1:] = ["import numpy as np", ""]
+        lines.insert(-2, "")
+    for h in active:
+        gene = genome[h.name]
+        tag = h.name.upper()
+        lines.append(f"W_{tag} = {_round(gene.weight)!r}")
+        if gene.form not in ("flag", "constant"):
+            lines.append(f"T_{tag} = {_round(gene.temp)!r}  # {_TEMP_DOC[gene.form]}")
+    lines += ["", "", "def compute_reward(obs, action, next_obs, info):"]
+    for h in active:
+        lines.append(f"    {h.name} = {_term(h, genome[h.name].form)}")
+    names = ", ".join(f'"{h.name}": {h.name}' for h in active)
+    lines += [f"    components = {{{names}}}", "    return sum(components.values()), components", ""]
+    return "\n".join(lines)
+
+
+_TEMP_DOC = {
+    "exp": "error at which the bonus falls to 1/e",
+    "linear": "error that costs one weight",
+    "square": "error that costs one weight",
+    "tanh": "gain at which the bonus nears its weight",
+}
+
+
+def _term(hint: ShapingHint, form: str) -> str:
+    tag = hint.name.upper()
+    expr = hint.expr
+    if form == "exp":
+        return f"W_{tag} * math.exp(-({expr}) / T_{tag})"
+    if form == "square":
+        return f"-W_{tag} * (({expr}) / T_{tag}) ** 2"
+    if form == "linear" and hint.kind == "error":
+        return f"-W_{tag} * ({expr}) / T_{tag}"
+    if form == "linear":
+        return f"W_{tag} * ({expr}) / T_{tag}"
+    if form == "tanh":
+        return f"W_{tag} * math.tanh(({expr}) / T_{tag})"
+    if form == "flag":
+        return f"W_{tag} * (1.0 if {expr} else 0.0)"
+    return f"W_{tag}" if expr.strip() == "1.0" else f"W_{tag} * ({expr})"
+
+
+class BuiltinDesigner:
+    """Evolves shaping-hint compositions; see the module docstring."""
+
+    name = "builtin"
+
+    def __init__(self, sigma: float = 0.6) -> None:
+        self.sigma = sigma
+        self.usage = Usage()
+
+    def propose(self, ctx: DesignContext) -> list[Proposal]:
+        hints = ctx.task.spec.hints + ctx.task.task.hints
+        rng = np.random.default_rng([ctx.seed, ctx.iteration, 20261126])
+        seen = {source_hash(c.source) for c in ctx.history}
+        parent_genome, parent_id = self._parent_genome(ctx, hints)
+        guided, notes = self._guidance(ctx, parent_genome, hints)
+        second = self._second_genome(ctx, hints, parent_id)
+        proposals = []
+        for k in range(ctx.samples):
+            if ctx.iteration == 0 and not ctx.history and k == 0:
+                genome, note = guided, "the spec's default composition"
+            elif k == 0 and notes:
+                genome, note = guided, "; ".join(notes)
+            elif k == 1 and second is not None:
+                genome = self._mutate(self._crossover(guided, second, rng), hints, rng, strength=0.5)
+                note = "crossover of the two best, lightly mutated"
+            else:
+                genome = self._mutate(guided, hints, rng, strength=1.0)
+                note = "random mutation" + (f" after: {'; '.join(notes)}" if notes else "")
+            source = render_genome(genome, hints, ctx.task.text, ctx.task.spec.name)
+            for _ in range(20):
+                if source_hash(source) not in seen:
+                    break
+                genome = self._mutate(genome, hints, rng, strength=1.0)
+                source = render_genome(genome, hints, ctx.task.text, ctx.task.spec.name)
+            seen.add(source_hash(source))
+            origin = {"designer": self.name, "parent": parent_id, "note": note,
+                      "genome": {name: asdict(gene) for name, gene in genome.items()}}
+            proposals.append(Proposal(source, origin))
+        return proposals
+
+    def repair(self, ctx: DesignContext, source: str, problem: str, attempt: int) -> Proposal | None:
+        return None  # its programs come from vetted hints; there is nothing to repair
+
+    # -- parents and guidance ------------------------------------------------------------------
+
+    def _parent_genome(self, ctx: DesignContext, hints: tuple[ShapingHint, ...]) -> tuple[Genome, str | None]:
+        parent = ctx.parent
+        if parent is not None and "genome" in parent.origin:
+            return _genome_from(parent.origin["genome"], hints), parent.id
+        return _default_genome(hints), None
+
+    def _second_genome(self, ctx: DesignContext, hints: tuple[ShapingHint, ...], parent_id: str | None) -> Genome | None:
+        others = sorted((c for c in ctx.scored if c.id != parent_id and "genome" in c.origin),
+                        key=lambda c: c.fitness or -math.inf, reverse=True)
+        return _genome_from(others[0].origin["genome"], hints) if others else None
+
+    def _guidance(self, ctx: DesignContext, genome: Genome, hints: tuple[ShapingHint, ...]) -> tuple[Genome, list[str]]:
+        genome = dict(genome)
+        notes: list[str] = []
+        required = {h.name for h in hints if not h.optional}
+        analysis = ctx.parent.analysis if ctx.parent is not None and ctx.parent.analysis else {}
+        for name, stats in analysis.get("components", {}).items():
+            if name not in genome:
+                continue
+            flags = set(stats.get("flags", []))
+            gene = genome[name]
+            if flags & {"against", "hacked"}:
+                if name in required:
+                    genome[name] = replace(gene, weight=gene.weight * 0.5)
+                    notes.append(f"halved {name} ({', '.join(sorted(flags & {'against', 'hacked'}))})")
+                else:
+                    genome[name] = replace(gene, on=False)
+                    notes.append(f"dropped {name} ({', '.join(sorted(flags & {'against', 'hacked'}))})")
+            elif "dominant" in flags:
+                genome[name] = replace(gene, weight=gene.weight * 0.5)
+                notes.append(f"halved dominant {name}")
+            elif "flat" in flags and gene.form in ("exp", "tanh"):
+                genome[name] = replace(gene, temp=gene.temp * 0.5)
+                notes.append(f"sharpened flat {name}")
+        for text in ctx.feedback:
+            for sentence in re.split(r"[.;\n]", text.lower()):
+                for name in genome:
+                    if name.replace("_", " ") not in sentence and name not in sentence:
+                        continue
+                    gene = genome[name]
+                    if _OFF.search(sentence):
+                        genome[name] = replace(gene, on=False)
+                        notes.append(f"feedback: dropped {name}")
+                    elif _MORE.search(sentence):
+                        genome[name] = replace(gene, on=True, weight=gene.weight * 2)
+                        notes.append(f"feedback: doubled {name}")
+                    elif _LESS.search(sentence):
+                        genome[name] = replace(gene, weight=gene.weight * 0.5)
+                        notes.append(f"feedback: halved {name}")
+        if not any(g.on for g in genome.values()):
+            genome = _default_genome(hints)
+        return genome, notes
+
+    # -- variation -----------------------------------------------------------------------------
+
+    def _mutate(self, genome: Genome, hints: tuple[ShapingHint, ...], rng: np.random.Generator,
+                strength: float) -> Genome:
+        genome = dict(genome)
+        by_name = {h.name: h for h in hints}
+        names = list(genome)
+        changes = 1 + int(rng.integers(0, max(2, len(names) // 2)))
+        for name in rng.choice(names, size=min(changes, len(names)), replace=False):
+            hint, gene = by_name[str(name)], genome[str(name)]
+            roll = rng.random()
+            if hint.optional and roll < 0.2:
+                gene = replace(gene, on=not gene.on)
+            elif roll < 0.35 and len(_FORMS[hint.kind]) > 1:
+                forms = [f for f in _FORMS[hint.kind] if f != gene.form]
+                gene = replace(gene, form=str(rng.choice(forms)))
+            elif roll < 0.7 or hint.kind in ("flag", "constant"):
+                gene = replace(gene, weight=gene.weight * math.exp(rng.normal(0, self.sigma * strength)))
+            else:
+                gene = replace(gene, temp=gene.temp * math.exp(rng.normal(0, self.sigma * strength)))
+            genome[str(name)] = gene
+        if not any(g.on for g in genome.values()):
+            first = next(h.name for h in hints if not h.optional) if any(not h.optional for h in hints) else names[0]
+            genome[first] = replace(genome[first], on=True)
+        return genome
+
+    @staticmethod
+    def _crossover(a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
+        return {name: (a[name] if rng.random() < 0.5 else b.get(name, a[name])) for name in a}
+
+
+def _genome_from(data: dict[str, Any], hints: tuple[ShapingHint, ...]) -> Genome:
+    genome = _default_genome(hints)
+    for name, gene in data.items():
+        if name in genome:
+            genome[name] = Gene(**gene)
+    return genome
+
+

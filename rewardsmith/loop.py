@@ -1,0 +1,534 @@
+"""The search: iterations of design, critique, training and selection, written to the run as it goes.
+
+Each iteration: the designer proposes K programs; the critic checks each (a refused one goes back
+to the designer for repair, up to ``repairs`` times); the accepted ones train in parallel on the
+process pool; the best so far is kept; a person (or a hook) may add feedback or pick the parent.
+
+Everything is an event in ``events.jsonl``. :func:`resume_search` rebuilds the state from those
+events: finished candidates are not trained again, recorded proposals are not asked for again.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from rewardsmith.candidate import Candidate, candidate_id, source_hash
+from rewardsmith.critic import Critic, Verdict
+from rewardsmith.designer.base import DesignContext, Designer, Proposal
+from rewardsmith.errors import BudgetExceeded, LLMError, RunDirError, UsageError
+from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, default_workers
+from rewardsmith.runs import RunDir
+from rewardsmith.task import ResolvedTask, TaskRef
+from rewardsmith.training import TrainConfig, TrainingResult
+
+__all__ = ["IterationDecision", "LoopHooks", "SearchConfig", "SearchState", "resume_search", "run_search"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a search runs; recorded in run.json."""
+
+    iterations: int = 3
+    samples: int = 4
+    """Candidates per iteration (K)."""
+    timesteps: int | None = None
+    """PPO steps per candidate; None takes the env spec's budget."""
+    seed: int = 0
+    workers: int = field(default_factory=default_workers)
+    """Trainings run side by side (processes, one torch thread each)."""
+    device: str = "auto"
+    repairs: int = 2
+    """Times a refused or crashed candidate goes back to the designer."""
+    checkpoints: int = 10
+    eval_episodes: int = 5
+    final_episodes: int = 10
+    media: bool = True
+    """Render a GIF of each iteration's best policy."""
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "samples", "workers"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name} must be at least 1")
+        if self.timesteps is not None and self.timesteps < 64:
+            raise UsageError("--timesteps must be at least 64")
+        if self.repairs < 0:
+            raise UsageError("--repairs must be 0 or more")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise UsageError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+
+    def train_config(self, task: ResolvedTask, seed_offset: int = 0) -> TrainConfig:
+        return TrainConfig(
+            timesteps=self.timesteps or task.spec.ppo.timesteps,
+            seed=self.seed + seed_offset,
+            device=self.device,
+            checkpoints=self.checkpoints,
+            eval_episodes=self.eval_episodes,
+            final_episodes=self.final_episodes,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class IterationDecision:
+    """What a person (or hook) decided after an iteration."""
+
+    stop: bool = False
+    feedback: list[str] = field(default_factory=list)
+    parent: str | None = None
+    """Use this candidate as the next iteration's parent instead of the best."""
+
+
+class LoopHooks:
+    """Callbacks on the caller's thread; override what you need (the CLI renders with them)."""
+
+    def on_run_start(self, state: SearchState) -> None: ...
+
+    def on_iteration_start(self, state: SearchState, iteration: int) -> None: ...
+
+    def on_candidate(self, state: SearchState, candidate: Candidate) -> None: ...
+
+    def on_progress(self, state: SearchState, candidate: Candidate, checkpoint: dict[str, Any]) -> None: ...
+
+    def on_iteration_end(self, state: SearchState, iteration: int) -> IterationDecision | None:
+        return None
+
+    def on_run_end(self, state: SearchState) -> None: ...
+
+
+@dataclass
+class SearchState:
+    """The search so far, rebuilt from the event log on resume."""
+
+    run: RunDir
+    task: ResolvedTask
+    config: SearchConfig
+    designer: str
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    feedback: dict[int, list[str]] = field(default_factory=dict)
+    """Feedback to give the designer when it proposes iteration N."""
+    parents: dict[int, str] = field(default_factory=dict)
+    iterations_done: int = 0
+    status: str = "running"
+    stop_reason: str | None = None
+
+    @property
+    def best(self) -> Candidate | None:
+        scored = [c for c in self.candidates.values() if c.status == "scored"]
+        return max(scored, key=lambda c: (c.fitness, -c.iteration, -c.index)) if scored else None
+
+    def of_iteration(self, iteration: int) -> list[Candidate]:
+        return [c for c in self.candidates.values() if c.iteration == iteration]
+
+    def parent_for(self, iteration: int) -> Candidate | None:
+        chosen = self.parents.get(iteration)
+        if chosen and chosen in self.candidates:
+            return self.candidates[chosen]
+        return self.best
+
+
+# ----------------------------------------------------------------------------------------- entry
+
+
+def run_search(
+    run: RunDir,
+    task_ref: TaskRef,
+    designer: Designer,
+    config: SearchConfig,
+    hooks: LoopHooks | None = None,
+) -> SearchState:
+    """Start a new search in ``run`` (an empty run directory)."""
+    from rewardsmith import __version__
+
+    task = task_ref.resolve()
+    run.write_json(run.run_json, {
+        "rewardsmith": __version__,
+        "task": task_ref.to_dict(),
+        "config": config.to_dict(),
+        "designer": designer.name,
+        "status": "running",
+        "scored_on_default": task.scored_on_default,
+    })
+    run.append_event("run_started", task=task_ref.to_dict(), config=config.to_dict(), designer=designer.name)
+    state = SearchState(run, task, config, designer.name)
+    return _search(state, designer, hooks or LoopHooks(), until=config.iterations)
+
+
+def resume_search(run: RunDir, designer: Designer, iterations: int | None = None,
+                  hooks: LoopHooks | None = None, workers: int | None = None) -> SearchState:
+    """Continue a stopped, interrupted or finished search.
+
+    Args:
+        iterations: further iterations after the last finished one; None finishes the original plan.
+    """
+    state = load_state(run)
+    if workers is not None:
+        state.config = SearchConfig.from_dict({**state.config.to_dict(), "workers": workers})
+    if iterations is not None:
+        until = state.iterations_done + iterations
+    else:
+        until = state.config.iterations
+        if state.iterations_done >= until:
+            raise UsageError(f"{run.root} finished all {until} iterations; pass --iterations N to search N more")
+    run.update_run(status="running")
+    run.append_event("run_resumed", iterations_done=state.iterations_done, until=until)
+    state.status = "running"
+    return _search(state, designer, hooks or LoopHooks(), until=until)
+
+
+def load_state(run: RunDir) -> SearchState:
+    """The search state recorded in ``run``'s event log and files."""
+    info = run.read_run()
+    try:
+        task_ref = TaskRef.from_dict(info["task"])
+        config = SearchConfig.from_dict(info["config"])
+    except (KeyError, TypeError) as exc:
+        raise RunDirError(f"{run.run_json} is damaged: {exc}") from None
+    state = SearchState(run, task_ref.resolve(), config, info.get("designer", "builtin"),
+                        status=info.get("status", "running"))
+    for event in run.iter_events():
+        _apply_event(state, event)
+    return state
+
+
+def record_feedback(run: RunDir, text: str) -> int:
+    """Record human feedback on a run; it reaches the designer when the search resumes.
+
+    Returns:
+        The iteration whose proposals will receive it.
+    """
+    if not text.strip():
+        raise UsageError("feedback text is empty")
+    state = load_state(run)
+    iteration = state.iterations_done
+    run.append_event("feedback", iteration=iteration, text=text)
+    return iteration
+
+
+# ------------------------------------------------------------------------------------ the search
+
+
+def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int) -> SearchState:
+    run, config = state.run, state.config
+    hooks.on_run_start(state)
+    try:
+        with ProcessPool(config.workers) as pool, Critic(state.task.spec, state.task.task) as critic:
+            for iteration in range(state.iterations_done, until):
+                hooks.on_iteration_start(state, iteration)
+                _run_iteration(state, designer, hooks, pool, critic, iteration)
+                state.iterations_done = iteration + 1
+                best = state.best
+                run.append_event("iteration_finished", iteration=iteration, best=best.id if best else None,
+                                 best_fitness=best.fitness if best else None)
+                _write_summary(state, designer)
+                decision = hooks.on_iteration_end(state, iteration)
+                if decision is not None:
+                    _apply_decision(state, decision, iteration + 1)
+                    if decision.stop:
+                        state.status, state.stop_reason = "stopped", "stopped by the user"
+                        break
+        if state.status == "running":
+            state.status = "finished"
+    except BudgetExceeded as exc:
+        state.status, state.stop_reason = "stopped", str(exc)
+    except LLMError as exc:
+        state.status, state.stop_reason = "failed", str(exc)
+        _finish(state, designer)
+        raise
+    except KeyboardInterrupt:
+        state.status, state.stop_reason = "interrupted", "interrupted (Ctrl-C); resume with `rewardsmith resume`"
+        _finish(state, designer)
+        raise
+    _finish(state, designer)
+    hooks.on_run_end(state)
+    return state
+
+
+def _finish(state: SearchState, designer: Designer) -> None:
+    run = state.run
+    if state.best is not None:
+        export_best(state)
+    run.update_run(status=state.status, stop_reason=state.stop_reason)
+    run.append_event("run_" + state.status, reason=state.stop_reason)
+    _write_summary(state, designer)
+
+
+def _apply_decision(state: SearchState, decision: IterationDecision, next_iteration: int) -> None:
+    for text in decision.feedback:
+        if text.strip():
+            state.run.append_event("feedback", iteration=next_iteration, text=text)
+            state.feedback.setdefault(next_iteration, []).append(text)
+    if decision.parent:
+        if decision.parent not in state.candidates:
+            raise UsageError(f"no candidate {decision.parent!r} in this run")
+        state.run.append_event("parent_chosen", iteration=next_iteration, id=decision.parent)
+        state.parents[next_iteration] = decision.parent
+
+
+def _context(state: SearchState, iteration: int) -> DesignContext:
+    history = [c for c in state.candidates.values() if c.iteration < iteration]
+    return DesignContext(
+        task=state.task, iteration=iteration, samples=state.config.samples, seed=state.config.seed,
+        history=history, parent=state.parent_for(iteration), feedback=list(state.feedback.get(iteration, [])),
+    )
+
+
+def _run_iteration(state: SearchState, designer: Designer, hooks: LoopHooks, pool: ProcessPool,
+                   critic: Critic, iteration: int) -> None:
+    run, config = state.run, state.config
+    ctx = _context(state, iteration)
+    recorded = {c.index: c for c in state.of_iteration(iteration)}
+    if len(recorded) < config.samples:
+        proposals = designer.propose(ctx)[: config.samples]
+        for index, proposal in enumerate(proposals):
+            if index in recorded:
+                continue
+            cand = Candidate(candidate_id(iteration, index), iteration, index, proposal.source, dict(proposal.origin))
+            _write_candidate_source(state, cand)
+            run.append_event("candidate_proposed", id=cand.id, iteration=iteration, index=index,
+                             source=cand.source, origin=cand.origin)
+            state.candidates[cand.id] = cand
+            hooks.on_candidate(state, cand)
+    todo = [c for c in state.of_iteration(iteration) if c.status in ("proposed", "training")]
+    while todo:
+        accepted = [c for c in todo if _check_with_repairs(state, designer, hooks, critic, ctx, c)]
+        failed = _train_all(state, hooks, pool, accepted)
+        todo = [c for c in failed if _repair_after_crash(state, designer, hooks, ctx, c)]
+
+
+def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks, critic: Critic,
+                        ctx: DesignContext, cand: Candidate) -> bool:
+    """Check ``cand``; while refused and repairs remain, ask the designer for a fix. True if accepted."""
+    run = state.run
+    while True:
+        verdict = critic.check(cand.source)
+        cand.verdict = verdict
+        paths = run.candidate(cand.iteration, cand.index)
+        run.write_json(paths.critic, verdict.to_dict())
+        run.append_event("candidate_checked", id=cand.id, verdict=verdict.to_dict(), source_hash=source_hash(cand.source))
+        if verdict.accepted:
+            cand.status = "proposed"
+            hooks.on_candidate(state, cand)
+            return True
+        cand.status = "rejected"
+        hooks.on_candidate(state, cand)
+        if len(cand.attempts) >= state.config.repairs:
+            _finished(state, cand, None)
+            return False
+        proposal = designer.repair(ctx, cand.source, verdict.explain(), len(cand.attempts) + 1)
+        if proposal is None:
+            _finished(state, cand, None)
+            return False
+        _record_repair(state, cand, proposal, verdict.explain())
+        hooks.on_candidate(state, cand)
+
+
+def _repair_after_crash(state: SearchState, designer: Designer, hooks: LoopHooks, ctx: DesignContext,
+                        cand: Candidate) -> bool:
+    """A candidate whose training failed goes back for repair while repairs remain."""
+    if len(cand.attempts) >= state.config.repairs or cand.result is None or not cand.result.reason:
+        return False
+    if cand.result.reason.get("code") == "worker_crashed" and "training process" in cand.result.reason.get("message", ""):
+        return False  # our process died, not the program's fault
+    proposal = designer.repair(ctx, cand.source, f"training failed: {cand.reason}", len(cand.attempts) + 1)
+    if proposal is None:
+        return False
+    _record_repair(state, cand, proposal, f"training failed: {cand.reason}")
+    hooks.on_candidate(state, cand)
+    return True
+
+
+def _record_repair(state: SearchState, cand: Candidate, proposal: Proposal, problem: str) -> None:
+    cand.attempts.append({"source": cand.source, "problem": problem})
+    cand.source = proposal.source
+    cand.origin = {**cand.origin, **proposal.origin, "repairs": len(cand.attempts)}
+    cand.status = "proposed"
+    cand.result = None
+    paths = state.run.candidate(cand.iteration, cand.index)
+    state.run.write_json(paths.attempts, cand.attempts)
+    _write_candidate_source(state, cand)
+    state.run.append_event("candidate_repaired", id=cand.id, attempt=len(cand.attempts), problem=problem,
+                           source=cand.source, origin=cand.origin)
+
+
+def _write_candidate_source(state: SearchState, cand: Candidate) -> None:
+    paths = state.run.candidate(cand.iteration, cand.index)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    from rewardsmith.runs import atomic_write_text
+
+    atomic_write_text(paths.reward, cand.source if cand.source.endswith("\n") else cand.source + "\n")
+    state.run.write_json(paths.origin, cand.origin)
+
+
+def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: list[Candidate]) -> list[Candidate]:
+    """Train candidates side by side; returns those whose training failed."""
+    futures: dict[Future, Candidate] = {}
+    for cand in cands:
+        paths = state.run.candidate(cand.iteration, cand.index)
+        train_config = state.config.train_config(state.task, seed_offset=0)
+        media = state.config.media
+        future = pool.submit(train_candidate_job, state.task.ref.to_dict(), cand.source, train_config, paths, media)
+        futures[future] = cand
+        cand.status = "training"
+        state.run.append_event("candidate_training", id=cand.id, source_hash=source_hash(cand.source))
+        hooks.on_candidate(state, cand)
+    failed = []
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+        for future, data in pool.drain_progress():
+            if future in futures:
+                hooks.on_progress(state, futures[future], data)
+        for future in done:
+            cand = futures[future]
+            try:
+                outcome = future.result()
+                result = TrainingResult.from_dict(outcome["result"])
+                cand.analysis = outcome.get("analysis")
+            except (WorkerDied, JobFailed) as exc:
+                reason = {"code": "worker_crashed", "message": str(exc), "line": None, "severity": "error"}
+                result = TrainingResult("failed", -math.inf, reason=reason)
+                state.run.write_json(state.run.candidate(cand.iteration, cand.index).curves, result.to_dict())
+            _finished(state, cand, result)
+            hooks.on_candidate(state, cand)
+            if cand.status == "failed":
+                failed.append(cand)
+    return failed
+
+
+def _finished(state: SearchState, cand: Candidate, result: TrainingResult | None) -> None:
+    if result is not None:
+        cand.result = result
+        cand.status = "scored" if result.status == "scored" else "failed"
+    state.run.append_event("candidate_finished", id=cand.id, status=cand.status, fitness=cand.fitness,
+                           reason=cand.reason, source_hash=source_hash(cand.source))
+
+
+# ------------------------------------------------------------------------------- the worker job
+
+
+def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig, paths: Any,
+                        media: bool) -> dict[str, Any]:
+    """Runs in a pool worker: train one candidate, write its files, return its result."""
+    from rewardsmith.executors import report_progress
+    from rewardsmith.runs import RunDir
+    from rewardsmith.training import train
+
+    task = TaskRef.from_dict(task_ref).resolve()
+    trained = train(task.spec, task.task, task.fitness, task.solved, source, config, policy_dir=paths.policy_dir,
+                    on_checkpoint=lambda c: report_progress(asdict(c)))
+    try:
+        outcome: dict[str, Any] = {"result": trained.result.to_dict(), "analysis": None}
+    finally:
+        trained.close()
+    writer = RunDir(paths.root)
+    writer.write_json(paths.curves, outcome["result"])
+    if outcome["analysis"] is not None:
+        writer.write_json(paths.analysis, outcome["analysis"])
+    return outcome
+
+
+# ------------------------------------------------------------------------------ state from events
+
+
+def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
+    kind = event.get("kind")
+    cands = state.candidates
+    if kind == "candidate_proposed":
+        cand = Candidate(event["id"], event["iteration"], event["index"], event["source"], event.get("origin", {}))
+        cands[cand.id] = cand
+    elif kind == "candidate_repaired" and event["id"] in cands:
+        cand = cands[event["id"]]
+        cand.attempts.append({"source": cand.source, "problem": event.get("problem", "")})
+        cand.source, cand.origin, cand.status, cand.result = event["source"], event.get("origin", {}), "proposed", None
+    elif kind == "candidate_checked" and event["id"] in cands:
+        cand = cands[event["id"]]
+        cand.verdict = Verdict.from_dict(event["verdict"])
+        cand.status = "proposed" if cand.verdict.accepted else "rejected"
+    elif kind == "candidate_finished" and event["id"] in cands:
+        cand = cands[event["id"]]
+        paths = state.run.candidate(cand.iteration, cand.index)
+        if event["status"] in ("scored", "failed") and paths.curves.is_file():
+            cand.result = TrainingResult.from_dict(state.run.read_json(paths.curves))
+            cand.status = event["status"]
+            if paths.analysis.is_file():
+                cand.analysis = state.run.read_json(paths.analysis)
+        elif event["status"] == "rejected":
+            cand.status = "rejected"
+    elif kind == "iteration_finished":
+        state.iterations_done = max(state.iterations_done, int(event["iteration"]) + 1)
+    elif kind == "feedback":
+        state.feedback.setdefault(int(event["iteration"]), []).append(event["text"])
+    elif kind == "parent_chosen":
+        state.parents[int(event["iteration"])] = event["id"]
+
+
+# ------------------------------------------------------------------------------------ the outputs
+
+
+def export_best(state: SearchState) -> None:
+    """Write the best candidate's standalone module and manifest into ``best/``."""
+    from rewardsmith.export import write_export
+
+    best = state.best
+    if best is None:
+        return
+    manifest = best_manifest(state, best)
+    write_export(state.run.best_dir / "reward.py", best.source, state.task.spec, manifest)
+    state.run.write_json(state.run.best_dir / "manifest.json", manifest)
+
+
+def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
+    return {
+        "task": state.task.text,
+        "task_name": state.task.task.name if not state.task.ref.fitness else state.task.ref.fitness,
+        "env": state.task.spec.gym_id,
+        "spec": state.task.spec.name,
+        "candidate": cand.id,
+        "fitness": cand.fitness,
+        "solved": state.task.solved if math.isfinite(state.task.solved) else None,
+        "fitness_doc": state.task.fitness_doc,
+        "run": str(state.run.root),
+        "source_hash": source_hash(cand.source),
+    }
+
+
+def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    best = state.best
+    best_entry = None
+    if best is not None:
+        best_entry = {
+            "id": best.id,
+            "fitness": best.fitness,
+            "reward_path": str(state.run.candidate(best.iteration, best.index).reward),
+            "export_path": str(state.run.best_dir / "reward.py"),
+            "solved": bool(best.fitness is not None and best.fitness >= state.task.solved),
+        }
+    return {
+        "task": state.task.text,
+        "env": state.task.spec.gym_id,
+        "task_name": state.task.task.name,
+        "fitness": state.task.ref.fitness or f"{state.task.spec.name}:{state.task.task.name}",
+        "solved_threshold": state.task.solved if math.isfinite(state.task.solved) else None,
+        "scored_on_default": state.task.scored_on_default,
+        "status": state.status,
+        "stop_reason": state.stop_reason,
+        "designer": state.designer,
+        "iterations_done": state.iterations_done,
+        "candidates": [c.summary() for c in state.candidates.values()],
+        "best": best_entry,
+        "usage": usage or {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0},
+    }
+
+
+def _write_summary(state: SearchState, designer: Designer) -> None:
+    state.run.write_json(state.run.summary_json, summary_of(state, designer.usage.to_dict()))

@@ -1,0 +1,106 @@
+"""Rich rendering of a running search: a live table of candidates, and the iteration summaries."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from rewardsmith.candidate import Candidate
+from rewardsmith.loop import IterationDecision, LoopHooks, SearchState
+
+__all__ = ["LiveProgress", "candidate_table", "fmt_fitness"]
+
+_STYLE = {"proposed": "cyan", "training": "yellow", "scored": "green", "rejected": "red", "failed": "red"}
+
+
+def fmt_fitness(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.4g}"
+
+
+def candidate_table(state: SearchState, progress: dict[str, dict[str, Any]] | None = None,
+                    iteration: int | None = None, title: str | None = None) -> Table:
+    """A table of candidates (one iteration's, or all) with status, fitness and reason."""
+    progress = progress or {}
+    best = state.best
+    table = Table(title=title, expand=False, show_lines=False)
+    table.add_column("id", no_wrap=True)
+    table.add_column("status")
+    table.add_column("fitness", justify="right")
+    table.add_column("success", justify="right")
+    table.add_column("training", no_wrap=True)
+    table.add_column("note / reason", overflow="fold", max_width=70)
+    cands = [c for c in state.candidates.values() if iteration is None or c.iteration == iteration]
+    for cand in cands:
+        star = " ★" if best is not None and cand.id == best.id else ""
+        status = Text(cand.status + star, style=_STYLE.get(cand.status, ""))
+        success = ""
+        if cand.result is not None and cand.status == "scored":
+            success = f"{cand.result.success_rate:.0%}"
+        training = ""
+        point = progress.get(cand.id)
+        if cand.status == "training" and point:
+            training = f"step {point['step']}: fitness {fmt_fitness(point['fitness'])}"
+        elif cand.result is not None and cand.result.steps:
+            training = f"{cand.result.steps} steps, {cand.result.seconds:.0f}s"
+        note = cand.reason or cand.origin.get("note", "")
+        if cand.attempts:
+            note = f"(repaired {len(cand.attempts)}×) {note}"
+        table.add_row(cand.id, status, fmt_fitness(cand.fitness), success, training, str(note))
+    return table
+
+
+class LiveProgress(LoopHooks):
+    """Shows each candidate's state in a live table; prints a summary after each iteration."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: dict[str, dict[str, Any]] = {}
+        self.live: Live | None = None
+        self.iteration = 0
+
+    def _render(self, state: SearchState) -> Group:
+        header = Text(f"iteration {self.iteration + 1}", style="bold")
+        return Group(header, candidate_table(state, self.progress, self.iteration))
+
+    def on_iteration_start(self, state: SearchState, iteration: int) -> None:
+        self.iteration = iteration
+        self.progress.clear()
+        self.live = Live(self._render(state), console=self.console, refresh_per_second=4, transient=False)
+        self.live.start()
+
+    def on_candidate(self, state: SearchState, candidate: Candidate) -> None:
+        if self.live is not None:
+            self.live.update(self._render(state))
+
+    def on_progress(self, state: SearchState, candidate: Candidate, checkpoint: dict[str, Any]) -> None:
+        self.progress[candidate.id] = checkpoint
+        if self.live is not None:
+            self.live.update(self._render(state))
+
+    def on_iteration_end(self, state: SearchState, iteration: int) -> IterationDecision | None:
+        if self.live is not None:
+            self.live.update(self._render(state))
+            self.live.stop()
+            self.live = None
+            self.console.print()
+        best = state.best
+        if best is not None:
+            self.console.print(f"best so far: [bold]{best.id}[/] fitness [bold]{fmt_fitness(best.fitness)}[/]"
+                               + (" (solved)" if best.fitness is not None and best.fitness >= state.task.solved
+                                  else ""))
+        return None
+
+    def on_run_end(self, state: SearchState) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None

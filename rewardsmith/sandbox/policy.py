@@ -1,0 +1,243 @@
+"""From untrusted source to a restricted code object, with every refusal worded for repair.
+
+Runs inside the sandbox worker: the host process never parses untrusted source. Order:
+caps on size and nesting (before the parser sees anything), ``ast.parse``, static checks
+(signature, imports, constructs, field names), a rewrite of harmless constructs RestrictedPython
+refuses (annotations, ``if __name__ == "__main__"`` blocks, ``from __future__``), then
+RestrictedPython's compiler.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import CodeType
+
+from RestrictedPython import compile_restricted_exec
+
+from rewardsmith.sandbox.issues import Issue
+
+__all__ = ["ALLOWED_IMPORTS", "CompileLimits", "FILENAME", "compile_reward"]
+
+FILENAME = "<reward>"
+ALLOWED_IMPORTS = ("math", "numpy", "typing")
+_VIEW_METHODS = frozenset({"keys"})
+
+
+@dataclass(frozen=True)
+class CompileLimits:
+    """Caps applied before parsing; each defeats a parser or compiler bomb."""
+
+    max_bytes: int = 64_000
+    max_lines: int = 2_000
+    max_bracket_depth: int = 40
+    max_indent_depth: int = 16
+    max_ast_depth: int = 80
+
+
+def compile_reward(
+    source: str, fields: Sequence[str], limits: CompileLimits = CompileLimits()
+) -> tuple[CodeType | None, list[Issue]]:
+    """Compile a reward program under the restricting policy.
+
+    Returns:
+        The code object (None when any error was found) and every issue found.
+    """
+    issues = _check_size(source, limits)
+    if issues:
+        return None, issues
+    try:
+        tree = ast.parse(source, filename=FILENAME)
+    except SyntaxError as exc:
+        text = (exc.text or "").strip()
+        detail = f": {text!r}" if text else ""
+        return None, [Issue("syntax", f"{exc.msg}{detail}", exc.lineno)]
+    except (RecursionError, MemoryError, ValueError) as exc:
+        return None, [Issue("too_deep", f"the parser gave up: {type(exc).__name__}: {exc}")]
+    if _ast_depth(tree) > limits.max_ast_depth:
+        return None, [Issue("too_deep", f"expressions nest deeper than {limits.max_ast_depth} levels; "
+                                        "split them into named intermediate values")]
+    issues = _check_tree(tree, fields)
+    if any(i.severity == "error" for i in issues):
+        return None, issues
+    tree = _Rewrite().visit(tree)
+    ast.fix_missing_locations(tree)
+    result = compile_restricted_exec(tree, filename=FILENAME)
+    for message in result.errors:
+        issues.append(_restricted_issue(message))
+    if result.errors or result.code is None:
+        return None, issues
+    return result.code, issues
+
+
+def _check_size(source: str, limits: CompileLimits) -> list[Issue]:
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        return [Issue("too_large", f"the program is {size} bytes; the cap is {limits.max_bytes}. "
+                                   "A reward function should be short: keep only compute_reward and its helpers")]
+    lines = source.count("\n") + 1
+    if lines > limits.max_lines:
+        return [Issue("too_large", f"the program has {lines} lines; the cap is {limits.max_lines}")]
+    if "\x00" in source:
+        return [Issue("syntax", "the program contains a NUL byte")]
+    depth = deepest = 0
+    for ch in source:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    if deepest > limits.max_bracket_depth:
+        return [Issue("too_deep", f"brackets nest {deepest} levels deep; the cap is {limits.max_bracket_depth}")]
+    indents = {len(line) - len(line.lstrip(" \t")) for line in source.splitlines() if line.strip()}
+    if len(indents) > limits.max_indent_depth:
+        return [Issue("too_deep", f"blocks nest more than {limits.max_indent_depth} levels deep")]
+    return []
+
+
+def _ast_depth(tree: ast.AST) -> int:
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def _check_tree(tree: ast.Module, fields: Sequence[str]) -> list[Issue]:
+    issues: list[Issue] = []
+    reward_fn = None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "compute_reward":
+            reward_fn = node
+    if reward_fn is None:
+        nested = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  and n.name == "compute_reward"]
+        where = " (it is defined, but not at module level)" if nested else ""
+        issues.append(Issue("no_compute_reward",
+                            "define a module-level function `def compute_reward(obs, action, next_obs, info):` "
+                            f"returning (total, components){where}"))
+    else:
+        issues.extend(_check_signature(reward_fn))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            issues.extend(_check_import(node))
+        elif isinstance(node, ast.ClassDef):
+            issues.append(Issue("forbidden_construct",
+                                f"class {node.name} is not allowed in reward code; use functions and "
+                                "module-level constants instead", node.lineno))
+        elif isinstance(node, (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)):
+            issues.append(Issue("forbidden_construct", "async code is not allowed in reward code",
+                                node.lineno))
+    if reward_fn is not None and not any(i.code == "bad_signature" for i in issues):
+        issues.extend(_check_fields(tree, reward_fn, fields))
+    return issues
+
+
+def _check_signature(fn: ast.FunctionDef) -> list[Issue]:
+    args = fn.args
+    positional = [a.arg for a in args.posonlyargs + args.args]
+    required_kwonly = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    expected = "(obs, action, next_obs, info)"
+    required = len(positional) - len(args.defaults)
+    takes_four = required <= 4 and (len(positional) >= 4 or args.vararg is not None) and not required_kwonly
+    if not takes_four:
+        got = ", ".join(positional + [f"*{args.vararg.arg}"] * bool(args.vararg) + required_kwonly)
+        return [Issue("bad_signature",
+                      f"compute_reward must take exactly four positional parameters {expected}; "
+                      f"it takes ({got})", fn.lineno)]
+    return []
+
+
+def _check_import(node: ast.Import | ast.ImportFrom) -> list[Issue]:
+    if isinstance(node, ast.ImportFrom):
+        if node.level:
+            return [Issue("forbidden_import", "relative imports are not allowed; import only math, numpy "
+                                              "and typing", node.lineno)]
+        modules = [node.module or ""]
+    else:
+        modules = [alias.name for alias in node.names]
+    issues = []
+    for module in modules:
+        root = module.split(".")[0]
+        if root == "__future__" or root in ALLOWED_IMPORTS:
+            continue
+        hint = ""
+        if root in ("torch", "tensorflow", "jax"):
+            hint = f"; {root} is not available: write the same math with numpy (import numpy as np)"
+        elif root in ("os", "sys", "subprocess", "socket", "pathlib", "shutil", "io", "builtins", "importlib"):
+            hint = "; reward code may not touch the system"
+        issues.append(Issue("forbidden_import",
+                            f"`import {module}` is not allowed: reward code may import only math, "
+                            f"numpy and typing{hint}", node.lineno))
+    return issues
+
+
+def _check_fields(tree: ast.Module, reward_fn: ast.FunctionDef, fields: Sequence[str]) -> list[Issue]:
+    """Refuse ``next_obs.name`` for names the env does not have, listing the valid ones."""
+    params = [a.arg for a in reward_fn.args.posonlyargs + reward_fn.args.args]
+    obs_names = {params[i] for i in (0, 2) if i < len(params)} | {"obs", "next_obs"}
+    valid = set(fields)
+    issues = []
+    seen = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in obs_names and isinstance(node.ctx, ast.Load)
+                and node.attr not in valid and node.attr not in _VIEW_METHODS
+                and not node.attr.startswith("_") and node.attr not in seen):
+            seen.add(node.attr)
+            issues.append(Issue("unknown_field",
+                                f"{node.value.id}.{node.attr} is not an observation field; "
+                                f"valid fields: {', '.join(fields)}", node.lineno))
+    return issues
+
+
+class _Rewrite(ast.NodeTransformer):
+    """Drop constructs that mean nothing at run time but that RestrictedPython refuses."""
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        node.body = [stmt for stmt in node.body if not (_is_main_guard(stmt) or _is_future_import(stmt))]
+        self.generic_visit(node)
+        if not node.body:
+            node.body = [ast.Pass()]
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        node.returns = None
+        for arg in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+            arg.annotation = None
+        for arg in (node.args.vararg, node.args.kwarg):
+            if arg is not None:
+                arg.annotation = None
+        self.generic_visit(node)
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.stmt:
+        if node.value is None:
+            return ast.copy_location(ast.Pass(), node)
+        return ast.copy_location(ast.Assign(targets=[node.target], value=node.value), node)
+
+
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    if not isinstance(stmt, ast.If) or not isinstance(stmt.test, ast.Compare):
+        return False
+    names = [n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)]
+    return names == ["__name__"]
+
+
+def _is_future_import(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"
+
+
+_LINE = re.compile(r"^Line (\d+): (.*)$", re.S)
+
+
+def _restricted_issue(message: str) -> Issue:
+    match = _LINE.match(message)
+    line, text = (int(match.group(1)), match.group(2)) if match else (None, message)
+    if "starts with \"_\"" in text:
+        text += " (names and attributes that start with an underscore are not available in reward code)"
+    return Issue("restricted", text, line)

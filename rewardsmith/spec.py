@@ -1,0 +1,416 @@
+"""Environment specs and tasks: what a designer may know about an environment.
+
+A bundled spec is a Python file in ``envs/`` that defines ``SPEC = EnvSpec(...)``; a user can
+write their own and pass its path as ``--env``. Any other registered Gymnasium id gets a spec
+derived by introspection (fields ``obs_0 … obs_n``, ranges from probe rollouts, the env's own
+return as the fitness).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from rewardsmith.episode import Episode, NamedValues
+from rewardsmith.errors import UnknownEnvError, UnknownTaskError, UsageError
+from rewardsmith.resources import bundled_dir, template_env
+
+__all__ = [
+    "EnvSpec",
+    "Field",
+    "PPOConfig",
+    "ShapingHint",
+    "TaskSpec",
+    "TerminationCause",
+    "env_reward_fitness",
+    "list_specs",
+    "load_spec",
+]
+
+FitnessFn = Callable[[Episode], float]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named scalar of the flat observation vector."""
+
+    name: str
+    """snake_case name used in reward code: ``next_obs.<name>``."""
+    index: int
+    """Position in the observation vector (``next_obs[index]``)."""
+    meaning: str = ""
+    """What it measures, in a few words."""
+    unit: str = ""
+    low: float | None = None
+    """Documented or observed lower bound (None where unbounded)."""
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class TerminationCause:
+    """A named reason an episode ends, tested on its last observation and info."""
+
+    name: str
+    """snake_case, e.g. ``pole_fell``."""
+    description: str
+    test: Callable[[NamedValues, dict[str, Any]], bool]
+    """True when a terminated episode ended for this reason."""
+
+
+@dataclass(frozen=True)
+class ShapingHint:
+    """One term the built-in designer may compose into a reward.
+
+    ``expr`` is a Python expression in the reward contract's vocabulary (``obs``, ``action``,
+    ``next_obs``, ``info``, ``math``, ``np``).
+    """
+
+    name: str
+    expr: str
+    kind: Literal["error", "gain", "flag", "constant"]
+    """error: a non-negative quantity to drive to zero; gain: a quantity to raise;
+    flag: a condition that pays ``weight`` when true; constant: paid every step."""
+    scale: float = 1.0
+    """Typical magnitude of ``expr``; the designer sets temperatures and gains from it."""
+    weight: float = 1.0
+    """Starting weight (negative for penalties on flags)."""
+    optional: bool = False
+    """The designer may leave it out."""
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO settings that learn this env in a short budget (rl-baselines3-zoo's tuned values)."""
+
+    n_envs: int = 8
+    n_steps: int = 2048
+    batch_size: int = 64
+    n_epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    learning_rate: float = 3e-4
+    linear_lr: bool = False
+    """Decay the learning rate linearly to zero over the budget (zoo's ``lin_``)."""
+    clip_range: float = 0.2
+    linear_clip: bool = False
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    normalize_obs: bool = False
+    """Wrap the vector env in VecNormalize for observations (reward is never normalised)."""
+    log_std_init: float | None = None
+    ortho_init: bool = True
+    timesteps: int = 50_000
+    """Default training budget per candidate."""
+    schedule_horizon: int | None = None
+    """Steps over which linear schedules fall to zero (the zoo's ``n_timesteps``), whatever the budget,
+    so a short training follows the tuned schedule instead of a compressed one."""
+
+    def sb3_kwargs(self, total_timesteps: int) -> dict[str, Any]:
+        """Keyword arguments for ``stable_baselines3.PPO`` for a training of ``total_timesteps``."""
+        lr: Any = self.learning_rate
+        clip: Any = self.clip_range
+        horizon = self.schedule_horizon or total_timesteps
+        stretch = total_timesteps / horizon
+        if self.linear_lr:
+            lr = _Linear(self.learning_rate, stretch)
+        if self.linear_clip:
+            clip = _Linear(self.clip_range, stretch)
+        policy_kwargs: dict[str, Any] = {}
+        if self.log_std_init is not None:
+            policy_kwargs["log_std_init"] = self.log_std_init
+        if not self.ortho_init:
+            policy_kwargs["ortho_init"] = False
+        batch = min(self.batch_size, self.n_steps * self.n_envs)
+        return dict(
+            n_steps=self.n_steps,
+            batch_size=batch,
+            n_epochs=self.n_epochs,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            learning_rate=lr,
+            clip_range=clip,
+            ent_coef=self.ent_coef,
+            vf_coef=self.vf_coef,
+            max_grad_norm=self.max_grad_norm,
+            use_sde=self.use_sde,
+            sde_sample_freq=self.sde_sample_freq,
+            policy_kwargs=policy_kwargs or None,
+        )
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """A picklable linear schedule from ``start`` towards zero.
+
+    SB3 passes the remaining progress of the current training (1 → 0); ``stretch`` is this
+    training's budget over the schedule's horizon, so the value falls by ``stretch`` of the way.
+    """
+
+    start: float
+    stretch: float = 1.0
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.start * max(1.0 - (1.0 - progress_remaining) * self.stretch, 0.0)
+
+
+def env_reward_fitness(episode: Episode) -> float:
+    """The episode's return under the environment's own reward."""
+    return episode.env_return
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A goal on an environment, with the trusted fitness that measures it."""
+
+    name: str
+    description: str
+    """The task text a designer receives when the user gives none."""
+    fitness: FitnessFn
+    fitness_doc: str
+    """How fitness is computed, for people and for ``describe``."""
+    solved: float
+    """Mean fitness at or above which the task counts as solved."""
+    reference_reward: str | None = None
+    """A hand-written reward program (the human baseline); None means the env's own reward."""
+    sparse_reward: str | None = None
+    """The task's success signal alone, as a reward program (the sparse baseline)."""
+    hints: tuple[ShapingHint, ...] = ()
+    """Terms the built-in designer composes (added to the env's generic hints)."""
+    default: bool = False
+    """The env's own goal, measured by its own reward."""
+    wrappers: tuple[Callable[[gym.Env], gym.Env], ...] = ()
+    """Wrappers the task needs on the env (e.g. one that ignores the env's own termination)."""
+    env_changes: str = ""
+    """What ``wrappers`` change, in words the designer is told."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What the designer may know about an environment."""
+
+    name: str
+    gym_id: str
+    description: str
+    fields: tuple[Field, ...]
+    actions: str
+    """What the actions mean."""
+    reward_doc: str
+    """The env's own reward, in words (reward code may read it as ``info["env_reward"]``)."""
+    terminations: tuple[TerminationCause, ...]
+    tasks: tuple[TaskSpec, ...]
+    ppo: PPOConfig = PPOConfig()
+    hints: tuple[ShapingHint, ...] = ()
+    """Generic terms usable for any task on this env."""
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+    extra: str | None = None
+    """The pip extra this env needs (``box2d``), if any."""
+    source: str = "bundled"
+    """Where the spec came from: ``bundled``, a file path, or ``introspected``."""
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def default_task(self) -> TaskSpec:
+        for task in self.tasks:
+            if task.default:
+                return task
+        return self.tasks[0]
+
+    def task(self, name: str | None) -> TaskSpec:
+        """The task called ``name``, or the default task for None."""
+        if name is None:
+            return self.default_task
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        names = ", ".join(t.name for t in self.tasks)
+        raise UnknownTaskError(f"env {self.name!r} has no task {name!r}; its tasks: {names}")
+
+    def make(self, task: TaskSpec | None = None, render_mode: str | None = None) -> gym.Env:
+        """A fresh env, with the task's wrappers applied."""
+        env = gym.make(self.gym_id, render_mode=render_mode, **self.make_kwargs)
+        for wrap in (task.wrappers if task else ()):
+            env = wrap(env)
+        return env
+
+    def termination_cause(self, final_obs: NamedValues, info: dict[str, Any], truncated: bool) -> str:
+        """The name of the cause that ended an episode (``timeout`` when truncated)."""
+        if truncated:
+            return "timeout"
+        for cause in self.terminations:
+            try:
+                if cause.test(final_obs, info):
+                    return cause.name
+            except Exception:  # a spec predicate must never break an analysis
+                continue
+        return "terminated"
+
+    def describe(self, task: TaskSpec | None = None, prompts_dir: Path | None = None) -> str:
+        """The compact representation a designer receives (``rewardsmith describe``)."""
+        template = template_env(prompts_dir).get_template("env.j2")
+        return template.render(spec=self, task=task or self.default_task, facts=self.facts())
+
+    def facts(self) -> dict[str, Any]:
+        """What the env itself says: its action space in words and its time limit."""
+        return _env_facts(self.gym_id, tuple(sorted(self.make_kwargs.items())))
+
+
+@cache
+def _env_facts(gym_id: str, make_kwargs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    env = gym.make(gym_id, **dict(make_kwargs))
+    try:
+        return {
+            "action_space": describe_space(env.action_space),
+            "discrete": isinstance(env.action_space, gym.spaces.Discrete),
+            "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
+        }
+    finally:
+        env.close()
+
+
+def describe_space(space: gym.Space) -> str:
+    """A short human-readable description of a Gymnasium space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return f"discrete: an int in 0..{int(space.n) - 1}"
+    if isinstance(space, gym.spaces.Box):
+        low = np.array2string(space.low, precision=3)
+        high = np.array2string(space.high, precision=3)
+        return f"continuous: a float array of shape {space.shape}, low {low}, high {high}"
+    return str(space)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def list_specs() -> list[EnvSpec]:
+    """Every bundled spec, in name order (specs whose extra is not installed are skipped)."""
+    specs = []
+    for path in sorted(bundled_dir("envs").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        specs.append(_load_spec_file(str(path)))
+    return sorted(specs, key=lambda s: s.name)
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.stem.replace("_", "-") for p in bundled_dir("envs").glob("*.py") if not p.name.startswith("_"))
+
+
+def load_spec(name: str) -> EnvSpec:
+    """An EnvSpec from a bundled short name, a spec file path, a Gymnasium id, or ``module:Class``.
+
+    Raises:
+        UnknownEnvError: nothing by that name exists.
+    """
+    if not name or not name.strip():
+        raise UnknownEnvError("an env name is required (try `rewardsmith envs`)")
+    name = name.strip()
+    bundled = bundled_dir("envs") / f"{name.replace('-', '_')}.py"
+    if bundled.is_file():
+        return _load_spec_file(str(bundled))
+    for spec in list_specs():
+        if spec.gym_id == name:
+            return spec
+    path = Path(name)
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise UnknownEnvError(f"spec file {name!r} does not exist")
+        spec = _load_spec_file(str(path.resolve()))
+        return replace(spec, source=str(path))
+    return introspect(name)
+
+
+@cache
+def _load_spec_file(path: str) -> EnvSpec:
+    module_name = f"rewardsmith_envs_{Path(path).stem}_{abs(hash(path))}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise UnknownEnvError(f"cannot load spec file {path}")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module  # so fitness functions pickle across processes
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise UsageError(f"spec file {path} failed to load: {type(exc).__name__}: {exc}") from exc
+    spec = getattr(module, "SPEC", None)
+    if not isinstance(spec, EnvSpec):
+        raise UsageError(f"spec file {path} defines no SPEC = EnvSpec(...)")
+    return spec
+
+
+def introspect(gym_id: str, probe_steps: int = 2000, seed: int = 0) -> EnvSpec:
+    """A spec derived from a Gymnasium env's spaces and a random probe rollout.
+
+    Raises:
+        UnknownEnvError: the id is not registered or cannot be made.
+    """
+    try:
+        env = gym.make(gym_id)
+    except gym.error.Error as exc:
+        known = ", ".join(bundled_names())
+        raise UnknownEnvError(f"unknown env {gym_id!r}: bundled envs are {known}; "
+                              f"or give a registered Gymnasium id or a spec file ({exc})") from None
+    except Exception as exc:  # the env's own constructor failed (a missing extra, say)
+        raise UnknownEnvError(f"env {gym_id!r} could not be made: {type(exc).__name__}: {exc}") from None
+    try:
+        obs_space = env.observation_space
+        if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+            raise UsageError(f"env {gym_id!r} has observation space {obs_space}; "
+                             "rewardsmith needs a flat Box observation (write a spec file with a wrapper)")
+        dim = obs_space.shape[0]
+        obs, _ = env.reset(seed=seed)
+        rows = [obs]
+        for _ in range(probe_steps):
+            obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            rows.append(obs)
+            if terminated or truncated:
+                obs, _ = env.reset()
+                rows.append(obs)
+        seen = np.asarray(rows, dtype=np.float64)
+        fields = tuple(
+            Field(name=f"obs_{i}", index=i, meaning="observation component (no documentation available)",
+                  low=float(seen[:, i].min()), high=float(seen[:, i].max()))
+            for i in range(dim)
+        )
+        threshold = env.spec.reward_threshold if env.spec is not None else None
+        actions = describe_space(env.action_space)
+    finally:
+        env.close()
+    task = TaskSpec(
+        name="default",
+        description=f"Maximise the return of {gym_id}'s own reward.",
+        fitness=env_reward_fitness,
+        fitness_doc="the episode's return under the env's own reward",
+        solved=float(threshold) if threshold is not None else math.inf,
+        default=True,
+        hints=(ShapingHint("env_reward", 'info["env_reward"]', "gain", scale=1.0, weight=1.0,
+                           doc="the environment's own reward"),),
+    )
+    return EnvSpec(
+        name=gym_id,
+        gym_id=gym_id,
+        description=f"{gym_id} (introspected: field names and ranges come from a random rollout)",
+        fields=fields,
+        actions=actions,
+        reward_doc="the env's own reward (undocumented: introspected env)",
+        terminations=(),
+        tasks=(task,),
+        source="introspected",
+    )
+

@@ -1,0 +1,113 @@
+"""A task: the text the designer reads, the env, and the trusted fitness that scores candidates.
+
+:class:`TaskRef` is what a run records and what crosses into training processes (plain strings);
+:meth:`TaskRef.resolve` loads the spec and the fitness wherever it is needed.
+
+A fitness file is the user's own trusted Python::
+
+    # my_fitness.py
+    SOLVED = 400.0          # optional: the mean fitness that counts as solved
+
+    def fitness(episode):   # rewardsmith.episode.Episode
+        \"\"\"Steps with the cart right of x = 0.5.\"\"\"
+        return float((episode.obs.cart_position[1:] > 0.5).sum())
+
+and is passed as ``--fitness my_fitness.py:fitness``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardsmith.episode import Episode
+from rewardsmith.errors import UsageError
+from rewardsmith.spec import EnvSpec, TaskSpec, load_spec
+
+__all__ = ["ResolvedTask", "TaskRef", "load_fitness"]
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A task as plain strings: safe to record in run.json and to send to worker processes."""
+
+    env: str
+    """Bundled short name, spec file path, or Gymnasium id."""
+    text: str
+    """What the designer is asked to achieve."""
+    task: str | None = None
+    """A task the spec names; None for the spec's default task."""
+    fitness: str | None = None
+    """``FILE.py:FUNCTION`` of the user's own fitness; overrides the task's fitness."""
+
+    def resolve(self) -> ResolvedTask:
+        spec = load_spec(self.env)
+        task = spec.task(self.task)
+        if self.fitness:
+            fn, solved, doc = load_fitness(self.fitness)
+            return ResolvedTask(self, spec, task, fn, solved, doc, scored_on_default=False)
+        scored_on_default = self.task is None and self.text.strip() != task.description.strip()
+        return ResolvedTask(self, spec, task, task.fitness, task.solved, task.fitness_doc, scored_on_default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskRef:
+        return cls(env=data["env"], text=data["text"], task=data.get("task"), fitness=data.get("fitness"))
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    ref: TaskRef
+    spec: EnvSpec
+    task: TaskSpec
+    fitness: Callable[[Episode], float]
+    solved: float
+    fitness_doc: str
+    scored_on_default: bool
+    """No ``--task`` and no ``--fitness``: candidates are scored on the env's default goal, whatever the text says."""
+
+    @property
+    def text(self) -> str:
+        return self.ref.text
+
+
+def load_fitness(reference: str) -> tuple[Callable[[Episode], float], float, str]:
+    """Load ``FILE.py:FUNCTION``; return the function, its solved threshold (``SOLVED``, else +inf) and its doc.
+
+    Raises:
+        UsageError: the file or function does not exist or does not load.
+    """
+    path_text, sep, name = reference.rpartition(":")
+    if not sep or not path_text or not name:
+        raise UsageError(f"--fitness takes FILE.py:FUNCTION, got {reference!r}")
+    path = Path(path_text)
+    if not path.is_file():
+        raise UsageError(f"fitness file {path_text!r} does not exist")
+    module_name = f"rewardsmith_fitness_{path.stem}_{abs(hash(str(path.resolve())))}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise UsageError(f"cannot load fitness file {path_text!r}")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise UsageError(f"fitness file {path_text!r} failed to load: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise UsageError(f"fitness file {path_text!r} defines no function {name!r}")
+    try:
+        inspect.signature(fn).bind(None)
+    except TypeError:
+        raise UsageError(f"fitness function {name!r} must take one argument, the episode") from None
+    solved = getattr(fn, "solved", getattr(module, "SOLVED", math.inf))
+    doc = inspect.getdoc(fn) or f"{name} from {path.name}"
+    return fn, float(solved), doc.splitlines()[0]

@@ -1,0 +1,441 @@
+"""One candidate's short training: reward wrapper, SB3 PPO, checkpoint evaluations.
+
+The story, top to bottom:
+
+1. :class:`DeferredRewardVecEnv` sits between the vector env and PPO. It records every
+   transition and hands PPO a zero reward; PPO's own bookkeeping (including the time-limit
+   bootstrap it adds to the reward) is untouched.
+2. :class:`DeferredRewardBuffer`, PPO's rollout buffer, asks the wrapper for the rewards of the
+   whole rollout just before computing advantages, and adds them in. One exchange with the
+   sandbox worker per rollout (not per step) is what keeps sandboxing nearly free.
+3. A callback evaluates the true fitness about ten times over training and snapshots each
+   reward component's statistics (Eureka's reward reflection).
+4. :func:`train` wires it together and turns any failure of the reward into a *failed* result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rewardsmith.episode import Episode
+from rewardsmith.rollouts import annotate_components, record_episodes, score_episodes
+from rewardsmith.sandbox import Issue, RewardCallError, RewardSandbox, SandboxLimits, Transitions, plain_info
+from rewardsmith.spec import EnvSpec, TaskSpec
+
+__all__ = ["Checkpoint", "TrainConfig", "TrainedPolicy", "TrainingResult", "train"]
+
+BatchReward = Callable[[Transitions], tuple[np.ndarray, list[dict[str, float]]]]
+_IGNORED_INFO = frozenset({"episode", "terminal_observation", "TimeLimit.truncated"})
+
+EVAL_SEED = 10_000
+FINAL_SEED = 20_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one candidate is trained and judged."""
+
+    timesteps: int
+    """Environment steps of PPO training."""
+    seed: int = 0
+    device: str = "auto"
+    """Passed to SB3: ``auto`` takes CUDA when present (small MLPs often train faster on CPU)."""
+    checkpoints: int = 10
+    """Fitness evaluations over training (the learning curve)."""
+    eval_episodes: int = 5
+    """Episodes per checkpoint evaluation."""
+    final_episodes: int = 10
+    """Episodes of the final evaluation, whose mean fitness scores the candidate."""
+    torch_threads: int = 1
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    reward_chunk: int = 1024
+    """Transitions per exchange with the sandbox worker."""
+    save_policy: bool = True
+
+
+@dataclass
+class Checkpoint:
+    """The state of training at one evaluation."""
+
+    step: int
+    fitness: float
+    fitness_std: float
+    success_rate: float
+    episode_length: float
+    shaped_return: float | None
+    """Mean return under the candidate reward of training episodes finished since the last checkpoint."""
+    env_return: float | None
+    """Mean return under the env's own reward of the same episodes."""
+    components: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per component: mean, std, min, max of its per-step values since the last checkpoint."""
+
+
+@dataclass
+class TrainingResult:
+    """What a training produced; written to ``curves.json``."""
+
+    status: Literal["scored", "failed"]
+    fitness: float
+    fitness_std: float = 0.0
+    success_rate: float = 0.0
+    episode_length: float = 0.0
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    reason: dict[str, Any] | None = None
+    """The issue that failed the training (code, message, line)."""
+    solved_at: int | None = None
+    """The first checkpoint step whose mean fitness reached the solved threshold."""
+    policy_file: str | None = None
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["steps_per_second"] = self.steps_per_second
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingResult:
+        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        data["checkpoints"] = [Checkpoint(**c) for c in data.get("checkpoints", [])]
+        return cls(**data)
+
+
+@dataclass
+class TrainedPolicy:
+    """A finished training: its result, the final evaluation episodes and the policy itself."""
+
+    result: TrainingResult
+    episodes: list[Episode]
+    policy: Callable[[np.ndarray], np.ndarray] | None
+    stochastic_policy: Callable[[np.ndarray], np.ndarray] | None = None
+    sandbox: RewardSandbox | None = None
+    """The candidate's sandbox, still loaded, for the analyzer's own rollouts."""
+    venv: Any = None
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+        if self.venv is not None:
+            self.venv.close()
+
+
+class _ComponentStats:
+    """Running mean/std/min/max of each reward component's per-step values."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+        self.total: dict[str, float] = {}
+        self.squares: dict[str, float] = {}
+        self.low: dict[str, float] = {}
+        self.high: dict[str, float] = {}
+
+    def add(self, rows: list[dict[str, float]]) -> None:
+        if not rows:
+            return
+        names = set().union(*rows)
+        for name in names:
+            values = np.fromiter((row.get(name, 0.0) for row in rows), dtype=np.float64, count=len(rows))
+            self.count[name] = self.count.get(name, 0) + len(values)
+            self.total[name] = self.total.get(name, 0.0) + float(values.sum())
+            self.squares[name] = self.squares.get(name, 0.0) + float(np.square(values).sum())
+            self.low[name] = min(self.low.get(name, math.inf), float(values.min()))
+            self.high[name] = max(self.high.get(name, -math.inf), float(values.max()))
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        summary = {}
+        for name, count in sorted(self.count.items()):
+            mean = self.total[name] / count
+            var = max(self.squares[name] / count - mean * mean, 0.0)
+            summary[name] = {"mean": mean, "std": math.sqrt(var), "min": self.low[name], "max": self.high[name]}
+        self.__init__()  # type: ignore[misc]
+        return summary
+
+
+def _make_deferred_classes() -> tuple[type, type]:
+    """Build the SB3 subclasses lazily, so importing this module does not import torch."""
+    from stable_baselines3.common.buffers import RolloutBuffer
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class DeferredRewardVecEnv(VecEnvWrapper):
+        """Records transitions and pays zero now; :meth:`flush` computes the rollout's rewards in one batch."""
+
+        def __init__(self, venv: Any, reward: BatchReward, chunk: int) -> None:
+            super().__init__(venv)
+            self.reward = reward
+            self.chunk = chunk
+            self.pending: list[tuple[np.ndarray, ...]] = []
+            self.pending_extra: list[list[dict[str, Any]]] = []
+            self.components = _ComponentStats()
+            self.shaped_returns: list[float] = []
+            self.env_returns: list[float] = []
+            self._running = np.zeros(self.num_envs)
+            self._last_obs: np.ndarray | None = None
+            self._actions: np.ndarray | None = None
+            self._steps = np.zeros(self.num_envs, dtype=np.int64)
+
+        def reset(self) -> np.ndarray:
+            obs = self.venv.reset()
+            self._last_obs = np.array(obs, dtype=np.float64)
+            self._steps[:] = 0
+            self._running[:] = 0.0
+            self.pending.clear()
+            self.pending_extra.clear()
+            return obs
+
+        def step_async(self, actions: np.ndarray) -> None:
+            self._actions = np.array(actions)
+            self.venv.step_async(actions)
+
+        def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+            obs, rewards, dones, infos = self.venv.step_wait()
+            next_obs = np.array(obs, dtype=np.float64)
+            truncated = np.zeros(self.num_envs, dtype=bool)
+            extra: list[dict[str, Any]] = []
+            for i, info in enumerate(infos):
+                if dones[i]:
+                    next_obs[i] = info["terminal_observation"]
+                    truncated[i] = bool(info.get("TimeLimit.truncated", False))
+                    if "episode" in info:
+                        self.env_returns.append(float(info["episode"]["r"]))
+                if len(info) > 0 and not _IGNORED_INFO.issuperset(info):
+                    extra.append(plain_info({k: v for k, v in info.items() if k not in _IGNORED_INFO}))
+                else:
+                    extra.append({})
+            self._steps += 1
+            self.pending.append((self._last_obs, self._actions, next_obs, np.asarray(rewards, dtype=np.float64),
+                                 dones & ~truncated, truncated, self._steps.copy(), dones.copy()))
+            self.pending_extra.append(extra)
+            self._steps[dones] = 0
+            self._last_obs = np.array(obs, dtype=np.float64)
+            return obs, np.zeros_like(rewards), dones, infos
+
+        def flush(self) -> np.ndarray:
+            """The candidate reward of every pending step, shaped (steps, envs)."""
+            steps, envs = len(self.pending), self.num_envs
+            if steps == 0:
+                return np.zeros((0, envs))
+            columns = list(zip(*self.pending))
+            dones = np.stack(columns[7])
+            batch = Transitions(
+                obs=np.concatenate(columns[0]), actions=np.concatenate(columns[1]),
+                next_obs=np.concatenate(columns[2]), env_reward=np.concatenate(columns[3]),
+                terminated=np.concatenate(columns[4]), truncated=np.concatenate(columns[5]),
+                step=np.concatenate(columns[6]),
+                extra=[row for extra in self.pending_extra for row in extra] if any(map(any, self.pending_extra))
+                else None,
+            )
+            self.pending.clear()
+            self.pending_extra.clear()
+            totals, rows = _call_in_chunks(self.reward, batch, self.chunk)
+            self.components.add(rows)
+            shaped = totals.reshape(steps, envs)
+            for t in range(steps):
+                self._running += shaped[t]
+                for i in np.flatnonzero(dones[t]):
+                    self.shaped_returns.append(float(self._running[i]))
+                    self._running[i] = 0.0
+            return shaped
+
+    class DeferredRewardBuffer(RolloutBuffer):
+        """PPO's rollout buffer, topped up with the deferred rewards before advantages are computed."""
+
+        reward_source: DeferredRewardVecEnv | None = None
+
+        def compute_returns_and_advantage(self, last_values: Any, dones: np.ndarray) -> None:
+            if self.reward_source is not None:
+                shaped = self.reward_source.flush()
+                if shaped.shape != self.rewards.shape:
+                    raise RuntimeError(f"deferred rewards {shaped.shape} do not fit the buffer {self.rewards.shape}")
+                self.rewards += shaped.astype(self.rewards.dtype)
+            super().compute_returns_and_advantage(last_values, dones)
+
+    return DeferredRewardVecEnv, DeferredRewardBuffer
+
+
+def _call_in_chunks(reward: BatchReward, batch: Transitions, chunk: int) -> tuple[np.ndarray, list[dict[str, float]]]:
+    if len(batch) <= chunk:
+        return reward(batch)
+    totals, rows = [], []
+    for start in range(0, len(batch), chunk):
+        stop = start + chunk
+        part = Transitions(batch.obs[start:stop], batch.actions[start:stop], batch.next_obs[start:stop],
+                           batch.env_reward[start:stop], batch.terminated[start:stop], batch.truncated[start:stop],
+                           batch.step[start:stop], batch.extra[start:stop] if batch.extra else None)
+        part_totals, part_rows = reward(part)
+        totals.append(part_totals)
+        rows.extend(part_rows)
+    return np.concatenate(totals), rows
+
+
+def sandboxed_reward(sandbox: RewardSandbox) -> BatchReward:
+    """A batch reward that runs in the sandbox worker."""
+
+    def reward(batch: Transitions) -> tuple[np.ndarray, list[dict[str, float]]]:
+        result = sandbox.call(batch)
+        return result.totals, result.components
+
+    return reward
+
+
+def train(
+    spec: EnvSpec,
+    task: TaskSpec,
+    fitness: Callable[[Episode], float],
+    solved: float,
+    reward_source: str | None,
+    config: TrainConfig,
+    policy_dir: Path | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
+) -> TrainedPolicy:
+    """Train PPO on ``reward_source`` (None: the env's own reward) and judge it by ``fitness``.
+
+    A reward that raises, returns something invalid or times out mid-training makes the result
+    *failed*, with the reason and every checkpoint recorded up to then.
+    """
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    torch.set_num_threads(config.torch_threads)
+    started = time.monotonic()
+    ppo = spec.ppo
+    venv = make_vec_env(lambda: spec.make(task), n_envs=ppo.n_envs, seed=config.seed, vec_env_cls=DummyVecEnv)
+    sandbox: RewardSandbox | None = None
+    deferred = None
+    buffer_class = None
+    if reward_source is not None:
+        sandbox = RewardSandbox(spec.field_names, config.sandbox)
+        loaded = sandbox.load(reward_source)
+        if not loaded.ok:
+            sandbox.close()
+            venv.close()
+            issue = next((i for i in loaded.issues if i.severity == "error"), loaded.issues[-1])
+            return TrainedPolicy(TrainingResult("failed", -math.inf, reason=issue.to_dict()), [], None)
+
+        deferred_cls, buffer_class = _make_deferred_classes()
+        deferred = deferred_cls(venv, sandboxed_reward(sandbox), config.reward_chunk)
+        venv = deferred
+    vecnorm = None
+    if ppo.normalize_obs:
+        vecnorm = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=ppo.gamma)
+        venv = vecnorm
+
+    model = PPO("MlpPolicy", venv, seed=config.seed, device=config.device, verbose=0,
+                rollout_buffer_class=buffer_class, **ppo.sb3_kwargs(config.timesteps))
+    if deferred is not None:
+        model.rollout_buffer.reward_source = deferred
+
+    def act(deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
+        def policy(obs: np.ndarray) -> np.ndarray:
+            if vecnorm is not None:
+                obs = vecnorm.normalize_obs(obs)
+            actions, _ = model.predict(obs, deterministic=deterministic)
+            return actions
+
+        return policy
+
+    checkpoints: list[Checkpoint] = []
+    every = max(config.timesteps // max(config.checkpoints, 1), 1)
+
+    def evaluate_now() -> None:
+        episodes, _ = record_episodes(act(True), spec, task, config.eval_episodes, EVAL_SEED)
+        summary = score_episodes(episodes, fitness, solved)
+        checkpoint = Checkpoint(
+            step=int(model.num_timesteps), fitness=summary.mean, fitness_std=summary.std,
+            success_rate=summary.success_rate, episode_length=summary.episode_length,
+            shaped_return=_mean_and_clear(deferred.shaped_returns) if deferred else None,
+            env_return=_mean_and_clear(deferred.env_returns) if deferred else _monitor_returns(model),
+            components=deferred.components.snapshot() if deferred else {},
+        )
+        checkpoints.append(checkpoint)
+        if on_checkpoint is not None:
+            on_checkpoint(checkpoint)
+
+    class Checkpoints(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_at = every
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.num_timesteps >= self.next_at:
+                evaluate_now()
+                while self.next_at <= self.num_timesteps:
+                    self.next_at += every
+
+    reason: dict[str, Any] | None = None
+    try:
+        model.learn(total_timesteps=config.timesteps, callback=Checkpoints())
+        if not checkpoints or checkpoints[-1].step < model.num_timesteps:
+            evaluate_now()
+    except RewardCallError as exc:
+        reason = exc.issue.to_dict()
+    except (FloatingPointError, ValueError) as exc:  # NaN in the policy: a reward scaled beyond what PPO takes
+        reason = Issue("runtime_error", f"training diverged: {type(exc).__name__}: {exc}").to_dict()
+
+    episodes: list[Episode] = []
+    if reason is None:
+        episodes, _ = record_episodes(act(True), spec, task, config.final_episodes, FINAL_SEED)
+        if sandbox is not None:
+            try:
+                annotate_components(episodes, sandbox)
+            except RewardCallError as exc:
+                reason = exc.issue.to_dict()
+    summary = score_episodes(episodes, fitness, solved) if episodes and reason is None else None
+    policy_file = None
+    if reason is None and policy_dir is not None and config.save_policy:
+        policy_dir.mkdir(parents=True, exist_ok=True)
+        model.save(policy_dir / "policy.zip")
+        policy_file = "policy.zip"
+        if vecnorm is not None:
+            vecnorm.save(str(policy_dir / "vecnormalize.pkl"))
+    if sandbox is not None and reason is not None:
+        sandbox.close()
+        sandbox = None
+    solved_at = next((c.step for c in checkpoints if c.fitness >= solved), None)
+    result = TrainingResult(
+        status="scored" if summary is not None else "failed",
+        fitness=summary.mean if summary else -math.inf,
+        fitness_std=summary.std if summary else 0.0,
+        success_rate=summary.success_rate if summary else 0.0,
+        episode_length=summary.episode_length if summary else 0.0,
+        checkpoints=checkpoints,
+        steps=int(model.num_timesteps),
+        seconds=time.monotonic() - started,
+        reason=reason,
+        solved_at=solved_at,
+        policy_file=policy_file,
+    )
+    ok = reason is None
+    return TrainedPolicy(result, episodes, act(True) if ok else None, act(False) if ok else None, sandbox, venv)
+
+
+def _mean_and_clear(values: list[float]) -> float | None:
+    if not values:
+        return None
+    mean = float(np.mean(values))
+    values.clear()
+    return mean
+
+
+def _monitor_returns(model: Any) -> float | None:
+    buffer = getattr(model, "ep_info_buffer", None)
+    if not buffer:
+        return None
+    return float(np.mean([info["r"] for info in buffer]))
+
