@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
+from typer.exceptions import TyperException
+
 from rewardsmith.errors import RewardsmithError, UsageError
 
 app = typer.Typer(
@@ -88,7 +90,7 @@ def run(
     from rewardsmith.designer import BuiltinDesigner
     from rewardsmith.executors import default_workers
     from rewardsmith.loop import SearchConfig, run_search
-    from rewardsmith.progress import LiveProgress, fmt_fitness
+    from rewardsmith.progress import LiveProgress
     from rewardsmith.runs import RunDir
 
     ref, resolved = _task_ref(env, text, task, fitness)
@@ -111,17 +113,75 @@ def run(
         state = run_search(run_dir, ref, chosen, config, hooks)
     finally:
         hooks.close()
+    _print_outcome(state)
+
+
+def _print_outcome(state) -> None:
+    from rewardsmith.progress import fmt_fitness
+
+    run_dir, solved_at = state.run, state.task.solved
+    if state.stop_reason:
+        console.print(f"stopped: {state.stop_reason}", style="yellow")
     best = state.best
     if best is None:
-        console.print(f"[red]no candidate trained successfully[/]; see {run_dir.root / 'summary.json'}")
+        console.print(f"[red]no candidate trained successfully[/]; see {run_dir.summary_json}", soft_wrap=True)
         raise typer.Exit(1)
-    solved = best.fitness is not None and best.fitness >= resolved.solved
-    console.print(f"\nbest: [bold]{best.id}[/] fitness [bold]{fmt_fitness(best.fitness)}[/]"
-                  + (f" (solved: ≥ {resolved.solved:g})" if solved else
-                     (f" (solved at ≥ {resolved.solved:g})" if math.isfinite(resolved.solved) else "")))
+    solved = best.fitness is not None and best.fitness >= solved_at
+    threshold = ""
+    if math.isfinite(solved_at):
+        threshold = f" (solved: ≥ {solved_at:g})" if solved else f" (solved at ≥ {solved_at:g})"
+    console.print(f"\nbest: [bold]{best.id}[/] fitness [bold]{fmt_fitness(best.fitness)}[/]{threshold}")
     console.print(f"reward:   {run_dir.candidate(best.iteration, best.index).reward}", soft_wrap=True)
     console.print(f"exported: {run_dir.best_dir / 'reward.py'}", soft_wrap=True)
     console.print(f"summary:  {run_dir.summary_json}", soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------ resume, feedback
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    iterations: Annotated[Optional[int], typer.Option("--iterations", "-n",
+                          help="Further rounds after the last finished one (default: finish the original plan).")]
+    = None,
+    workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel.")] = None,
+) -> None:
+    """Continue a stopped, interrupted or finished search (finished candidates are not redone)."""
+    from rewardsmith.designer import make_designer
+    from rewardsmith.loop import load_state, resume_search
+    from rewardsmith.progress import LiveProgress
+    from rewardsmith.runs import RunDir
+
+    if iterations is not None and iterations < 1:
+        raise UsageError("--iterations must be at least 1")
+    run = RunDir.open(run_dir)
+    info = run.read_run()
+    designer = make_designer(info.get("designer", "builtin"), info.get("designer_options"), run)
+    state = load_state(run)
+    finished = sum(c.status in ("scored", "failed", "rejected") for c in state.candidates.values())
+    console.print(f"resuming {run.root}: {state.iterations_done} round(s) done, {finished} candidate(s) finished",
+                  soft_wrap=True)
+    hooks = LiveProgress(console)
+    try:
+        state = resume_search(run, designer, iterations, hooks, workers)
+    finally:
+        hooks.close()
+    _print_outcome(state)
+
+
+@app.command()
+def feedback(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    text: Annotated[str, typer.Argument(help="What is wrong with the best policy, in words.")],
+) -> None:
+    """Record feedback on a run; `rewardsmith resume` gives it to the designer."""
+    from rewardsmith.loop import record_feedback
+    from rewardsmith.runs import RunDir
+
+    iteration = record_feedback(RunDir.open(run_dir), text)
+    console.print(f"recorded: round {iteration + 1} will receive it (run `rewardsmith resume {run_dir} "
+                  "--iterations N`)", soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------------------- check
@@ -225,7 +285,7 @@ def main() -> None:
     """Console-script entry: user errors print one line and exit with their code."""
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except RewardsmithError as exc:
         raise SystemExit(_exit(str(exc), exc.exit_code)) from None
     except KeyboardInterrupt:
@@ -233,15 +293,16 @@ def main() -> None:
         raise SystemExit(130) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except Exception as exc:  # click usage errors and aborts
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Abort):
-            raise SystemExit(1) from None
-        raise
+    except typer.Abort:
+        raise SystemExit(1) from None
+    except TyperException as exc:  # usage errors: unknown options, bad values
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err_console.print(f"error: {exc.format_message()}")
+        raise SystemExit(exc.exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 def _exit(message: str, code: int) -> int:

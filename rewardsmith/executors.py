@@ -111,7 +111,7 @@ class ProcessPool:
         self._next_id = 0
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
-        self._progress: queue.Queue[tuple[int, Any]] = queue.Queue()
+        self._progress: queue.Queue[tuple[Future, Any]] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._dispatch, name="rewardsmith-pool", daemon=True)
         self._thread.start()
@@ -138,12 +138,9 @@ class ProcessPool:
         items = []
         while True:
             try:
-                job_id, data = self._progress.get_nowait()
+                items.append(self._progress.get_nowait())
             except queue.Empty:
                 return items
-            job = self._jobs.get(job_id)
-            if job is not None:
-                items.append((job.future, data))
 
     def shutdown(self) -> None:
         with self._lock:
@@ -222,7 +219,9 @@ class ProcessPool:
                 ready = worker.process.sentinel
             else:
                 if kind == "progress":
-                    self._progress.put((job_id, payload))
+                    job = self._jobs.get(job_id)
+                    if job is not None:
+                        self._progress.put((job.future, payload))
                     return
                 job = self._jobs.pop(job_id, None)
                 worker.job = None

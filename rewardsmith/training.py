@@ -29,11 +29,12 @@ from rewardsmith.rollouts import annotate_components, record_episodes, score_epi
 from rewardsmith.sandbox import Issue, RewardCallError, RewardSandbox, SandboxLimits, Transitions, plain_info
 from rewardsmith.spec import EnvSpec, TaskSpec
 
-__all__ = ["Checkpoint", "TrainConfig", "TrainedPolicy", "TrainingResult", "train"]
+__all__ = ["Checkpoint", "PPOSetup", "TrainConfig", "TrainedPolicy", "TrainingResult", "build_ppo", "train"]
 
 BatchReward = Callable[[Transitions], tuple[np.ndarray, list[dict[str, float]]]]
 _IGNORED_INFO = frozenset({"episode", "terminal_observation", "TimeLimit.truncated"})
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 EVAL_SEED = 10_000
 FINAL_SEED = 20_000
 
@@ -257,6 +258,10 @@ def _make_deferred_classes() -> tuple[type, type]:
                 shaped = self.reward_source.flush()
                 if shaped.shape != self.rewards.shape:
                     raise RuntimeError(f"deferred rewards {shaped.shape} do not fit the buffer {self.rewards.shape}")
+                peak = float(np.max(np.abs(shaped))) if shaped.size else 0.0
+                if peak > _FLOAT32_MAX:
+                    raise RewardCallError(Issue("non_finite", f"a reward of {peak:.3g} overflows the 32-bit floats "
+                                                              "PPO trains with; keep per-step rewards of order 1-10"))
                 self.rewards += shaped.astype(self.rewards.dtype)
             super().compute_returns_and_advantage(last_values, dones)
 
@@ -288,6 +293,71 @@ def sandboxed_reward(sandbox: RewardSandbox) -> BatchReward:
     return reward
 
 
+@dataclass
+class PPOSetup:
+    """A PPO model wired to its env stack: DummyVecEnv → deferred reward → VecNormalize (if the spec says)."""
+
+    model: Any
+    venv: Any
+    deferred: Any = None
+    vecnorm: Any = None
+    sandbox: RewardSandbox | None = None
+
+    def policy(self, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions for a batch of raw observations (normalised as in training)."""
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            if self.vecnorm is not None:
+                obs = self.vecnorm.normalize_obs(obs)
+            actions, _ = self.model.predict(obs, deterministic=deterministic)
+            return actions
+
+        return act
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+        self.venv.close()
+
+
+def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: TrainConfig) -> PPOSetup:
+    """PPO with the spec's hyperparameters on ``reward_source`` (None: the env's own reward).
+
+    Raises:
+        RewardCallError: the sandbox refused to load the program.
+    """
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    torch.set_num_threads(config.torch_threads)
+    ppo = spec.ppo
+    venv = make_vec_env(lambda: spec.make(task), n_envs=ppo.n_envs, seed=config.seed, vec_env_cls=DummyVecEnv)
+    sandbox: RewardSandbox | None = None
+    deferred = None
+    buffer_class = None
+    if reward_source is not None:
+        sandbox = RewardSandbox(spec.field_names, config.sandbox)
+        loaded = sandbox.load(reward_source)
+        if not loaded.ok:
+            sandbox.close()
+            venv.close()
+            raise RewardCallError(next((i for i in loaded.issues if i.severity == "error"), loaded.issues[-1]))
+        deferred_cls, buffer_class = _make_deferred_classes()
+        deferred = deferred_cls(venv, sandboxed_reward(sandbox), config.reward_chunk)
+        venv = deferred
+    vecnorm = None
+    if ppo.normalize_obs:
+        vecnorm = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=ppo.gamma)
+        venv = vecnorm
+    model = PPO("MlpPolicy", venv, seed=config.seed, device=config.device, verbose=0,
+                rollout_buffer_class=buffer_class, **ppo.sb3_kwargs(config.timesteps))
+    if deferred is not None:
+        model.rollout_buffer.reward_source = deferred
+    return PPOSetup(model, venv, deferred, vecnorm, sandbox)
+
+
 def train(
     spec: EnvSpec,
     task: TaskSpec,
@@ -303,49 +373,14 @@ def train(
     A reward that raises, returns something invalid or times out mid-training makes the result
     *failed*, with the reason and every checkpoint recorded up to then.
     """
-    import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    torch.set_num_threads(config.torch_threads)
     started = time.monotonic()
-    ppo = spec.ppo
-    venv = make_vec_env(lambda: spec.make(task), n_envs=ppo.n_envs, seed=config.seed, vec_env_cls=DummyVecEnv)
-    sandbox: RewardSandbox | None = None
-    deferred = None
-    buffer_class = None
-    if reward_source is not None:
-        sandbox = RewardSandbox(spec.field_names, config.sandbox)
-        loaded = sandbox.load(reward_source)
-        if not loaded.ok:
-            sandbox.close()
-            venv.close()
-            issue = next((i for i in loaded.issues if i.severity == "error"), loaded.issues[-1])
-            return TrainedPolicy(TrainingResult("failed", -math.inf, reason=issue.to_dict()), [], None)
-
-        deferred_cls, buffer_class = _make_deferred_classes()
-        deferred = deferred_cls(venv, sandboxed_reward(sandbox), config.reward_chunk)
-        venv = deferred
-    vecnorm = None
-    if ppo.normalize_obs:
-        vecnorm = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=ppo.gamma)
-        venv = vecnorm
-
-    model = PPO("MlpPolicy", venv, seed=config.seed, device=config.device, verbose=0,
-                rollout_buffer_class=buffer_class, **ppo.sb3_kwargs(config.timesteps))
-    if deferred is not None:
-        model.rollout_buffer.reward_source = deferred
-
-    def act(deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
-        def policy(obs: np.ndarray) -> np.ndarray:
-            if vecnorm is not None:
-                obs = vecnorm.normalize_obs(obs)
-            actions, _ = model.predict(obs, deterministic=deterministic)
-            return actions
-
-        return policy
+    try:
+        setup = build_ppo(spec, task, reward_source, config)
+    except RewardCallError as exc:
+        return TrainedPolicy(TrainingResult("failed", -math.inf, reason=exc.issue.to_dict()), [], None)
+    model, deferred, vecnorm, sandbox, act = setup.model, setup.deferred, setup.vecnorm, setup.sandbox, setup.policy
 
     checkpoints: list[Checkpoint] = []
     every = max(config.timesteps // max(config.checkpoints, 1), 1)
@@ -422,7 +457,8 @@ def train(
         policy_file=policy_file,
     )
     ok = reason is None
-    return TrainedPolicy(result, episodes, act(True) if ok else None, act(False) if ok else None, sandbox, venv)
+    return TrainedPolicy(result, episodes, act(True) if ok else None, act(False) if ok else None, sandbox,
+                         setup.venv)
 
 
 def _mean_and_clear(values: list[float]) -> float | None:

@@ -1,0 +1,131 @@
+"""The command line: exit codes, one-line errors, and the commands' output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = """
+import math
+import numpy as np
+from typing import Dict, Tuple
+
+UPRIGHT_SCALE: float = 0.2
+
+
+def upright_bonus(angle: float) -> float:
+    \"\"\"1 when upright, falling off with the angle.\"\"\"
+    return math.exp(-abs(angle) / UPRIGHT_SCALE)
+
+
+def compute_reward(obs, action, next_obs, info) -> Tuple[float, Dict[str, float]]:
+    upright = upright_bonus(next_obs.pole_angle)
+    centred = -np.float64(abs(next_obs[0])) * 0.1
+    return upright + centred, {"upright": upright, "centred": centred}
+"""
+
+
+def rewardsmith(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="200")
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "rewardsmith.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def test_check_accepts_a_good_reward(tmp_path):
+    path = tmp_path / "reward.py"
+    path.write_text(GOOD)
+    result = rewardsmith("check", str(path), "--env", "cartpole")
+    assert result.returncode == 0, result.stderr
+    assert "accepted" in result.stdout
+    assert "centred, upright" in result.stdout
+
+
+def test_check_rejects_with_reasons_and_exit_1(tmp_path):
+    path = tmp_path / "reward.py"
+    path.write_text("import torch\ndef compute_reward(obs, action, next_obs, info):\n    return 0.0, {}\n")
+    result = rewardsmith("check", str(path), "--env", "cartpole")
+    assert result.returncode == 1
+    assert "forbidden_import" in result.stdout and "torch is not available" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["check", "MISSING.py", "--env", "cartpole"], "does not exist"),
+        (["check", "EMPTY.py", "--env", "cartpole"], "is empty"),
+        (["check", "GOOD.py", "--env", "no-such-env"], "unknown env 'no-such-env'"),
+        (["check", "GOOD.py", "--env", "cartpole", "--task", "fly"], "has no task 'fly'"),
+        (["run", "--env", "cartpole"], "give a task text, or --task NAME"),
+        (["run", "   ", "--env", "cartpole"], "give a task text, or --task NAME"),
+        (["run", "balance", "--env", "nope"], "unknown env 'nope'"),
+        (["run", "balance", "--env", "cartpole", "--iterations", "0"], "--iterations must be at least 1"),
+        (["run", "balance", "--env", "cartpole", "--samples", "0"], "--samples must be at least 1"),
+        (["run", "balance", "--env", "cartpole", "--timesteps", "3"], "--timesteps must be at least 64"),
+        (["run", "balance", "--env", "cartpole", "--device", "tpu"], "--device must be auto, cpu or cuda"),
+        (["run", "balance", "--env", "cartpole", "--fitness", "nofile.py:f"], "does not exist"),
+        (["run", "balance", "--env", "cartpole", "--fitness", "justtext"], "FILE.py:FUNCTION"),
+        (["export", "NOT_A_RUN"], "is not a rewardsmith run"),
+        (["resume", "NOT_A_RUN"], "is not a rewardsmith run"),
+        (["describe", "no-such-env"], "unknown env"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, fragment):
+    (tmp_path / "EMPTY.py").write_text("  \n")
+    (tmp_path / "GOOD.py").write_text(GOOD)
+    (tmp_path / "NOT_A_RUN").mkdir()
+    result = rewardsmith(*args, cwd=tmp_path)
+    assert_one_line_error(result, 2, fragment)
+
+
+def test_an_unknown_option_is_a_usage_error_without_traceback():
+    result = rewardsmith("run", "x", "--env", "cartpole", "--bogus")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--bogus" in result.stderr
+
+
+def test_envs_lists_every_bundled_env_and_its_tasks():
+    result = rewardsmith("envs")
+    assert result.returncode == 0
+    assert "cartpole" in result.stdout and "CartPole-v1" in result.stdout
+    assert "hold-right" in result.stdout and "balance" in result.stdout
+
+
+def test_describe_prints_what_the_designer_is_told(cartpole):
+    result = rewardsmith("describe", "cartpole")
+    assert result.returncode == 0
+    assert result.stdout.strip() == cartpole.describe().strip()
+    assert "[2] pole_angle" in result.stdout
+
+
+def test_run_and_export_end_to_end(tmp_path):
+    result = rewardsmith("run", "keep the pole upright", "--env", "cartpole", "--iterations", "1", "--samples", "2",
+                         "--timesteps", "512", "--no-media", "--out", str(tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "using the built-in designer" in result.stdout
+    assert "scored on cartpole's default task 'balance'" in result.stdout
+    assert "best:" in result.stdout
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    out = tmp_path / "exported.py"
+    exported = rewardsmith("export", str(run_dir), "-o", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert "class SynthesizedReward" in out.read_text()
+    to_stdout = rewardsmith("export", str(run_dir), "--candidate", "00-01")
+    assert "compute_reward" in to_stdout.stdout
+    missing = rewardsmith("export", str(run_dir), "--candidate", "99-99")
+    assert_one_line_error(missing, 2, "no candidate '99-99'")

@@ -1,0 +1,31 @@
+"""The README's commands are the ones CI and users run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bash_blocks(text: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", text, re.S)
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = _bash_blocks(quick_start)
+    assert len(blocks) == 2, "Quick start has the demo command, then the test command"
+    test_command = blocks[1].strip()
+    assert "pytest" in test_command
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_command in ci.splitlines()
+
+
+def test_the_demo_command_is_an_offline_cartpole_search():
+    readme = (ROOT / "README.md").read_text()
+    demo = _bash_blocks(readme.split("## Quick start", 1)[1])[0]
+    assert "rewardsmith run" in demo and "--env cartpole" in demo
+    assert "--iterations 2" in demo and "--samples 2" in demo
+    assert "--designer" not in demo  # the built-in designer is the default without an endpoint
