@@ -156,7 +156,7 @@ class Critic:
             issue = Issue(issue.code, f"{issue.message} (on a probe transition: {where})", issue.line, issue.severity)
             return Verdict(False, tuple(issues + [issue]), probes=len(probes), printed=exc.printed)
         call_us = elapsed / len(probes) * 1e6
-        issues.extend(_sanity(source, result.totals, result.components, result.bare, call_us))
+        issues.extend(_sanity(result.totals, result.components, result.bare, call_us))
         names = tuple(sorted({name for row in result.components for name in row}))
         sample = {"total": float(result.totals[0]), "components": result.components[0]}
         accepted = not any(i.severity == "error" for i in issues)
@@ -183,7 +183,7 @@ def _probe_description(probes: Transitions, index: int) -> str:
     return f"next_obs=[{obs}], action={action}{extra}"
 
 
-def _sanity(source: str, totals: np.ndarray, rows: list[dict[str, float]], bare: bool, call_us: float) -> list[Issue]:
+def _sanity(totals: np.ndarray, rows: list[dict[str, float]], bare: bool, call_us: float) -> list[Issue]:
     issues = []
     if call_us / 1000 > MAX_MEAN_CALL_MS:
         issues.append(Issue("too_slow", f"each call takes {call_us / 1000:.2f} ms on average; the limit is "
@@ -205,6 +205,4 @@ def _sanity(source: str, totals: np.ndarray, rows: list[dict[str, float]], bare:
     if peak > HUGE:
         issues.append(Issue("huge_magnitude", f"the total reaches {peak:.3g}; PPO learns best with per-step rewards "
                                               "of order 1 to 10", severity="warning"))
-    if "obs" not in source:
-        issues.append(Issue("unused_argument", "the program never reads obs or next_obs", severity="warning"))
     return issues
