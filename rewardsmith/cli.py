@@ -32,6 +32,7 @@ err_console = Console(stderr=True)
 EnvOption = Annotated[str, typer.Option("--env", "-e", help="Bundled env name, spec file, or Gymnasium id.")]
 TaskOption = Annotated[Optional[str], typer.Option("--task", "-t", help="A task the env spec names.")]
 FitnessOption = Annotated[Optional[str], typer.Option("--fitness", help="FILE.py:FUNCTION scoring one episode.")]
+_LLM = "LLM designer"
 
 
 def _read_source(path: Path) -> str:
@@ -74,8 +75,8 @@ def run(
     env: EnvOption = ...,  # type: ignore[assignment]
     task: TaskOption = None,
     fitness: FitnessOption = None,
-    designer: Annotated[str, typer.Option(help="builtin (offline), or openai for any OpenAI-compatible endpoint.")]
-    = "auto",
+    designer: Annotated[str, typer.Option(help="auto (openai when an endpoint is configured, else builtin), builtin "
+                                               "(offline), or openai (any OpenAI-compatible endpoint).")] = "auto",
     iterations: Annotated[int, typer.Option("--iterations", "-n", help="Design rounds.")] = 3,
     samples: Annotated[int, typer.Option("--samples", "-k", help="Candidates per round.")] = 4,
     timesteps: Annotated[Optional[int], typer.Option(help="PPO steps per candidate (default: the spec's).")] = None,
@@ -85,35 +86,103 @@ def run(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (auto takes CUDA when present).")] = "auto",
     repairs: Annotated[int, typer.Option(help="Times a refused candidate goes back to the designer.")] = 2,
     media: Annotated[bool, typer.Option(help="Render a GIF of each round's best policy.")] = True,
+    final_eval: Annotated[int, typer.Option("--final-eval", metavar="N",
+                          help="Re-train the top 3 and the baselines on N fresh seeds; export the best mean.")] = 0,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i",
+                           help="After each round, show the best and ask for feedback.")] = False,
+    model: Annotated[Optional[str], typer.Option(help="LLM model (Azure: the deployment name); default: the only "
+                                                 "one the endpoint serves.", rich_help_panel=_LLM)] = None,
+    base_url: Annotated[Optional[str], typer.Option(envvar="OPENAI_BASE_URL", help="OpenAI-compatible endpoint, "
+                                                    "e.g. http://localhost:11434/v1 (default: OpenAI's).",
+                                                    rich_help_panel=_LLM)] = None,
+    api_key_env: Annotated[str, typer.Option(metavar="NAME", help="Environment variable holding the API key.",
+                                             rich_help_panel=_LLM)] = "OPENAI_API_KEY",
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default 0.8).",
+                                                         rich_help_panel=_LLM)] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Tokens per reply (default 4096).",
+                                                      rich_help_panel=_LLM)] = None,
+    max_total_tokens: Annotated[Optional[int], typer.Option(help="Stop the search once the run has spent this many "
+                                                            "tokens.", rich_help_panel=_LLM)] = None,
+    max_cost: Annotated[Optional[float], typer.Option(help="Stop the search once the run has cost this much "
+                                                      "(needs prices).", rich_help_panel=_LLM)] = None,
+    concurrency: Annotated[int, typer.Option(help="LLM requests in flight at once.", rich_help_panel=_LLM)] = 4,
+    llm_timeout: Annotated[float, typer.Option(help="Seconds one LLM request may take.", rich_help_panel=_LLM)]
+    = 300.0,
+    prompts: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Templates here override the bundled "
+                                                    "prompts by file name.", rich_help_panel=_LLM)] = None,
+    replay: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Answer from another run's recorded "
+                                                   "LLM replies; no network.", rich_help_panel=_LLM)] = None,
+    review: Annotated[bool, typer.Option(help="Have the LLM review each accepted candidate before training.",
+                                         rich_help_panel=_LLM)] = False,
+    price_per_1k_input: Annotated[Optional[float], typer.Option(help="Price of 1000 prompt tokens.",
+                                                                rich_help_panel=_LLM)] = None,
+    price_per_1k_output: Annotated[Optional[float], typer.Option(help="Price of 1000 completion tokens.",
+                                                                 rich_help_panel=_LLM)] = None,
+    prices: Annotated[Optional[Path], typer.Option(metavar="FILE", help='JSON price table: {"input": P, "output": '
+                                                   'P} per 1000 tokens, or one such entry per model.',
+                                                   rich_help_panel=_LLM)] = None,
 ) -> None:
     """Search for a reward: design, check, train, select and export."""
-    from rewardsmith.designer import BuiltinDesigner
+    from rewardsmith.designer import make_designer
+    from rewardsmith.designer.llm import choose_designer
     from rewardsmith.executors import default_workers
     from rewardsmith.loop import SearchConfig, run_search
-    from rewardsmith.progress import LiveProgress
+    from rewardsmith.progress import InteractiveProgress, LiveProgress
     from rewardsmith.runs import RunDir
 
     ref, resolved = _task_ref(env, text, task, fitness)
     config = SearchConfig(iterations=iterations, samples=samples, timesteps=timesteps, seed=seed,
                           workers=workers or min(default_workers(), samples), device=device, repairs=repairs,
                           media=media)
-    if designer not in ("auto", "builtin"):
-        raise UsageError(f"unknown designer {designer!r}; choose builtin")
-    chosen = BuiltinDesigner()
-    console.print("no LLM endpoint configured: using the built-in designer (offline, composes the env spec's "
-                  "shaping hints)", style="dim")
+    llm_given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "temperature": temperature,
+                 "max_tokens": max_tokens, "max_total_tokens": max_total_tokens, "max_cost": max_cost,
+                 "concurrency": concurrency, "timeout": llm_timeout, "prompts": str(prompts) if prompts else None,
+                 "replay": str(replay) if replay else None, "review": review, "max_repairs": repairs,
+                 "price_input": price_per_1k_input, "price_output": price_per_1k_output}
+    name, llm_options = choose_designer(designer, {k: v for k, v in llm_given.items() if v is not None}, prices)
+    if llm_options is not None:
+        source = f"replaying {llm_options.replay}" if llm_options.replay else llm_options.url
+        console.print(f"designer: {llm_options.model} ({source})", style="dim", soft_wrap=True)
+    elif designer == "auto":
+        console.print("no LLM endpoint configured: using the built-in designer (offline, composes the env spec's "
+                      "shaping hints)", style="dim")
     if resolved.scored_on_default:
         console.print(f"note: candidates are scored on {resolved.spec.name}'s default task "
                       f"'{resolved.task.name}' ({resolved.fitness_doc}); pass --task or --fitness to score "
                       "another goal", style="yellow")
     run_dir = RunDir.create(out, resolved.spec.name, ref.text)
     console.print(f"run: {run_dir.root}", soft_wrap=True)
-    hooks = LiveProgress(console)
+    chosen = make_designer(name, llm_options.to_dict() if llm_options else None, run_dir)
+    hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
+    if final_eval < 0:
+        raise UsageError("--final-eval must be 0 or more")
     try:
         state = run_search(run_dir, ref, chosen, config, hooks)
     finally:
         hooks.close()
+        _print_usage(chosen)
+    if final_eval and state.best is not None:
+        from rewardsmith.evaluate import Evaluation
+        from rewardsmith.loop import final_evaluation
+
+        console.print(f"final evaluation: the top candidates and the baselines on {final_eval} fresh seeds")
+        data = final_evaluation(state, chosen, final_eval)
+        console.print(Evaluation.from_dict(data))
     _print_outcome(state)
+
+
+def _print_usage(designer) -> None:
+    """The designer's token use, per round and in all (nothing for the offline designer)."""
+    usage = designer.usage.to_dict()
+    if not usage.get("requests") and not usage.get("cached_requests"):
+        return
+    rounds = "; ".join(f"round {int(i) + 1}: {row['total_tokens']:,}" for i, row in usage.get("iterations", {}).items())
+    cost = f", cost {usage['cost']:.4g}" if usage.get("cost") is not None else ""
+    cached = f" (+{usage['cached_requests']} answered from the run's llm/)" if usage.get("cached_requests") else ""
+    failed = f", {usage['failed_requests']} failed" if usage.get("failed_requests") else ""
+    console.print(f"LLM: {usage['requests']} requests{cached}{failed}, {usage['total_tokens']:,} tokens "
+                  f"({usage['prompt_tokens']:,} in, {usage['completion_tokens']:,} out){cost}"
+                  + (f" — {rounds}" if rounds else ""), style="dim", soft_wrap=True)
 
 
 def _print_outcome(state) -> None:
@@ -122,9 +191,11 @@ def _print_outcome(state) -> None:
     run_dir, solved_at = state.run, state.task.solved
     if state.stop_reason:
         console.print(f"stopped: {state.stop_reason}", style="yellow")
+    report_path = _write_report(state)
     best = state.best
     if best is None:
-        console.print(f"[red]no candidate trained successfully[/]; see {run_dir.summary_json}", soft_wrap=True)
+        console.print(f"[red]no candidate trained successfully[/]; see {report_path or run_dir.summary_json}",
+                      soft_wrap=True)
         raise typer.Exit(1)
     solved = best.fitness is not None and best.fitness >= solved_at
     threshold = ""
@@ -134,6 +205,19 @@ def _print_outcome(state) -> None:
     console.print(f"reward:   {run_dir.candidate(best.iteration, best.index).reward}", soft_wrap=True)
     console.print(f"exported: {run_dir.best_dir / 'reward.py'}", soft_wrap=True)
     console.print(f"summary:  {run_dir.summary_json}", soft_wrap=True)
+    if report_path is not None:
+        console.print(f"report:   {report_path}", soft_wrap=True)
+
+
+def _write_report(state) -> Path | None:
+    """``report.html`` at the end of ``run`` and ``resume``; one that cannot be written is only a warning."""
+    from rewardsmith.report import write_report
+
+    try:
+        return write_report(state.run, state=state)
+    except (RewardsmithError, OSError) as exc:
+        err_console.print(f"[yellow]warning:[/] report not written: {escape(str(exc))}", highlight=False)
+        return None
 
 
 # ------------------------------------------------------------------------------ resume, feedback
@@ -146,27 +230,38 @@ def resume(
                           help="Further rounds after the last finished one (default: finish the original plan).")]
     = None,
     workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel.")] = None,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i",
+                           help="After each round, show the best and ask for feedback.")] = False,
+    max_total_tokens: Annotated[Optional[int], typer.Option(help="A new token budget for the whole run (LLM "
+                                                            "designer).")] = None,
+    max_cost: Annotated[Optional[float], typer.Option(help="A new cost budget for the whole run (LLM designer).")]
+    = None,
 ) -> None:
     """Continue a stopped, interrupted or finished search (finished candidates are not redone)."""
     from rewardsmith.designer import make_designer
     from rewardsmith.loop import load_state, resume_search
-    from rewardsmith.progress import LiveProgress
+    from rewardsmith.progress import InteractiveProgress, LiveProgress
     from rewardsmith.runs import RunDir
 
     if iterations is not None and iterations < 1:
         raise UsageError("--iterations must be at least 1")
     run = RunDir.open(run_dir)
     info = run.read_run()
+    budgets = {k: v for k, v in (("max_total_tokens", max_total_tokens), ("max_cost", max_cost)) if v is not None}
+    if budgets:  # a search stopped by its budget goes on with a new one
+        run.update_run(designer_options={**(info.get("designer_options") or {}), **budgets})
+        info = run.read_run()
     designer = make_designer(info.get("designer", "builtin"), info.get("designer_options"), run)
     state = load_state(run)
     finished = sum(c.status in ("scored", "failed", "rejected") for c in state.candidates.values())
     console.print(f"resuming {run.root}: {state.iterations_done} round(s) done, {finished} candidate(s) finished",
                   soft_wrap=True)
-    hooks = LiveProgress(console)
+    hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     try:
         state = resume_search(run, designer, iterations, hooks, workers)
     finally:
         hooks.close()
+        _print_usage(designer)
     _print_outcome(state)
 
 
@@ -182,6 +277,50 @@ def feedback(
     iteration = record_feedback(RunDir.open(run_dir), text)
     console.print(f"recorded: round {iteration + 1} will receive it (run `rewardsmith resume {run_dir} "
                   "--iterations N`)", soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------- evaluate
+
+
+@app.command()
+def evaluate(
+    file: Annotated[Path, typer.Argument(metavar="REWARD_FILE", help="A reward program (compute_reward).")],
+    env: EnvOption = ...,  # type: ignore[assignment]
+    task: TaskOption = None,
+    fitness: FitnessOption = None,
+    seeds: Annotated[int, typer.Option(help="Training seeds per reward.")] = 5,
+    timesteps: Annotated[Optional[int], typer.Option(help="PPO steps per training (default: the spec's).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel (default: CPU cores).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train a reward on several seeds beside the human baseline and the sparse reward, same budget and seeds."""
+    import json
+
+    from rewardsmith.critic import check as run_check
+    from rewardsmith.evaluate import evaluate_rewards
+    from rewardsmith.executors import default_workers
+
+    if seeds < 1:
+        raise UsageError("--seeds must be at least 1")
+    if timesteps is not None and timesteps < 64:
+        raise UsageError("--timesteps must be at least 64")
+    source = _read_source(file)
+    if task is None and fitness is None:
+        from rewardsmith.spec import load_spec
+
+        task = load_spec(env).default_task.name
+    ref, resolved = _task_ref(env, None, task, fitness)
+    verdict = run_check(source, resolved.spec, resolved.task)
+    if not verdict.accepted:
+        for issue in verdict.errors:
+            err_console.print(f"[red]error[/] {escape(str(issue))}", highlight=False)
+        raise typer.Exit(1)
+    evaluation = evaluate_rewards(ref, {file.name: source}, seeds, timesteps, workers or default_workers(), device)
+    if as_json:
+        sys.stdout.write(json.dumps(evaluation.to_dict(), indent=2) + "\n")
+        return
+    console.print(evaluation)
 
 
 # ---------------------------------------------------------------------------------------- check
@@ -247,6 +386,25 @@ def describe(env: Annotated[str, typer.Argument(help="Bundled env name, spec fil
     console.print(spec.describe(spec.task(task)), highlight=False, markup=False)
 
 
+@app.command("prompts")
+def prompts_command(
+    env: Annotated[str, typer.Argument(help="Bundled env name, spec file, or Gymnasium id.")],
+    text: Annotated[Optional[str], typer.Argument(help="What the agent should do, in words.")] = None,
+    task: TaskOption = None,
+    fitness: FitnessOption = None,
+    prompts: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Templates here override the bundled ones.")]
+    = None,
+) -> None:
+    """Print the messages the LLM designer would send first (system, then task)."""
+    from rewardsmith.designer.prompts import preview_messages
+
+    if prompts is not None and not prompts.is_dir():
+        raise UsageError(f"--prompts {prompts}: not a directory")
+    _, resolved = _task_ref(env, text, task, fitness)
+    for message in preview_messages(resolved, prompts):
+        sys.stdout.write(f"──── {message['role']} ────\n{message['content'].rstrip()}\n\n")
+
+
 # --------------------------------------------------------------------------------------- export
 
 
@@ -263,7 +421,7 @@ def export(
 
     state = load_state(RunDir.open(run_dir))
     if candidate is None:
-        chosen = state.best
+        chosen = state.exported
         if chosen is None:
             raise UsageError(f"{run_dir} has no scored candidate to export")
     else:
@@ -276,6 +434,38 @@ def export(
         return
     atomic_write_text(output, module)
     err_console.print(f"wrote {output} (candidate {chosen.id}, fitness {chosen.fitness})")
+
+
+# --------------------------------------------------------------------------------------- report
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o",
+                      help="Write here (default: RUN/report.html).")] = None,
+) -> None:
+    """Write the run's report: one self-contained HTML file (charts, code and diffs, rejections, GIFs, feedback)."""
+    from rewardsmith.report import write_report
+    from rewardsmith.runs import RunDir
+
+    path = write_report(RunDir.open(run_dir), output)
+    console.print(f"report: {path}", soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------------------- show
+
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    candidate: Annotated[Optional[str], typer.Option("--candidate", "-c",
+                         help="A candidate id (e.g. 01-03): its full analysis.")] = None,
+) -> None:
+    """Print a run's candidates with their flags, or one candidate's analysis, as tables."""
+    from rewardsmith.show import show as render_show
+
+    console.print(render_show(run_dir, candidate))
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -306,7 +496,7 @@ def main() -> None:
 
 
 def _exit(message: str, code: int) -> int:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return code
 
 

@@ -119,8 +119,8 @@ class ProcessPool:
     def __enter__(self) -> ProcessPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self.shutdown(wait=kind is None)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
         with self._lock:
@@ -142,7 +142,8 @@ class ProcessPool:
             except queue.Empty:
                 return items
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the pool; with ``wait=False`` running jobs are killed at once (Ctrl-C, errors)."""
         with self._lock:
             if self._closed:
                 return
@@ -150,8 +151,12 @@ class ProcessPool:
             for job in self._queue:
                 job.future.cancel()
             self._queue.clear()
+            if not wait:
+                for worker in self._workers:
+                    if worker.job is not None:
+                        worker.process.kill()
         self._wake_w.send(None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=None if wait else 10)
         for worker in self._workers:
             try:
                 worker.conn.send(None)

@@ -11,8 +11,9 @@ events: finished candidates are not trained again, recorded proposals are not as
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from rewardsmith.candidate import Candidate, candidate_id, source_hash
@@ -21,6 +22,7 @@ from rewardsmith.designer.base import DesignContext, Designer, Proposal
 from rewardsmith.errors import BudgetExceeded, LLMError, RunDirError, UsageError
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, default_workers
 from rewardsmith.runs import RunDir
+from rewardsmith.sandbox import Issue
 from rewardsmith.task import ResolvedTask, TaskRef
 from rewardsmith.training import TrainConfig, TrainingResult
 
@@ -120,11 +122,20 @@ class SearchState:
     iterations_done: int = 0
     status: str = "running"
     stop_reason: str | None = None
+    final_choice: str | None = None
+    """The candidate a final multi-seed evaluation chose for export (``--final-eval``)."""
 
     @property
     def best(self) -> Candidate | None:
         scored = [c for c in self.candidates.values() if c.status == "scored"]
         return max(scored, key=lambda c: (c.fitness, -c.iteration, -c.index)) if scored else None
+
+    @property
+    def exported(self) -> Candidate | None:
+        """The candidate to export: the final evaluation's choice, else the search's best."""
+        if self.final_choice in self.candidates:
+            return self.candidates[self.final_choice]
+        return self.best
 
     def of_iteration(self, iteration: int) -> list[Candidate]:
         return [c for c in self.candidates.values() if c.iteration == iteration]
@@ -155,12 +166,19 @@ def run_search(
         "task": task_ref.to_dict(),
         "config": config.to_dict(),
         "designer": designer.name,
+        "designer_options": _designer_options(designer),
         "status": "running",
         "scored_on_default": task.scored_on_default,
     })
     run.append_event("run_started", task=task_ref.to_dict(), config=config.to_dict(), designer=designer.name)
     state = SearchState(run, task, config, designer.name)
     return _search(state, designer, hooks or LoopHooks(), until=config.iterations)
+
+
+def _designer_options(designer: Designer) -> dict[str, Any]:
+    """What rebuilds the same designer on resume (``make_designer(name, options, run)``); never a key."""
+    options = getattr(designer, "options", None)
+    return options.to_dict() if hasattr(options, "to_dict") else {}
 
 
 def resume_search(run: RunDir, designer: Designer, iterations: int | None = None,
@@ -225,6 +243,7 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
             for iteration in range(state.iterations_done, until):
                 hooks.on_iteration_start(state, iteration)
                 _run_iteration(state, designer, hooks, pool, critic, iteration)
+                _render_media(state, pool, iteration)
                 state.iterations_done = iteration + 1
                 best = state.best
                 run.append_event("iteration_finished", iteration=iteration, best=best.id if best else None,
@@ -310,7 +329,9 @@ def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks
     """Check ``cand``; while refused and repairs remain, ask the designer for a fix. True if accepted."""
     run = state.run
     while True:
-        verdict = critic.check(cand.source)
+        verdict = _verdict(critic, cand)
+        if verdict.accepted:
+            verdict = _review(state, designer, ctx, cand, verdict)
         cand.verdict = verdict
         paths = run.candidate(cand.iteration, cand.index)
         run.write_json(paths.critic, verdict.to_dict())
@@ -330,6 +351,27 @@ def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks
             return False
         _record_repair(state, cand, proposal, verdict.explain())
         hooks.on_candidate(state, cand)
+
+
+def _verdict(critic: Critic, cand: Candidate) -> Verdict:
+    """The critic's verdict, or the designer's own refusal of a reply it got no program from."""
+    refused = cand.origin.get("refused")
+    if refused:
+        return Verdict(False, (Issue.from_dict(refused),))
+    return critic.check(cand.source)
+
+
+def _review(state: SearchState, designer: Designer, ctx: DesignContext, cand: Candidate, verdict: Verdict) -> Verdict:
+    """A designer that reviews (``--review``) may refuse what the critic accepted; its reasons join the verdict."""
+    review = getattr(designer, "review", None)
+    outcome = review(ctx, cand.source, verdict) if review is not None else None
+    if outcome is None:
+        return verdict
+    state.run.append_event("candidate_reviewed", id=cand.id, source_hash=source_hash(cand.source),
+                           **outcome.to_dict())
+    if outcome.passed:
+        return verdict
+    return replace(verdict, accepted=False, issues=verdict.issues + (Issue("review", outcome.reasons),))
 
 
 def _repair_after_crash(state: SearchState, designer: Designer, hooks: LoopHooks, ctx: DesignContext,
@@ -375,8 +417,7 @@ def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: l
     for cand in cands:
         paths = state.run.candidate(cand.iteration, cand.index)
         train_config = state.config.train_config(state.task, seed_offset=0)
-        media = state.config.media
-        future = pool.submit(train_candidate_job, state.task.ref.to_dict(), cand.source, train_config, paths, media)
+        future = pool.submit(train_candidate_job, state.task.ref.to_dict(), cand.source, train_config, paths)
         futures[future] = cand
         cand.status = "training"
         state.run.append_event("candidate_training", id=cand.id, source_hash=source_hash(cand.source))
@@ -416,9 +457,10 @@ def _finished(state: SearchState, cand: Candidate, result: TrainingResult | None
 # ------------------------------------------------------------------------------- the worker job
 
 
-def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig, paths: Any,
-                        media: bool) -> dict[str, Any]:
-    """Runs in a pool worker: train one candidate, write its files, return its result."""
+def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig,
+                        paths: Any) -> dict[str, Any]:
+    """Runs in a pool worker: train one candidate, analyse it, write its files, return its result."""
+    from rewardsmith.analyzer import analyze_candidate, analyzer_failure
     from rewardsmith.executors import report_progress
     from rewardsmith.runs import RunDir
     from rewardsmith.training import train
@@ -428,6 +470,11 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
                     on_checkpoint=lambda c: report_progress(asdict(c)))
     try:
         outcome: dict[str, Any] = {"result": trained.result.to_dict(), "analysis": None}
+        if trained.result.status == "scored":
+            try:
+                outcome["analysis"] = analyze_candidate(task, trained, candidate_id=_candidate_id_of(paths))
+            except Exception as exc:  # noqa: BLE001 - an analyzer bug must not throw away a scored training
+                outcome["analysis"] = analyzer_failure(exc)
     finally:
         trained.close()
     writer = RunDir(paths.root)
@@ -435,6 +482,31 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
     if outcome["analysis"] is not None:
         writer.write_json(paths.analysis, outcome["analysis"])
     return outcome
+
+
+def _candidate_id_of(paths: Any) -> str | None:
+    """``"01-03"`` from a candidate folder ``iter-01/cand-03``."""
+    try:
+        return candidate_id(int(paths.root.parent.name.split("-")[1]), int(paths.root.name.split("-")[1]))
+    except (IndexError, ValueError):
+        return None
+
+
+def _render_media(state: SearchState, pool: ProcessPool, iteration: int) -> None:
+    """A GIF (and MP4 with ffmpeg) of the iteration's best policy, rendered on the pool, in its folder."""
+    from rewardsmith.media import render_media_job
+
+    scored = [c for c in state.of_iteration(iteration) if c.status == "scored"]
+    if not state.config.media or not scored:
+        return
+    best = max(scored, key=lambda c: (c.fitness, -c.index))
+    paths = state.run.candidate(best.iteration, best.index)
+    try:
+        files = pool.submit(render_media_job, state.task.ref.to_dict(), paths).result()
+    except (WorkerDied, JobFailed) as exc:  # a picture is never worth failing the search
+        state.run.append_event("media_failed", id=best.id, reason=str(exc))
+        return
+    state.run.append_event("media_written", id=best.id, **files)
 
 
 # ------------------------------------------------------------------------------ state from events
@@ -470,6 +542,8 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
         state.feedback.setdefault(int(event["iteration"]), []).append(event["text"])
     elif kind == "parent_chosen":
         state.parents[int(event["iteration"])] = event["id"]
+    elif kind == "final_evaluation":
+        state.final_choice = event["chosen"]
 
 
 # ------------------------------------------------------------------------------------ the outputs
@@ -479,7 +553,7 @@ def export_best(state: SearchState) -> None:
     """Write the best candidate's standalone module and manifest into ``best/``."""
     from rewardsmith.export import write_export
 
-    best = state.best
+    best = state.exported
     if best is None:
         return
     manifest = best_manifest(state, best)
@@ -502,8 +576,24 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
     }
 
 
+def final_evaluation(state: SearchState, designer: Designer, seeds: int, top: int = 3,
+                     on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Re-train the top candidates and the baselines on fresh seeds; export the best mean (``--final-eval``)."""
+    from rewardsmith.evaluate import final_evaluation as evaluate_top
+
+    evaluation, chosen = evaluate_top(state, seeds, top, state.config.workers, on_result)
+    data = evaluation.to_dict()
+    data["chosen"] = chosen
+    state.run.write_json(state.run.final_eval_json, data)
+    state.run.append_event("final_evaluation", chosen=chosen, seeds=seeds)
+    state.final_choice = chosen
+    export_best(state)
+    _write_summary(state, designer)
+    return data
+
+
 def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[str, Any]:
-    best = state.best
+    best = state.exported
     best_entry = None
     if best is not None:
         best_entry = {
@@ -526,8 +616,18 @@ def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[
         "iterations_done": state.iterations_done,
         "candidates": [c.summary() for c in state.candidates.values()],
         "best": best_entry,
+        "final_eval": _final_eval_entry(state),
         "usage": usage or {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0},
     }
+
+
+def _final_eval_entry(state: SearchState) -> dict[str, Any] | None:
+    if state.final_choice is None or not state.run.final_eval_json.is_file():
+        return None
+    data = state.run.read_json(state.run.final_eval_json)
+    return {"chosen": data["chosen"], "seeds": data["seeds"], "path": str(state.run.final_eval_json),
+            "mean": {label: arm["mean"] for label, arm in data["arms"].items()},
+            "human_normalised": data["arms"][data["chosen"]]["human_normalised"]}
 
 
 def _write_summary(state: SearchState, designer: Designer) -> None:

@@ -104,3 +104,49 @@ class LiveProgress(LoopHooks):
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+class InteractiveProgress(LiveProgress):
+    """After each iteration: show the candidates, the best code and its rollout, then ask what to do.
+
+    Enter goes on; any other line is feedback for the designer (several lines may be given);
+    ``use ID`` makes another candidate the next parent; ``stop`` ends the search. Works in a plain
+    terminal; end of input counts as Enter.
+    """
+
+    def on_iteration_end(self, state: SearchState, iteration: int) -> IterationDecision | None:
+        super().on_iteration_end(state, iteration)
+        from rich.syntax import Syntax
+
+        best = state.best
+        if best is not None:
+            paths = state.run.candidate(best.iteration, best.index)
+            self.console.print(Syntax(best.source, "python", line_numbers=False, word_wrap=True))
+            if paths.gif.exists():
+                self.console.print(f"rollout of {best.id}: {paths.gif}", soft_wrap=True)
+        last = iteration + 1 >= state.config.iterations
+        hint = " (last round: feedback is kept for `rewardsmith resume`)" if last else ""
+        self.console.print(f"[bold]Enter[/] to go on · type feedback · [bold]use ID[/] to pick the parent · "
+                           f"[bold]stop[/]{hint}")
+        decision = IterationDecision()
+        while True:
+            try:
+                line = self.console.input("> ").strip()
+            except EOFError:
+                return decision
+            if not line:
+                return decision
+            if line.lower() == "stop":
+                decision.stop = True
+                return decision
+            if line.lower().startswith("use "):
+                chosen = line[4:].strip()
+                if chosen in state.candidates and state.candidates[chosen].status == "scored":
+                    decision.parent = chosen
+                    self.console.print(f"next parent: {chosen}")
+                else:
+                    scored = ", ".join(c.id for c in state.candidates.values() if c.status == "scored")
+                    self.console.print(f"[red]no scored candidate {chosen!r}[/]; scored: {scored}")
+                continue
+            decision.feedback.append(line)
+            self.console.print("noted (Enter to go on, or add more)")

@@ -171,6 +171,10 @@ class RunDir:
         return self.root / "best"
 
     @property
+    def final_eval_json(self) -> Path:
+        return self.root / "final_eval.json"
+
+    @property
     def report_html(self) -> Path:
         return self.root / "report.html"
 

@@ -43,3 +43,14 @@ def test_progress_reports_arrive_on_the_callers_thread():
         time.sleep(0.2)
         reports = [data for fut, data in pool.drain_progress() if fut is future]
         assert [r["step"] for r in reports] == [0, 1, 2, 3, 4]
+
+
+def test_shutdown_without_waiting_kills_running_jobs():
+    pool = ProcessPool(1)
+    slow = pool.submit(jobs.chatty, 10_000)  # about 100 s
+    time.sleep(3)  # let the worker start the job
+    started = time.monotonic()
+    pool.shutdown(wait=False)
+    assert time.monotonic() - started < 10
+    with pytest.raises(WorkerDied):
+        slow.result(timeout=10)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewardsmith.designer.base import DesignContext, Designer, Proposal, Usage
+from rewardsmith.designer.base import DesignContext, Designer, Proposal, Review, Usage
 from rewardsmith.designer.builtin import BuiltinDesigner
+from rewardsmith.designer.llm import LLMDesigner, LLMOptions
 
-__all__ = ["BuiltinDesigner", "DesignContext", "Designer", "Proposal", "Usage", "make_designer"]
+__all__ = ["BuiltinDesigner", "DesignContext", "Designer", "LLMDesigner", "LLMOptions", "Proposal", "Review", "Usage",
+           "make_designer"]
 
 
 def make_designer(name: str, options: dict[str, Any] | None = None, run_dir: Any = None) -> Designer:
@@ -19,4 +21,6 @@ def make_designer(name: str, options: dict[str, Any] | None = None, run_dir: Any
 
     if name == "builtin":
         return BuiltinDesigner()
-    raise UsageError(f"unknown designer {name!r}; choose builtin")
+    if name == "openai":
+        return LLMDesigner(LLMOptions.from_dict(options), run_dir)
+    raise UsageError(f"unknown designer {name!r}; choose builtin or openai")

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from rewardsmith.candidate import Candidate
 from rewardsmith.task import ResolvedTask
 
-__all__ = ["DesignContext", "Designer", "Proposal", "Usage"]
+__all__ = ["DesignContext", "Designer", "Proposal", "Review", "Usage"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,20 @@ class Proposal:
 
     source: str
     origin: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Review:
+    """A designer's judgement of a program the critic accepted (``--review``)."""
+
+    passed: bool
+    reasons: str
+    """Why, in the reviewer's words; sent back with the program when it failed."""
+    origin: dict[str, Any] = field(default_factory=dict)
+    """Where the review came from (request key, model)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": self.reasons, "origin": dict(self.origin)}
 
 
 @dataclass
@@ -65,6 +79,11 @@ class Designer(Protocol):
 
     ``propose`` returns up to ``ctx.samples`` proposals; ``repair`` gets one refused or crashed
     candidate back with the reason and returns a corrected proposal, or None if it cannot.
+
+    A proposal whose ``origin["refused"]`` holds an issue (code, message) is one the designer could
+    not turn into a program (a reply without code, one cut off); the loop refuses it with that issue
+    and asks for a repair like any other refusal. A designer may also offer
+    ``review(ctx, source, verdict) -> Review | None``, called on every program the critic accepts.
     """
 
     name: str

@@ -6,7 +6,10 @@ its form (``exp``, ``linear``, ``square`` for errors; ``linear``, ``tanh`` for g
 iteration samples around the spec's defaults; later ones mutate the parent (the best so far, or
 the one a person chose) and steer the mutation with the analyzer's findings:
 
-* a *dominant* component's weight is halved, a *flat* one is sharpened (temperature halved),
+* a *dominant* component's weight is halved, a *flat* one is sharpened (temperature halved; an
+  optional flat constant or flag is switched off),
+* the unflagged component that goes most with fitness across the parent's episodes
+  (``corr_fitness`` ≥ 0.5) gets 1.5× its weight,
 * a component *against* fitness, or one the policy *farms* (reward hacking), is switched off
   (halved if the spec says it is required),
 * human feedback that names a component with "more/stronger/increase" doubles it,
@@ -32,9 +35,12 @@ __all__ = ["BuiltinDesigner", "Gene", "render_genome"]
 
 _FORMS = {"error": ("exp", "linear", "square"), "gain": ("linear", "tanh"), "flag": ("flag",),
           "constant": ("constant",)}
+_ALIGNED = 0.5
+"""An unflagged component whose per-step value correlates with fitness across the parent's episodes at
+r ≥ 0.5 (the analyzer's ``corr_fitness``) gets 1.5× its weight: the evidence says more of it is better."""
 _MORE = re.compile(r"\b(more|increase|stronger|higher|bigger|raise|boost|up)\b")
 _LESS = re.compile(r"\b(less|decrease|weaker|lower|smaller|reduce|down)\b")
-_OFF = re.compile(r"\b(remove|drop|without|disable|ignore|off)\b")
+_OFF = re.compile(r"\b(remove|drop|without|disable|ignore|get rid of|turn off|switch off|no more)\b")
 
 
 @dataclass(frozen=True)
@@ -182,11 +188,21 @@ class BuiltinDesigner:
             elif "dominant" in flags:
                 genome[name] = replace(gene, weight=gene.weight * 0.5)
                 notes.append(f"halved dominant {name}")
-            elif "flat" in flags and gene.form in ("exp", "tanh"):
+            elif "flat" in flags and gene.form in _TEMP_DOC:  # every form with a temperature
                 genome[name] = replace(gene, temp=gene.temp * 0.5)
                 notes.append(f"sharpened flat {name}")
+            elif "flat" in flags and name not in required:  # a constant or flag that teaches nothing
+                genome[name] = replace(gene, on=False)
+                notes.append(f"dropped flat {name}")
+        aligned = [(stats["corr_fitness"], name) for name, stats in analysis.get("components", {}).items()
+                   if name in genome and genome[name].on and not stats.get("flags")
+                   and (stats.get("corr_fitness") or 0.0) >= _ALIGNED]
+        if aligned and analysis.get("fitness", {}).get("success_rate", 0.0) < 1.0:
+            corr, name = max(aligned)
+            genome[name] = replace(genome[name], weight=genome[name].weight * 1.5)
+            notes.append(f"strengthened {name} (r = {corr:+.2f} with fitness)")
         for text in ctx.feedback:
-            for sentence in re.split(r"[.;\n]", text.lower()):
+            for sentence in re.split(r"[.;:,!?\n]", text.lower()):
                 for name in genome:
                     if name.replace("_", " ") not in sentence and name not in sentence:
                         continue

@@ -8,6 +8,7 @@ the worker killed; the next request starts a fresh one and reloads the program.
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import shutil
@@ -15,6 +16,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from rewardsmith.sandbox.issues import Issue
+from rewardsmith.sandbox.issues import CODES, Issue, sanitize
 from rewardsmith.sandbox.policy import CompileLimits
-from rewardsmith.sandbox.protocol import FrameError, read_frame, write_frame
+from rewardsmith.sandbox.protocol import FrameError, FrameTimeout, read_frame, wait_readable, write_frame
 
 __all__ = [
     "BatchResult",
@@ -42,25 +45,60 @@ _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Resource limits of a sandbox worker.
+    """Resource limits of a sandbox worker, and why each default is what it is.
 
-    The address-space cap bounds memory bombs; the CPU cap is a backstop for the whole
-    worker's life (the wall-clock deadline is what stops a single runaway call).
+    Measured on Linux x86-64 (Python 3.11, numpy 2.4, OpenBLAS pinned to one thread): a worker with
+    numpy loaded and warmed up maps about 133 MiB of address space (VmSize) and holds about 32 MiB
+    resident; a typical CartPole reward costs about 4 µs per transition inside the worker. The
+    defaults leave generous room above that and refuse what no reward function needs.
+    ``RewardSandbox.diagnose()`` reports what was applied on the machine at hand; docs/sandbox.md
+    has the whole picture.
+
+    Limits that are not fields: ``RLIMIT_FSIZE`` 0 (no file can be written), ``RLIMIT_CORE`` 0 (no
+    core dumps), ``RLIMIT_NPROC`` 0 (no fork or thread; the kernel does not enforce it for root,
+    which is one reason a worker started as root switches to uid 65534), and ``RLIMIT_NOFILE``
+    exactly the descriptors the worker already holds (the protocol pipes, stderr, /dev/null): not
+    one file, socket or pipe can be opened.
     """
 
-    memory_mb: int = 1024
-    """RLIMIT_AS of the worker: enough for numpy and a reward's arrays, small enough to refuse bombs."""
-    cpu_seconds: int = 3600
-    """RLIMIT_CPU of the worker over its whole life."""
+    memory_mb: int = 512
+    """RLIMIT_AS of the worker, in MiB (virtual address space, not resident memory). 512 is the ~133 MiB
+    baseline plus ~375 MiB for the reward's own data: some forty arrays at the 1M-element cap of the
+    numpy namespace. A memory bomb fails at once with MemoryError (reported as ``memory``) instead of
+    pushing the user's machine into swap. Where the baseline is larger (another BLAS), the cap is raised
+    to baseline + 128 MiB so the worker can still start."""
+    cpu_seconds: int = 30
+    """RLIMIT_CPU per request: the worker re-arms it before every load or batch, never below that
+    request's wall-clock deadline plus a second. The wall-clock deadline is what normally stops a call;
+    this backstop stops a worker spinning in a long C call even when its host has died (the kernel
+    sends SIGXCPU). (Before issue 4 this capped the worker's whole life, which a long training can
+    legitimately exceed.)"""
     call_timeout: float = 1.0
-    """Seconds one batch of calls may take before the worker's timer fires."""
+    """Seconds of wall-clock time one batch may take, plus ``timeout_per_transition`` per transition;
+    then the worker's timer fires."""
     kill_grace: float = 1.0
-    """Extra seconds after ``call_timeout`` before the host kills the worker."""
+    """Extra seconds after the batch deadline before the host kills the worker: code that swallows the
+    timer's exception in a loop, or a C call that never checks for signals (``sum(range(10**11))``, one
+    huge BLAS call). The next request starts a fresh worker."""
     load_timeout: float = 5.0
     """Seconds compiling and running the module's top level may take."""
     print_cap: int = 4096
     """Characters of ``print`` output kept per call."""
     compile: CompileLimits = field(default_factory=CompileLimits)
+    """Caps on the source, applied before it is parsed."""
+    timeout_per_transition: float = 0.005
+    """Extra seconds a batch may take per transition. The critic refuses rewards slower than 2 ms per call
+    on average; 5 ms leaves room for a slower machine, so a PPO rollout of 2048 transitions may take
+    11 s and a vector-env step of 8 transitions 1.04 s."""
+    os_isolation: bool = True
+    """Best-effort OS isolation besides the limits: a network namespace of its own (no network), the
+    ``no_new_privs`` flag, when started as root uid/gid 65534 and no dumpable state, and a Landlock
+    ruleset that grants no file access, no TCP and no signals outside the worker. Each step is skipped
+    where the OS refuses it; ``RewardSandbox.diagnose()`` says which took effect."""
+
+    def batch_timeout(self, transitions: int) -> float:
+        """The worker's deadline for one batch of ``transitions``."""
+        return self.call_timeout + self.timeout_per_transition * transitions
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -142,6 +180,8 @@ class RewardSandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._workdir: str | None = None
         self._source: str | None = None
+        self._poller: Any = None
+        self._finalizer: weakref.finalize | None = None
         self.restarts = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -151,6 +191,16 @@ class RewardSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, or None while no worker runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def workdir(self) -> str | None:
+        """The worker's working directory (an empty temporary directory), or None while no worker runs."""
+        return self._workdir
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -168,6 +218,9 @@ class RewardSandbox:
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         self._workdir = tempfile.mkdtemp(prefix="rewardsmith-sandbox-")
@@ -181,17 +234,29 @@ class RewardSandbox:
             "MKL_NUM_THREADS": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT, self.limits.to_json(), _PACKAGE_PARENT],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self._workdir,
-            env=env,
-            close_fds=True,
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, self.limits.to_json(), _PACKAGE_PARENT],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self._workdir,
+                env=env,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+            raise
         os.set_blocking(proc.stderr.fileno(), False)  # type: ignore[union-attr]
+        os.set_blocking(proc.stdout.fileno(), False)  # type: ignore[union-attr]  # reads honour the deadline
+        # A sandbox dropped without close() (or alive at interpreter exit) still kills its worker and
+        # removes its directory.
+        self._finalizer = weakref.finalize(self, _reap, proc, self._workdir)
+        self._poller = select.poll()
+        self._poller.register(proc.stdout.fileno(),  # type: ignore[union-attr]
+                              select.POLLIN | select.POLLHUP | select.POLLERR)
         self._proc = proc
         return proc
 
@@ -207,6 +272,9 @@ class RewardSandbox:
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
         self.restarts += 1
         return tail
 
@@ -217,12 +285,14 @@ class RewardSandbox:
         self._source = source
         try:
             reply, _ = self._request({"op": "load", "source": source, "fields": self.fields,
-                                   "timeout": self.limits.load_timeout},
-                                  self.limits.load_timeout)
+                                      "timeout": self.limits.load_timeout}, self.limits.load_timeout)
         except RewardCallError as exc:
             return LoadResult(False, [exc.issue])
-        issues = [Issue.from_dict(i) for i in reply.get("issues", []) if isinstance(i, dict)]
-        return LoadResult(bool(reply.get("ok")), issues, str(reply.get("printed", ""))[: self.limits.print_cap])
+        issues = [_issue(i) for i in _as_list(reply.get("issues"))[:64] if isinstance(i, dict)]
+        ok = reply.get("ok") is True
+        if not ok and not any(i.severity == "error" for i in issues):
+            issues.append(Issue("worker_crashed", "the worker refused the program without saying why"))
+        return LoadResult(ok, issues, self._printed(reply))
 
     def call(self, batch: Transitions, want_print: bool = False) -> BatchResult:
         """Run compute_reward on a batch of transitions.
@@ -237,25 +307,54 @@ class RewardSandbox:
             if not loaded.ok:
                 raise RewardCallError(loaded.issues[-1])
         header, blob = batch.encode()
-        header.update(op="call", timeout=self.limits.call_timeout, want_print=want_print)
-        reply, reply_blob = self._request(header, self.limits.call_timeout, blob)
-        printed = str(reply.get("printed", ""))
-        if not reply.get("ok"):
-            raise RewardCallError(Issue.from_dict(reply.get("issue") or {}), int(reply.get("index", 0)), printed)
+        timeout = self.limits.batch_timeout(len(batch))
+        header.update(op="call", timeout=timeout, want_print=want_print)
+        reply, reply_blob = self._request(header, timeout, blob)
+        printed = self._printed(reply)
+        if reply.get("ok") is not True:
+            index = reply.get("index", 0)
+            index = index if type(index) is int and 0 <= index < len(batch) else 0
+            issue = reply.get("issue")
+            raise RewardCallError(_issue(issue) if isinstance(issue, dict) else
+                                  Issue("worker_crashed", "the worker refused the batch without saying why"),
+                                  index, printed)
         return _parse_batch(reply, reply_blob, len(batch), printed)
 
+    def diagnose(self) -> dict[str, Any]:
+        """The isolation in effect in the worker, as the worker sees it, plus what the host sees.
+
+        Starts a worker if none runs. Keys: ``pid``, ``uid``/``euid``/``gid``/``groups``, ``cwd`` and
+        ``cwd_entries`` (its working directory and how many entries it holds), ``environ`` (variable
+        names only), ``rlimits`` (soft, hard), ``baseline_vm_kb`` (address space before any reward ran),
+        ``isolation`` (which OS isolation steps took effect) and ``probes`` (what happened when the
+        worker tried to open a file, fork, and allocate its whole address-space limit).
+        """
+        reply, _ = self._request({"op": "diagnose", "timeout": self.limits.load_timeout}, self.limits.load_timeout)
+        if self._workdir is not None:
+            reply["cwd_entries"] = len(os.listdir(self._workdir))
+        return reply
+
+    def _printed(self, reply: dict[str, Any]) -> str:
+        text = reply.get("printed", "")
+        return sanitize(text[: self.limits.print_cap]) if isinstance(text, str) else ""
+
     def _request(self, message: dict[str, Any], timeout: float, blob: bytes = b"") -> tuple[dict[str, Any], bytes]:
-        proc = self._proc or self._spawn()
-        deadline = timeout + self.limits.kill_grace
+        try:
+            proc = self._proc or self._spawn()
+        except OSError as exc:
+            raise RewardCallError(Issue("worker_crashed", f"the sandbox worker could not start: {exc}")) from None
+        deadline = time.monotonic() + timeout + self.limits.kill_grace
         try:
             write_frame(proc.stdin.fileno(), message, blob)  # type: ignore[union-attr]
             out_fd = proc.stdout.fileno()  # type: ignore[union-attr]
-            ready, _, _ = select.select([out_fd], [], [], deadline)
-            if not ready:
-                self._kill()
-                raise RewardCallError(Issue("timeout", f"compute_reward did not return within {timeout:g} s; "
-                                                       "the worker was killed (an endless loop, or a long C call)"))
-            return read_frame(out_fd)
+            if not wait_readable(out_fd, deadline, self._poller):
+                raise FrameTimeout("no reply")
+            return read_frame(out_fd, deadline)
+        except FrameTimeout:
+            self._kill()
+            what = "compute_reward" if message.get("op") == "call" else "the program"
+            raise RewardCallError(Issue("timeout", f"{what} did not return within {timeout:g} s; the worker was "
+                                                   "killed (an endless loop, or a long C call)")) from None
         except (FrameError, OSError, ValueError) as exc:
             returncode = proc.poll()
             if returncode is None:
@@ -264,24 +363,64 @@ class RewardSandbox:
                 except subprocess.TimeoutExpired:
                     returncode = None
             tail = self._kill()
-            raise RewardCallError(Issue("worker_crashed", _crash_reason(returncode, tail, exc))) from None
+            raise RewardCallError(Issue("worker_crashed", sanitize(_crash_reason(returncode, tail, exc)))) from None
+        except BaseException:  # KeyboardInterrupt mid-exchange: the worker may be mid-request, out of step
+            self._kill()
+            raise
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _issue(data: dict[str, Any]) -> Issue:
+    """An issue from the worker, which is not trusted: known codes only, bounded, printable text."""
+    issue = Issue.from_dict(data)
+    if issue.code not in CODES:
+        issue = Issue("worker_crashed", f"the worker sent an unknown issue code: {issue.message}", issue.line)
+    return issue
 
 
 def _parse_batch(reply: dict[str, Any], blob: bytes, expected: int, printed: str) -> BatchResult:
-    try:
-        keys = [str(k) for k in reply["k"]]
-        values = np.frombuffer(blob, dtype=np.float64)
-        totals = values[:expected].copy()
-        if "cd" in reply:
-            components = [{str(k): float(v) for k, v in row.items()} for row in reply["cd"]]
-        else:
-            matrix = values[expected:].reshape(expected, len(keys)).tolist()
-            components = [dict(zip(keys, row)) for row in matrix]
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise RewardCallError(Issue("worker_crashed", "the worker sent a malformed reply")) from None
-    if totals.shape != (expected,) or len(components) != expected or not np.all(np.isfinite(totals)):
+    """Check everything the worker sent: shapes, finiteness, component names and counts."""
+    keys = reply.get("k")
+    if not isinstance(keys, list) or len(keys) > _MAX_COMPONENTS or not all(_good_name(k) for k in keys):
+        raise _malformed()
+    if len(blob) % 8:
+        raise _malformed()
+    values = np.frombuffer(blob, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise _malformed()
+    totals = values[:expected].copy()
+    if "cd" in reply:
+        rows = reply["cd"]
+        if not isinstance(rows, list) or len(blob) != 8 * expected:
+            raise _malformed()
+        components = []
+        for row in rows:
+            if (not isinstance(row, dict) or len(row) > _MAX_COMPONENTS
+                    or not all(_good_name(k) and type(v) in (int, float) and math.isfinite(v) for k, v in row.items())):
+                raise _malformed()
+            components.append({k: float(v) for k, v in row.items()})
+    else:
+        if len(blob) != 8 * expected * (1 + len(keys)):
+            raise _malformed()
+        matrix = values[expected:].reshape(expected, len(keys)).tolist()
+        components = [dict(zip(keys, row)) for row in matrix]
+    if totals.shape != (expected,) or len(components) != expected:
         raise RewardCallError(Issue("worker_crashed", "the worker sent a reply of the wrong shape"))
-    return BatchResult(totals, components, bool(reply.get("bare")), printed)
+    return BatchResult(totals, components, reply.get("bare") is True, printed)
+
+
+_MAX_COMPONENTS = 32
+
+
+def _malformed() -> RewardCallError:
+    return RewardCallError(Issue("worker_crashed", "the worker sent a malformed reply"))
+
+
+def _good_name(key: Any) -> bool:
+    return type(key) is str and 0 < len(key) <= 64 and key.isprintable()
 
 
 def _crash_reason(returncode: int | None, stderr_tail: str, exc: BaseException) -> str:
@@ -313,6 +452,15 @@ def _stderr_tail(proc: subprocess.Popen[bytes], limit: int = 600) -> str:
         data = b""
     text = data[-limit:].decode("utf-8", "replace").strip()
     return " ".join(text.split())
+
+
+def _reap(proc: subprocess.Popen[bytes], workdir: str | None) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    _close_pipes(proc)
+    if workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _close_pipes(proc: subprocess.Popen[bytes]) -> None:

@@ -4,6 +4,13 @@ RestrictedPython rewrites ``a.b`` to ``_getattr_(a, "b")``, ``a[i] = v`` to ``_w
 ``print`` to a collector, and so on; this module supplies those hooks. Refusals raise
 :class:`SandboxViolation`, a ``BaseException`` (``except Exception`` in reward code does not
 swallow it), and are also recorded so that a program that swallows one anyway is still refused.
+
+The attribute policy (:func:`_attribute_allowed`) is at least as strict as RestrictedPython's
+``safer_getattr``: no name starting with ``_``, none of its ``INSPECT_ATTRIBUTES``, no ``format`` or
+``format_map`` on anything (their field syntax walks attributes: ``"{0.__class__}"``), plus
+:data:`DENIED_ATTRIBUTES` on every object. numpy objects, exceptions and functions get allow-lists
+or nothing: whatever is reachable from an exposed object is exposed, and numpy objects reach raw
+memory (``resize``, ``view``, ``ctypes``, ``data``), files (``tofile``) and pickles (``dumps``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from rewardsmith.sandbox.issues import Issue
-from rewardsmith.sandbox.namespaces import SafeModule
+from rewardsmith.sandbox.namespaces import SafeModule, TypeCheck, TypeHint
 
 __all__ = ["GuardState", "SandboxViolation", "make_globals"]
 
@@ -32,13 +39,46 @@ DENIED_ATTRIBUTES = frozenset(INSPECT_ATTRIBUTES) | {
     # numpy routes to raw memory, files and pickles
     "ctypes", "tofile", "dump", "dumps", "data", "base", "view", "setflags", "flags", "getfield", "setfield",
     "newbyteorder", "tostring", "fromfile", "load", "save", "savetxt", "loadtxt", "memmap", "lib",
-    "__array_interface__", "__array_struct__",
+    "resize", "__array_interface__", "__array_struct__",
+}
+"""Refused on every object, whatever its type."""
+
+_NUMPY_VALUE_ATTRIBUTES = frozenset("""
+T mT all any argmax argmin argpartition argsort astype choose clip compress conj conjugate copy cumprod cumsum
+diagonal dot dtype fill flatten imag item itemsize max mean min nbytes ndim nonzero partition prod ptp put ravel
+real repeat reshape round searchsorted shape size sort squeeze std strides sum swapaxes take tobytes tolist trace
+transpose var as_integer_ratio is_integer hex
+""".split())
+"""Allowed on arrays and numpy scalars: math, shape and conversion to plain values. Not on the list
+(refused): ``resize`` (frees memory other views still point to), ``view``, ``base``, ``data``, ``ctypes``,
+``flags``/``setflags``, ``getfield``/``setfield``, ``tofile``/``dump``/``dumps``, ``flat``, ``device``, and
+whatever a future numpy adds."""
+
+_NUMPY_TYPE_ATTRIBUTES = frozenset({"fromhex"})
+"""Allowed on numpy scalar types themselves (``np.float64.fromhex``)."""
+
+_DTYPE_ATTRIBUTES = frozenset({"char", "itemsize", "kind", "name", "ndim", "shape", "str", "type"})
+_UFUNC_ATTRIBUTES = frozenset({"accumulate", "at", "identity", "nargs", "nin", "nout", "ntypes", "outer",
+                               "reduce", "reduceat", "signature", "types"})
+_EXCEPTION_ATTRIBUTES = frozenset({"args"})
+"""Exceptions expose their arguments only: ``obj``, ``name``, ``__traceback__``, ``with_traceback`` … are refused."""
+
+_REFUSAL_HINTS = {
+    "format": "str.format walks attributes of its arguments; use f-strings",
+    "format_map": "str.format_map walks attributes of its arguments; use f-strings",
+    "resize": "in-place resizing frees memory that other views may still point to; build a new array "
+              "(np.zeros, np.concatenate)",
+    "view": "views reinterpret raw memory; use .astype() or .reshape()",
+    "flat": "use .ravel() or .flatten()",
 }
 
 _DENIED_TYPES = (
     types.FrameType, types.TracebackType, types.CodeType, types.GeneratorType, types.CoroutineType,
     types.AsyncGeneratorType, types.ModuleType, types.FunctionType, types.MethodType, types.CellType,
+    TypeHint, TypeCheck, types.GenericAlias,  # list[int].copy would reach list.copy, np.float64[int] its methods
+    type(np.sum),  # numpy's _ArrayFunctionDispatcher: np.sum, np.linalg.norm …
 )
+"""Every attribute of these is refused."""
 
 
 class SandboxViolation(BaseException):
@@ -81,16 +121,19 @@ class GuardState:
 
 
 class _PrintCollector:
-    """What ``print`` writes to inside reward code: a capped buffer, never stdout."""
+    """What ``print`` writes to inside reward code: a capped buffer, never stdout.
+
+    RestrictedPython turns ``print(x)`` into ``_print._call_print(x)`` and the name ``printed`` into
+    ``_print()``, the text printed so far; ``_print`` itself is out of reach (its name starts with ``_``).
+    """
+
+    __slots__ = ("_state",)
 
     def __init__(self, state: GuardState) -> None:
         self._state = state
 
-    def __call__(self, _getattr_: Any = None) -> _PrintCollector:
-        return self
-
-    def write(self, text: str) -> None:
-        self._state.write(text)
+    def __call__(self) -> str:
+        return "".join(self._state.printed)
 
     def _call_print(self, *objects: Any, **kwargs: Any) -> None:
         sep = kwargs.get("sep", " ")
@@ -170,8 +213,8 @@ _SAFE_BUILTIN_NAMES = (
 
 _EXCEPTIONS = (
     "ArithmeticError AssertionError AttributeError BaseException Exception FloatingPointError IndexError "
-    "KeyError LookupError NameError NotImplementedError OverflowError RuntimeError StopIteration TypeError "
-    "ValueError ZeroDivisionError"
+    "KeyError LookupError NameError NotImplementedError OverflowError RecursionError RuntimeError StopIteration "
+    "TypeError ValueError ZeroDivisionError"
 ).split()
 
 
@@ -181,20 +224,23 @@ def make_globals(state: GuardState, modules: dict[str, SafeModule]) -> dict[str,
 
     def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         kind = type(obj)
-        verdict = allowed_cache.get((kind, name))
+        key = (obj if kind is type else kind, name)  # classes are keyed by themselves: np.float64 is not dict
+        verdict = allowed_cache.get(key)
         if verdict is None:
             verdict = _attribute_allowed(obj, name)
             if len(allowed_cache) < 4096:
-                allowed_cache[(kind, name)] = verdict
+                allowed_cache[key] = verdict
         if not verdict:
             if type(name) is not str:
                 raise TypeError("attribute name must be a string")
-            if name in ("format", "format_map"):
-                why = "str.format is not available in reward code; use f-strings"
-            elif name.startswith("_"):
+            if name.startswith("_"):
                 why = "names that start with an underscore are not available in reward code"
             else:
-                why = "it is not exposed to reward code"
+                why = _REFUSAL_HINTS.get(name, "it is not exposed to reward code")
+            if isinstance(obj, SafeModule):
+                module = object.__getattribute__(obj, "_name")
+                detail = "" if name not in _REFUSAL_HINTS and not name.startswith("_") else f": {why}"
+                raise state.refuse("forbidden_attribute", f"{module}.{name} is not available in reward code{detail}")
             raise state.refuse("forbidden_attribute", f"the attribute {name!r} of {_describe(obj)} is refused: {why}")
         return getattr(obj, name, *default)
 
@@ -211,14 +257,10 @@ def make_globals(state: GuardState, modules: dict[str, SafeModule]) -> dict[str,
             raise state.refuse("forbidden_import", "relative imports are not allowed")
         if type(name) is not str:
             raise state.refuse("forbidden_import", "import needs a module name")
-        if fromlist:
-            module = modules.get(name)
-        else:
-            module = modules.get(name.split(".")[0])
-        if module is None:
-            raise state.refuse("forbidden_import",
-                               f"`import {name}` is not allowed: reward code may import only math, numpy and typing")
-        return module
+        if name not in modules:
+            raise state.refuse("forbidden_import", f"`import {name}` is not allowed: reward code may import only "
+                                                   f"{', '.join(sorted(modules))}")
+        return modules[name] if fromlist else modules[name.split(".")[0]]
 
     def guarded_write(obj: Any) -> Any:
         kind = type(obj)
@@ -237,6 +279,7 @@ def make_globals(state: GuardState, modules: dict[str, SafeModule]) -> dict[str,
     def apply(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
+    collector = _PrintCollector(state)
     safe = {name: getattr(builtins, name) for name in _SAFE_BUILTIN_NAMES}
     safe.update({name: getattr(builtins, name) for name in _EXCEPTIONS})
     safe["getattr"] = guarded_getattr
@@ -253,13 +296,25 @@ def make_globals(state: GuardState, modules: dict[str, SafeModule]) -> dict[str,
         "_write_": guarded_write,
         "_inplacevar_": inplacevar,
         "_apply_": apply,
-        "_print_": _PrintCollector(state),
+        "_print_": lambda _getattr_=None: collector,
     }
 
 
 def _attribute_allowed(obj: Any, name: Any) -> bool:
+    """The attribute policy. It depends only on ``name`` and ``type(obj)``, or on ``obj`` itself when it is a
+    class, which is what the guard caches on."""
     if type(name) is not str or not name or name.startswith("_") or name in DENIED_ATTRIBUTES:
         return False
     if isinstance(obj, _DENIED_TYPES):
         return False
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return name in _NUMPY_VALUE_ATTRIBUTES
+    if isinstance(obj, type) and issubclass(obj, (np.ndarray, np.generic)):
+        return name in _NUMPY_TYPE_ATTRIBUTES
+    if isinstance(obj, np.dtype):
+        return name in _DTYPE_ATTRIBUTES
+    if isinstance(obj, np.ufunc):
+        return name in _UFUNC_ATTRIBUTES
+    if isinstance(obj, BaseException):
+        return name in _EXCEPTION_ATTRIBUTES
     return True

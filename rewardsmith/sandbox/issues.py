@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["CODES", "Issue"]
+__all__ = ["CODES", "Issue", "sanitize"]
+
+# C0 controls but tab and newline, DEL, C1 controls, the bidirectional overrides and isolates
+# ("Trojan Source"), and lone surrogates (which no terminal encoding can print): a message from
+# reward code must not drive, or crash, the terminal it is printed on.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def sanitize(text: str) -> str:
+    """``text`` with terminal control characters shown as escapes (``\\x1b``) instead of acting."""
+    return _UNSAFE.sub(lambda m: ascii(m.group())[1:-1], text)
 
 Severity = Literal["error", "warning"]
 
@@ -58,8 +69,8 @@ class Issue:
     def from_dict(cls, data: dict[str, Any]) -> Issue:
         line = data.get("line")
         return cls(
-            code=str(data.get("code", "worker_crashed"))[:64],
-            message=str(data.get("message", ""))[:4000],
+            code=sanitize(str(data.get("code", "worker_crashed"))[:64]),
+            message=sanitize(str(data.get("message", ""))[:4000]),
             line=int(line) if isinstance(line, int) else None,
             severity="warning" if data.get("severity") == "warning" else "error",
         )

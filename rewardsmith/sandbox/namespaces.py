@@ -3,21 +3,32 @@
 ``numpy`` is a whitelist of what reward code needs (construction with size caps, element-wise
 math, reductions, ``linalg.norm``, ``clip``, ``where`` …). File I/O, ``ctypeslib``, ``f2py``,
 ``testing``, ``ma``, ``lib``, ``random``, ``vectorize``, ``frompyfunc``, ``apply_along_axis``,
-``frombuffer``, error-state and print-option setters are left out.
+``frombuffer``, ``ndarray`` itself (``np.ndarray`` is a stand-in that only answers ``isinstance``),
+error-state and print-option setters are left out.
+
+``typing`` and ``numpy.typing`` hold inert stand-ins (:class:`TypeHint`): annotations are
+stripped before compiling, so these names only need to import and subscript. The real typing
+objects forward attribute access to the classes they alias (``typing.Sequence.register`` would
+reach the global ABC registry of the worker), so they are never handed out.
+
+The element cap (:data:`MAX_ELEMENTS`) is a friendly early refusal for the construction
+functions; the worker's address-space limit is what bounds every other allocation
+(``a.repeat(10**9)``, ``np.multiply.outer`` …).
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import typing
 from collections.abc import Callable
 from functools import reduce
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_ELEMENTS", "SafeModule", "SizeCapError", "safe_modules"]
+__all__ = [
+    "MAX_ELEMENTS", "ModuleAttributeError", "SafeModule", "SizeCapError", "TypeCheck", "TypeHint", "safe_modules",
+]
 
 MAX_ELEMENTS = 1_000_000
 """The most elements an array built inside reward code may hold."""
@@ -27,22 +38,28 @@ class SizeCapError(MemoryError):
     """An array construction asked for more than MAX_ELEMENTS elements."""
 
 
-class SafeModule:
-    """A read-only namespace that stands in for a module."""
+class ModuleAttributeError(AttributeError):
+    """A name the sandboxed module does not expose (``np.random``, ``np.load`` …)."""
 
-    __slots__ = ("_name", "_members")
+
+class SafeModule:
+    """A read-only namespace that stands in for a module.
+
+    Members live in the instance ``__dict__`` so that ``np.cos`` is an ordinary, fast attribute
+    lookup (this is on the hot path of every reward call); the dict itself is out of reach of
+    reward code (``__dict__`` starts with an underscore, and ``vars`` is not a builtin there).
+    """
 
     def __init__(self, name: str, members: dict[str, Any]) -> None:
         object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_members", dict(members))
+        for key, value in members.items():
+            if key.startswith("_") or key == "names":
+                raise ValueError(f"{key!r} cannot be a member of a sandboxed module")
+            object.__setattr__(self, key, value)
 
-    def __getattr__(self, name: str) -> Any:
-        members = object.__getattribute__(self, "_members")
-        try:
-            return members[name]
-        except KeyError:
-            module = object.__getattribute__(self, "_name")
-            raise AttributeError(f"{module}.{name} is not available in reward code") from None
+    def __getattr__(self, name: str) -> Any:  # only reached for names that are not members
+        module = object.__getattribute__(self, "_name")
+        raise ModuleAttributeError(f"{module}.{name} is not available in reward code")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("modules are read-only in reward code")
@@ -54,7 +71,7 @@ class SafeModule:
         return f"<sandboxed module {object.__getattribute__(self, '_name')}>"
 
     def names(self) -> list[str]:
-        return sorted(object.__getattribute__(self, "_members"))
+        return sorted(key for key in object.__getattribute__(self, "__dict__") if not key.startswith("_"))
 
 
 def _cap(count: int, what: str) -> None:
@@ -118,10 +135,17 @@ def _outer_size(a: Any, b: Any, *args: Any, **kwargs: Any) -> int:
     return int(np.size(a)) * int(np.size(b))
 
 
-def _array(obj: Any, *args: Any, **kwargs: Any) -> np.ndarray:
-    result = np.array(obj, *args, **kwargs)
-    _cap(result.size, "np.array")
-    return result
+def _capped_after(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Check the size of what ``fn`` built (its arguments do not say it simply)."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> np.ndarray:
+        result = fn(*args, **kwargs)
+        _cap(int(np.size(result)), f"np.{fn.__name__}")
+        return result
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
 
 
 _ELEMENTWISE = """
@@ -144,6 +168,8 @@ asarray asanyarray atleast_1d atleast_2d reshape ravel squeeze expand_dims trans
 vstack column_stack zeros_like ones_like full_like copy shape size ndim broadcast_to flip roll
 """.split()
 
+_CAPPED_LIKE = ("zeros_like", "ones_like", "full_like")
+
 _TYPES = """
 float64 float32 float16 int64 int32 int16 int8 uint8 bool_ integer floating number ndarray generic
 """.split()
@@ -159,7 +185,11 @@ def _numpy_namespace() -> SafeModule:
     for name in _TYPES:
         if hasattr(np, name) and name not in ("ndarray", "generic"):
             members[name] = getattr(np, name)
-    members["array"] = _array
+    members["ndarray"] = TypeCheck("numpy.ndarray", np.ndarray)
+    members["generic"] = TypeCheck("numpy.generic", np.generic)
+    for name in _CAPPED_LIKE:
+        members[name] = _capped_after(getattr(np, name))
+    members["array"] = _capped_after(np.array)
     for name in ("zeros", "ones"):
         members[name] = _capped_shape(getattr(np, name))
     members["full"] = _capped_shape(np.full)
@@ -170,6 +200,8 @@ def _numpy_namespace() -> SafeModule:
     members["outer"] = _capped_result(np.outer, _outer_size)
     members["linalg"] = SafeModule("numpy.linalg", {name: getattr(np.linalg, name)
                                                     for name in ("norm", "det", "inv", "solve", "pinv")})
+    members["typing"] = SafeModule("numpy.typing", {name: TypeHint(f"numpy.typing.{name}")
+                                                    for name in ("NDArray", "ArrayLike", "DTypeLike")})
     return SafeModule("numpy", members)
 
 
@@ -177,18 +209,83 @@ def _math_namespace() -> SafeModule:
     return SafeModule("math", {name: getattr(math, name) for name in dir(math) if not name.startswith("_")})
 
 
+class TypeHint:
+    """An inert stand-in for a typing name: it subscripts and unions to itself and has no attributes."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def __getitem__(self, item: Any) -> TypeHint:
+        return self
+
+    def __or__(self, other: Any) -> TypeHint:
+        return self
+
+    __ror__ = __or__
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("typing names are read-only in reward code")
+
+    def __repr__(self) -> str:
+        return object.__getattribute__(self, "_name")
+
+
+class TypeCheck:
+    """A stand-in for a class reward code may test against but not call: ``isinstance(x, np.ndarray)``.
+
+    ``np.ndarray(shape, buffer=..., offset=..., strides=...)`` reads and writes any memory, so the class
+    itself is never handed out.
+    """
+
+    __slots__ = ("_name", "_kind")
+
+    def __init__(self, name: str, kind: type) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_kind", kind)
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        return isinstance(obj, object.__getattribute__(self, "_kind"))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ModuleAttributeError(f"{object.__getattribute__(self, '_name')}(...) is not available in reward code; "
+                                   "build arrays with np.array, np.zeros, np.ones or np.full")
+
+    def __getitem__(self, item: Any) -> TypeCheck:
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("numpy names are read-only in reward code")
+
+    def __repr__(self) -> str:
+        return f"<sandboxed {object.__getattribute__(self, '_name')}>"
+
+
+def _cast(kind: Any, value: Any) -> Any:
+    return value
+
+
+_TYPING_NAMES = (
+    "Any", "Callable", "Dict", "Final", "FrozenSet", "Iterable", "Iterator", "List", "Literal", "Mapping",
+    "Optional", "Sequence", "Set", "SupportsFloat", "SupportsInt", "Tuple", "TypeAlias", "Union",
+)
+
+
 def _typing_namespace() -> SafeModule:
-    names = ("Any", "Dict", "List", "Tuple", "Optional", "Union", "Sequence", "Mapping", "Callable",
-             "Iterable", "Final", "cast", "SupportsFloat")
-    return SafeModule("typing", {name: getattr(typing, name) for name in names if hasattr(typing, name)})
+    members: dict[str, Any] = {name: TypeHint(f"typing.{name}") for name in _TYPING_NAMES}
+    members["cast"] = _cast
+    members["TYPE_CHECKING"] = False
+    return SafeModule("typing", members)
 
 
 def safe_modules() -> dict[str, SafeModule]:
-    """Fresh namespaces by import name: ``math``, ``numpy``, ``numpy.linalg``, ``typing``."""
+    """Fresh namespaces by import name: ``math``, ``numpy``, ``numpy.linalg``, ``numpy.typing``, ``typing``."""
     numpy_ns = _numpy_namespace()
     return {
         "math": _math_namespace(),
         "numpy": numpy_ns,
         "numpy.linalg": numpy_ns.linalg,
+        "numpy.typing": numpy_ns.typing,
         "typing": _typing_namespace(),
     }

@@ -13,6 +13,7 @@ import ast
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from types import CodeType
 
 from RestrictedPython import compile_restricted_exec
@@ -54,8 +55,11 @@ def compile_reward(
         text = (exc.text or "").strip()
         detail = f": {text!r}" if text else ""
         return None, [Issue("syntax", f"{exc.msg}{detail}", exc.lineno)]
-    except (RecursionError, MemoryError, ValueError) as exc:
-        return None, [Issue("too_deep", f"the parser gave up: {type(exc).__name__}: {exc}")]
+    except (RecursionError, MemoryError) as exc:
+        return None, [Issue("too_deep", f"the parser gave up ({type(exc).__name__}): expressions or blocks nest too "
+                                        "deeply; split them into named intermediate values")]
+    except ValueError as exc:
+        return None, [Issue("syntax", f"the program does not parse: {exc}")]
     if _ast_depth(tree) > limits.max_ast_depth:
         return None, [Issue("too_deep", f"expressions nest deeper than {limits.max_ast_depth} levels; "
                                         "split them into named intermediate values")]
@@ -82,6 +86,11 @@ def _check_size(source: str, limits: CompileLimits) -> list[Issue]:
         return [Issue("too_large", f"the program has {lines} lines; the cap is {limits.max_lines}")]
     if "\x00" in source:
         return [Issue("syntax", "the program contains a NUL byte")]
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return [Issue("syntax", f"the program contains a character that is not valid Unicode text at offset "
+                                f"{exc.start} (a lone surrogate)")]
     depth = deepest = 0
     for ch in source:
         if ch in "([{":
@@ -134,7 +143,20 @@ def _check_tree(tree: ast.Module, fields: Sequence[str]) -> list[Issue]:
                                 node.lineno))
     if reward_fn is not None and not any(i.code == "bad_signature" for i in issues):
         issues.extend(_check_fields(tree, reward_fn, fields))
+        issues.extend(_check_reads_observations(reward_fn))
     return issues
+
+
+def _check_reads_observations(fn: ast.FunctionDef) -> list[Issue]:
+    params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+    watched = {params[i] for i in (0, 2) if i < len(params)}
+    if fn.args.vararg is not None:
+        watched.add(fn.args.vararg.arg)
+    read = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if watched and not watched & read:
+        return [Issue("unused_argument", "compute_reward never reads obs or next_obs, so it cannot tell good "
+                                         "states from bad ones", fn.lineno, "warning")]
+    return []
 
 
 def _check_signature(fn: ast.FunctionDef) -> list[Issue]:
@@ -145,7 +167,8 @@ def _check_signature(fn: ast.FunctionDef) -> list[Issue]:
     required = len(positional) - len(args.defaults)
     takes_four = required <= 4 and (len(positional) >= 4 or args.vararg is not None) and not required_kwonly
     if not takes_four:
-        got = ", ".join(positional + [f"*{args.vararg.arg}"] * bool(args.vararg) + required_kwonly)
+        star = [f"*{args.vararg.arg}"] if args.vararg is not None else []
+        got = ", ".join(positional + star + required_kwonly)
         return [Issue("bad_signature",
                       f"compute_reward must take exactly four positional parameters {expected}; "
                       f"it takes ({got})", fn.lineno)]
@@ -157,23 +180,44 @@ def _check_import(node: ast.Import | ast.ImportFrom) -> list[Issue]:
         if node.level:
             return [Issue("forbidden_import", "relative imports are not allowed; import only math, numpy "
                                               "and typing", node.lineno)]
-        modules = [node.module or ""]
-    else:
-        modules = [alias.name for alias in node.names]
+        module = node.module or ""
+        if module == "__future__":
+            return []
+        issues = _check_module(module, node.lineno)
+        if issues:
+            return issues
+        available = _module_names()[module]
+        missing = [alias.name for alias in node.names if alias.name != "*" and alias.name not in available]
+        return [Issue("forbidden_import", f"`from {module} import {name}`: {module}.{name} is not available in "
+                                          "reward code", node.lineno) for name in missing]
     issues = []
-    for module in modules:
-        root = module.split(".")[0]
-        if root == "__future__" or root in ALLOWED_IMPORTS:
-            continue
-        hint = ""
-        if root in ("torch", "tensorflow", "jax"):
-            hint = f"; {root} is not available: write the same math with numpy (import numpy as np)"
-        elif root in ("os", "sys", "subprocess", "socket", "pathlib", "shutil", "io", "builtins", "importlib"):
-            hint = "; reward code may not touch the system"
-        issues.append(Issue("forbidden_import",
-                            f"`import {module}` is not allowed: reward code may import only math, "
-                            f"numpy and typing{hint}", node.lineno))
+    for alias in node.names:
+        issues.extend(_check_module(alias.name, node.lineno))
     return issues
+
+
+def _check_module(module: str, line: int) -> list[Issue]:
+    if module in _module_names():
+        return []
+    root = module.split(".")[0]
+    hint = ""
+    if root in ("torch", "tensorflow", "jax"):
+        hint = f"; {root} is not available: write the same math with numpy (import numpy as np)"
+    elif root in ("os", "sys", "subprocess", "socket", "pathlib", "shutil", "io", "builtins", "importlib"):
+        hint = "; reward code may not touch the system"
+    elif root in ALLOWED_IMPORTS:
+        importable = ", ".join(m for m in sorted(_module_names()) if m.startswith(root))
+        hint = f"; of {root}, only {importable} can be imported"
+    return [Issue("forbidden_import", f"`import {module}` is not allowed: reward code may import only "
+                                      f"math, numpy and typing{hint}", line)]
+
+
+@cache
+def _module_names() -> dict[str, frozenset[str]]:
+    """Importable module names and the names each one offers."""
+    from rewardsmith.sandbox.namespaces import safe_modules
+
+    return {name: frozenset(module.names()) for name, module in safe_modules().items()}
 
 
 def _check_fields(tree: ast.Module, reward_fn: ast.FunctionDef, fields: Sequence[str]) -> list[Issue]:
@@ -219,6 +263,33 @@ class _Rewrite(ast.NodeTransformer):
         if node.value is None:
             return ast.copy_location(ast.Pass(), node)
         return ast.copy_location(ast.Assign(targets=[node.target], value=node.value), node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.stmt:
+        """``a[i] += v`` becomes ``a[i] = a[i] + v`` (RestrictedPython refuses the first, guards the second).
+
+        Only where ``a`` is a name and ``i`` is built of names and constants, so evaluating them twice
+        changes nothing; anything else is left for RestrictedPython to refuse.
+        """
+        self.generic_visit(node)
+        target = node.target
+        if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and _plain(target.slice)):
+            return node
+        load = ast.Subscript(value=ast.Name(target.value.id, ast.Load()), slice=target.slice, ctx=ast.Load())
+        value = ast.BinOp(left=load, op=node.op, right=node.value)
+        return ast.copy_location(ast.Assign(targets=[target], value=value), node)
+
+
+def _plain(index: ast.expr | None) -> bool:
+    """Names, constants, negated constants, and slices and tuples of those."""
+    if index is None or isinstance(index, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+        return isinstance(index.operand, ast.Constant)
+    if isinstance(index, ast.Slice):
+        return _plain(index.lower) and _plain(index.upper) and _plain(index.step)
+    if isinstance(index, ast.Tuple):
+        return all(_plain(e) for e in index.elts)
+    return False
 
 
 def _is_main_guard(stmt: ast.stmt) -> bool:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import struct
+import time
 from typing import Any
 
-__all__ = ["MAX_FRAME", "FrameError", "read_frame", "write_frame"]
+__all__ = ["MAX_FRAME", "FrameError", "FrameTimeout", "read_frame", "wait_readable", "write_frame"]
 
 MAX_FRAME = 16 * 1024 * 1024
 _HEADER = struct.Struct("<II")
@@ -20,6 +22,10 @@ _HEADER = struct.Struct("<II")
 
 class FrameError(Exception):
     """The other side closed the pipe or sent something that is not a frame."""
+
+
+class FrameTimeout(FrameError):
+    """The other side did not send a whole frame before the deadline."""
 
 
 def write_frame(fd: int, message: dict[str, Any], blob: bytes = b"") -> None:
@@ -31,11 +37,16 @@ def write_frame(fd: int, message: dict[str, Any], blob: bytes = b"") -> None:
         view = view[written:]
 
 
-def read_frame(fd: int) -> tuple[dict[str, Any], bytes]:
-    size, blob_size = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+def read_frame(fd: int, deadline: float | None = None) -> tuple[dict[str, Any], bytes]:
+    """Read one frame.
+
+    With ``deadline`` (a ``time.monotonic()`` value), ``fd`` must be non-blocking: the read then
+    never waits past the deadline, whatever the other side sends or withholds.
+    """
+    size, blob_size = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
     if size + blob_size > MAX_FRAME:
         raise FrameError(f"frame of {size + blob_size} bytes exceeds the {MAX_FRAME}-byte cap")
-    data = _read_exact(fd, size + blob_size)
+    data = _read_exact(fd, size + blob_size, deadline)
     try:
         message = json.loads(data[:size])
     except (ValueError, RecursionError) as exc:
@@ -45,11 +56,29 @@ def read_frame(fd: int) -> tuple[dict[str, Any], bytes]:
     return message, data[size:]
 
 
-def _read_exact(fd: int, size: int) -> bytes:
+def wait_readable(fd: int, deadline: float, poller: Any = None) -> bool:
+    """True once ``fd`` has data (or was closed), False if ``deadline`` passed first.
+
+    ``poller``: a ``select.poll()`` with ``fd`` registered for reading, to reuse across calls.
+    """
+    if poller is None:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    remaining = deadline - time.monotonic()
+    return bool(poller.poll(max(remaining, 0.0) * 1000))  # PEP 475: retried after signals, same deadline
+
+
+def _read_exact(fd: int, size: int, deadline: float | None = None) -> bytes:
     chunks = []
     remaining = size
     while remaining:
-        chunk = os.read(fd, min(remaining, 1 << 20))
+        try:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+        except BlockingIOError:  # only on a non-blocking fd: wait for more, until the deadline
+            if deadline is None or not wait_readable(fd, deadline):
+                raise FrameTimeout(f"no complete frame before the deadline ({size - remaining} of {size} "
+                                   "bytes)") from None
+            continue
         if not chunk:
             raise FrameError("the other side closed the pipe")
         chunks.append(chunk)

@@ -1,19 +1,32 @@
 """The sandbox worker process: compiles and runs one untrusted reward program at a time.
 
 Started by :class:`rewardsmith.sandbox.client.RewardSandbox` with a scrubbed environment and
-an empty working directory. Before it reads any untrusted source it warms numpy up (lazy
-imports inside numpy would otherwise look for ``__import__`` in the restricted builtins) and
-sets its resource limits. It talks to the host over its original stdin/stdout with
-length-prefixed JSON frames; stdout and stdin are then pointed at /dev/null.
+an empty working directory. Before it reads any untrusted source it, in this order:
+
+1. keeps its protocol pipes on two private descriptors and points stdin/stdout at /dev/null;
+2. warms numpy up (lazy imports inside numpy would otherwise look for ``__import__`` in the
+   restricted builtins, and no file can be opened later);
+3. isolates itself where the OS lets it (``SandboxLimits.os_isolation``): a private network
+   namespace with no interfaces, ``no_new_privs``, uid/gid 65534 when started as root, and a
+   Landlock ruleset that grants no file access, no TCP and no signals outside itself;
+4. sets its resource limits: no core dumps, no file writes, no new descriptors, no new
+   processes, an address-space cap, and a CPU-time cap that it re-arms for every request.
+
+It talks to the host over length-prefixed JSON frames. The in-process timer (SIGALRM) is only
+a fast path: reward code can swallow its exception, so a request during which it fired is
+refused even if the code returned, and the host kills a worker that does not answer in time.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
+import resource
 import signal
 import sys
+import time
 import traceback
 import warnings
 from types import FrameType
@@ -23,17 +36,37 @@ import numpy as np
 
 from rewardsmith.sandbox.guards import GuardState, SandboxViolation, make_globals
 from rewardsmith.sandbox.issues import Issue
-from rewardsmith.sandbox.namespaces import SizeCapError, safe_modules
+from rewardsmith.sandbox.namespaces import ModuleAttributeError, SizeCapError, safe_modules
 from rewardsmith.sandbox.policy import FILENAME, CompileLimits, compile_reward
 from rewardsmith.sandbox.protocol import FrameError, read_frame, write_frame
 from rewardsmith.sandbox.views import ObservationBase, make_view_class, readonly_array
 
 MAX_COMPONENTS = 32
 MAX_COMPONENT_NAME = 64
+NOBODY = 65534
+"""The uid and gid a worker started as root switches to."""
+MIN_HEADROOM_MB = 128
+"""Address space always left above the worker's own baseline, whatever ``memory_mb`` says."""
+
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_PR_SET_DUMPABLE = 4
+_PR_SET_NO_NEW_PRIVS = 38
+_SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every Linux architecture
+_SYS_LANDLOCK_RESTRICT_SELF = 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LIMIT_NAMES = ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE")
 
 
 class _Deadline(BaseException):
     """The in-process timer fired (a fast path: the host kills the worker if this is swallowed)."""
+
+
+class _Alarm:
+    """The in-process timer's state: ``fired`` stays set even when reward code swallows the exception."""
+
+    armed = False
+    fired = False
 
 
 class _BadReturn(Exception):
@@ -44,16 +77,14 @@ class _BadReturn(Exception):
 
 def main() -> None:
     limits = json.loads(sys.argv[1])
-    proto_in, proto_out = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    os.close(devnull)
+    proto_in, proto_out = _take_protocol_fds()
     warnings.simplefilter("ignore")
     _warm_up_numpy()
-    _set_limits(limits)
+    baseline_kb = _vm_size_kb()
+    isolation = _isolate() if limits.get("os_isolation", True) else {"os_isolation": "off"}
+    applied = _set_limits(limits, baseline_kb)
     signal.signal(signal.SIGALRM, _on_alarm)
-    worker = _Worker(limits)
+    worker = _Worker(limits, {"baseline_vm_kb": baseline_kb, "isolation": isolation, "applied": applied})
     while True:
         try:
             request, blob = read_frame(proto_in)
@@ -61,16 +92,49 @@ def main() -> None:
             return
         if request.get("op") == "exit":
             return
-        reply, reply_blob = worker.handle(request, blob)
+        try:
+            reply, reply_blob = worker.handle(request, blob)
+        except _Deadline:  # the timer fired in the worker's own bookkeeping, after the reward code
+            reply, reply_blob = worker.timed_out("the request ran past its deadline"), b""
         write_frame(proto_out, reply, reply_blob)
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
-    raise _Deadline()
+    _Alarm.fired = True
+    if _Alarm.armed:
+        raise _Deadline()
+
+
+def _arm(seconds: float) -> None:
+    _Alarm.fired = False
+    _Alarm.armed = True
+    # Repeats: code that swallows the first one is interrupted again (the host still has the last word).
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3), 0.05)
+
+
+def _disarm() -> None:
+    _Alarm.armed = False
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _take_protocol_fds() -> tuple[int, int]:
+    """Move the pipes to the host off stdin/stdout, which become /dev/null."""
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    return proto_in, proto_out
 
 
 def _warm_up_numpy() -> None:
     """Trigger numpy's lazy imports while the real ``__import__`` is still reachable."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        _exercise_numpy()
+
+
+def _exercise_numpy() -> None:
     a = np.arange(6, dtype=np.float64).reshape(2, 3)
     for method in ("sum", "mean", "max", "min", "std", "var", "prod", "argmax", "argmin", "any", "all",
                    "cumsum", "ptp", "round", "clip", "tolist", "item", "copy", "ravel", "flatten", "astype"):
@@ -86,86 +150,217 @@ def _warm_up_numpy() -> None:
                 fn()
         except AttributeError:
             pass
-    for fn in (np.median, np.percentile, np.linalg.norm, np.linalg.det, np.linalg.inv, np.sort, np.unique,
-               np.isclose, np.allclose, np.interp, np.where, np.nan_to_num, np.gradient, np.diff):
+    numpy_ns = safe_modules()["numpy"]
+    for name in numpy_ns.names():  # every function reward code can reach, with a few argument shapes
+        fn = getattr(numpy_ns, name)
+        if not callable(fn) or isinstance(fn, type):
+            continue
+        for args in ((a,), (a, a), (a, 1), (0.5, [0.0, 1.0], [0.0, 1.0])):
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - only the imports matter
+                pass
+    for fn in (np.linalg.norm, np.linalg.det, np.linalg.inv, np.linalg.solve, np.linalg.pinv):
         try:
-            if fn is np.percentile:
-                fn(a, 50)
-            elif fn in (np.isclose, np.allclose):
-                fn(a, a)
-            elif fn is np.interp:
-                fn(0.5, [0.0, 1.0], [0.0, 1.0])
-            elif fn is np.where:
-                fn(a > 1, a, 0)
-            elif fn in (np.linalg.det, np.linalg.inv):
-                fn(np.eye(2))
-            else:
-                fn(a)
-        except Exception:
+            fn(np.eye(2)) if fn is not np.linalg.solve else fn(np.eye(2), np.ones(2))
+        except Exception:  # noqa: BLE001
             pass
     str(a), repr(a), str(np.float64(1.5)), repr(np.float32(1.5)), f"{np.float64(1.5):.3f}"
     float(np.float64(1.0)), bool(np.bool_(True)), int(np.int64(3))
     try:
         np.float64(1.0) / np.float64(0.0)
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass
+    np.ones(2).astype("O").tolist()
 
 
-def _set_limits(limits: dict[str, Any]) -> None:
-    import resource
+def _vm_size_kb() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
+
+def _isolate() -> dict[str, str]:
+    """Best-effort OS isolation; each step says whether it took effect."""
+    done: dict[str, str] = {}
+    root = os.geteuid() == 0
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError as exc:
+        return {"libc": f"unavailable: {exc}"}
+
+    def call(name: str, *args: int) -> str:
+        try:
+            result = getattr(libc, name)(*args)
+        except AttributeError:
+            return "unavailable"
+        return "ok" if result == 0 else f"refused: {os.strerror(ctypes.get_errno())}"
+
+    # A network namespace of our own has only a loopback device, and it is down.
+    flags = _CLONE_NEWNET if root else _CLONE_NEWUSER | _CLONE_NEWNET
+    done["network_namespace"] = call("unshare", flags)
+    done["no_new_privs"] = call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if root:
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            done["drop_root"] = f"ok: uid {os.getuid()}, gid {os.getgid()}"
+        except OSError as exc:
+            done["drop_root"] = f"refused: {exc.strerror}"
+        # Not ptrace-able or /proc-readable by other processes of uid 65534 (other users' workers).
+        done["not_dumpable"] = call("prctl", _PR_SET_DUMPABLE, 0, 0, 0, 0)
+    done["landlock"] = _landlock(libc)
+    return done
+
+
+class _LandlockRulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+def _landlock(libc: Any) -> str:
+    """Deny every filesystem access (open, exec, create, remove …), TCP bind/connect, and signals to
+    processes outside the worker, with a Landlock ruleset that grants nothing (Linux 5.13+).
+
+    Descriptors already open keep working; the worker needs no file after its warm-up (and
+    ``RLIMIT_NOFILE`` leaves it no free descriptor anyway). Needs ``no_new_privs``, set just before.
+    """
+    abi = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, 0, _LANDLOCK_CREATE_RULESET_VERSION)
+    if abi < 1:
+        return f"unavailable: {os.strerror(ctypes.get_errno())}"
+    fs_bits = {1: 13, 2: 14, 3: 15, 4: 15}.get(abi, 16)  # REFER from ABI 2, TRUNCATE 3, IOCTL_DEV 5
+    attr = _LandlockRulesetAttr((1 << fs_bits) - 1, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)
+    size = 8 * (1 + (abi >= 4) + (abi >= 6))
+    fd = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), size, 0)
+    if fd < 0:
+        return f"refused: {os.strerror(ctypes.get_errno())}"
+    try:
+        if libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, fd, 0) != 0:
+            return f"refused: {os.strerror(ctypes.get_errno())}"
+    finally:
+        os.close(fd)
+    scope = "files" + (", tcp" if abi >= 4 else "") + (", signals" if abi >= 6 else "")
+    return f"ok: abi {abi}, denies {scope}"
+
+
+def _open_fds(upto: int = 1024) -> list[int]:
+    fds = []
+    for fd in range(upto):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        fds.append(fd)
+    return fds
+
+
+def _set_limits(limits: dict[str, Any], baseline_kb: int = 0) -> dict[str, Any]:
+    """Apply the resource limits; returns what was applied.
+
+    ``RLIMIT_NOFILE`` is set to exactly the descriptors already open, after plugging every
+    unused number below the highest one with /dev/null, so no file, socket or pipe can be opened.
+    """
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails instead of killing us
     memory = int(limits["memory_mb"]) * 1024 * 1024
-    cpu = int(limits["cpu_seconds"])
-    highest_fd = max(int(name) for name in os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 16
+    floor = baseline_kb * 1024 + MIN_HEADROOM_MB * 1024 * 1024
+    memory = max(memory, floor)
+    fds = _open_fds()
+    highest = max(fds) if fds else 2
+    for fd in sorted(set(range(highest)) - set(fds)):
+        os.dup2(0, fd)
     settings = [
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_FSIZE, 0),
         (resource.RLIMIT_AS, memory),
-        (resource.RLIMIT_CPU, cpu),
-        (resource.RLIMIT_NOFILE, highest_fd + 1),
+        (resource.RLIMIT_NOFILE, highest + 1),
         (resource.RLIMIT_NPROC, 0),
     ]
+    applied: dict[str, Any] = {}
     for which, value in settings:
         soft, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
-        new_hard = value + 5 if which == resource.RLIMIT_CPU else value
-        if hard != resource.RLIM_INFINITY:
-            new_hard = min(new_hard, hard)
-        resource.setrlimit(which, (value, new_hard))
+        resource.setrlimit(which, (value, value))
+    _set_cpu_limit(int(limits.get("cpu_seconds", 30)))
+    for name in _LIMIT_NAMES:
+        applied[name] = list(resource.getrlimit(getattr(resource, name)))
+    return applied
+
+
+def _set_cpu_limit(seconds: int) -> int:
+    """Allow ``seconds`` more CPU seconds from now (soft limit: SIGXCPU kills the worker).
+
+    The hard limit is left where it was so the worker can move the soft limit on at the next
+    request; a worker left spinning by a host that died is still stopped within ``seconds``.
+    """
+    soft = int(time.process_time()) + seconds + 1
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    return soft
 
 
 class _Worker:
-    def __init__(self, limits: dict[str, Any]) -> None:
+    def __init__(self, limits: dict[str, Any], report: dict[str, Any] | None = None) -> None:
         self.limits = limits
+        self.report = report or {}
         self.compile_limits = CompileLimits(**limits.get("compile", {}))
         self.function: Any = None
         self.state = GuardState(int(limits.get("print_cap", 4096)))
         self.view: type[ObservationBase] | None = None
         self.numpy_err = np.geterr()
         self.numpy_print = np.get_printoptions()
+        self.cpu_seconds = int(limits.get("cpu_seconds", 30))
+        self.kill_grace = float(limits.get("kill_grace", 1.0))
+        self.cpu_soft = -1
 
     def handle(self, request: dict[str, Any], blob: bytes) -> tuple[dict[str, Any], bytes]:
         op = request.get("op")
-        if op == "load":
-            return self.load(str(request["source"]), list(request["fields"]), float(request.get("timeout", 5.0))), b""
+        timeout = float(request.get("timeout", 1.0))
+        self._rearm_cpu(timeout)
         if op == "call":
-            return self.call(request, blob)
+            return self.call(request, blob, timeout)
+        if op == "load":
+            return self.load(str(request["source"]), list(request["fields"]), timeout), b""
+        if op == "diagnose":
+            return self.diagnose(), b""
         return {"ok": False, "issue": Issue("worker_crashed", f"unknown request {op!r}").to_dict()}, b""
+
+    def _rearm_cpu(self, timeout: float) -> None:
+        """Give this request its CPU allowance: ``cpu_seconds``, never less than its wall-clock deadline."""
+        budget = max(self.cpu_seconds, int(math.ceil(timeout + self.kill_grace)) + 1)
+        soft = int(time.process_time()) + budget + 1
+        if soft != self.cpu_soft:  # changes about once per CPU second: one cheap syscall per request otherwise
+            self.cpu_soft = _set_cpu_limit(budget)
+
+    def timed_out(self, message: str, index: int = 0) -> dict[str, Any]:
+        return self._failed(index, Issue("timeout", message))
 
     def load(self, source: str, fields: list[str], timeout: float) -> dict[str, Any]:
         self.function = None
         self.state = GuardState(int(self.limits.get("print_cap", 4096)))
         self.view = make_view_class(fields)
-        code, issues = compile_reward(source, fields, self.compile_limits)
+        compiled: list[Any] = []
+        error = self._run_guarded(lambda: compiled.append(compile_reward(source, fields, self.compile_limits)),
+                                  timeout, "module_error", "compiling the program")
+        if error is not None:
+            return {"ok": False, "issues": [error.to_dict()]}
+        code, issues = compiled[0]
         if code is None:
             return {"ok": False, "issues": [i.to_dict() for i in issues]}
         namespace = make_globals(self.state, safe_modules())
         error = self._run_guarded(lambda: exec(code, namespace), timeout, "module_error",
                                   "running the module's top level")
         if error is not None:
-            return {"ok": False, "issues": [i.to_dict() for i in issues] + [error.to_dict()]}
+            return {"ok": False, "issues": [i.to_dict() for i in issues] + [error.to_dict()],
+                    "printed": self.state.take_printed()}
         function = namespace.get("compute_reward")
         if not callable(function):
             issue = Issue("no_compute_reward", "compute_reward is not a function after the module ran")
@@ -173,18 +368,17 @@ class _Worker:
         self.function = function
         return {"ok": True, "issues": [i.to_dict() for i in issues], "printed": self.state.take_printed()}
 
-    def call(self, request: dict[str, Any], blob: bytes) -> tuple[dict[str, Any], bytes]:
+    def call(self, request: dict[str, Any], blob: bytes, timeout: float) -> tuple[dict[str, Any], bytes]:
         if self.function is None or self.view is None:
             return self._failed(0, Issue("no_compute_reward", "no program is loaded")), b""
-        view, function = self.view, self.function
+        view, function, violations = self.view, self.function, self.state.violations
         n, d, width = int(request["n"]), int(request["d"]), int(request["a"])
         obs, next_obs, actions, info = _decode_batch(blob, n, d, width, bool(request["ai"]))
         extra = request.get("x")
-        timeout = float(request.get("timeout", 1.0))
         totals: list[float] = []
         rows: list[dict[str, float]] = []
         bare = False
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        _arm(timeout)
         try:
             for i in range(n):
                 step_info = {"env_reward": info[0][i], "terminated": info[1][i] > 0.5,
@@ -195,48 +389,102 @@ class _Worker:
                     total, components, was_bare = _coerce(function(view(obs[i]), actions[i], view(next_obs[i]),
                                                                    step_info))
                 except _Deadline:
-                    issue = Issue("timeout", f"compute_reward did not return within {timeout:g} s "
-                                             "(an endless loop, or far too much work per step)")
-                    return self._failed(i, issue), b""
+                    return self.timed_out(f"compute_reward did not return within {timeout:g} s for this batch "
+                                          "(an endless loop, or far too much work per step)", i), b""
                 except BaseException as exc:  # noqa: BLE001 - untrusted code may raise anything
                     return self._failed(i, self._describe_error(exc)), b""
-                if self.state.violations:
+                if violations:
                     return self._failed(i, self.state.take_violation()), b""  # type: ignore[arg-type]
                 bare = bare or was_bare
                 totals.append(total)
                 rows.append(components)
+            if _Alarm.fired:  # the code swallowed the timer's exception and returned anyway
+                return self.timed_out(f"compute_reward ran past its {timeout:g} s deadline (it caught the "
+                                      "timer's exception; do not catch BaseException)", len(totals) - 1), b""
         except _Deadline:  # fired between calls
-            return self._failed(len(totals), Issue("timeout", "compute_reward ran past its deadline")), b""
+            return self.timed_out("compute_reward ran past its deadline", len(totals)), b""
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            _disarm()
             self._restore_numpy()
         keys = list(rows[0]) if rows else []
         reply: dict[str, Any] = {"ok": True, "k": keys, "bare": bare}
         values = np.asarray(totals, dtype=np.float64).tobytes()
         if all(len(row) == len(keys) and list(row) == keys for row in rows):
+            names = keys
             values += np.asarray([list(row.values()) for row in rows], dtype=np.float64).tobytes()
         else:
+            names = list({name: None for row in rows for name in row})
             reply["cd"] = rows
+        for name in names:  # once per batch, not per call
+            if not name.isprintable():
+                issue = Issue("bad_components", f"component name {name!r} holds control characters; use plain "
+                                                "names such as 'upright'")
+                return self._failed(0, issue), b""
         printed = self.state.take_printed()
         if request.get("want_print"):
             reply["printed"] = printed
         return reply, values
+
+    def diagnose(self) -> dict[str, Any]:
+        """What isolation is in effect, as seen from inside (trusted code, asked for by the host only)."""
+        probes: dict[str, str] = {}
+        try:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            os.close(fd)
+            probes["open_file"] = "allowed"
+        except OSError as exc:
+            probes["open_file"] = f"refused: {exc.strerror}"
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            probes["fork"] = f"refused: {exc.strerror}"
+        else:
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            probes["fork"] = "allowed"
+        address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if address_space == resource.RLIM_INFINITY:
+            probes["allocate_address_space_limit"] = "no limit set"
+        else:
+            try:
+                block = bytearray(address_space)  # more than is left under the limit, by construction
+                del block
+                probes["allocate_address_space_limit"] = "allowed"
+            except MemoryError:
+                probes["allocate_address_space_limit"] = "refused: MemoryError"
+        try:
+            cwd = os.getcwd()
+        except OSError as exc:
+            cwd = f"unknown: {exc.strerror}"
+        return {
+            "ok": True,
+            "pid": os.getpid(),
+            "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "groups": os.getgroups(),
+            "cwd": cwd,
+            "environ": sorted(os.environ),
+            "rlimits": {name: list(resource.getrlimit(getattr(resource, name))) for name in _LIMIT_NAMES},
+            "probes": probes,
+            **self.report,
+        }
 
     def _failed(self, index: int, issue: Issue) -> dict[str, Any]:
         self.state.take_violation()
         return {"ok": False, "index": index, "issue": issue.to_dict(), "printed": self.state.take_printed()}
 
     def _run_guarded(self, fn: Any, timeout: float, code: str, what: str) -> Issue | None:
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        _arm(timeout)
         try:
             fn()
+            if _Alarm.fired:
+                return Issue("timeout", f"{what} did not finish within {timeout:g} s (it caught the timer's "
+                                        "exception; do not catch BaseException)")
         except _Deadline:
-            return Issue("timeout", f"{what} did not finish within {timeout} s")
+            return Issue("timeout", f"{what} did not finish within {timeout:g} s")
         except BaseException as exc:  # noqa: BLE001
-            issue = self._describe_error(exc, code)
-            return issue
+            return self._describe_error(exc, code)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            _disarm()
             self._restore_numpy()
         return self.state.take_violation()
 
@@ -247,17 +495,26 @@ class _Worker:
         if isinstance(exc, _BadReturn):
             return Issue(exc.code, str(exc))
         line = _reward_line(exc.__traceback__)
-        if isinstance(exc, (MemoryError, SizeCapError)):
+        if isinstance(exc, SizeCapError):
             return Issue("memory", f"{type(exc).__name__}: {_short(exc)}", line)
+        if isinstance(exc, MemoryError):
+            detail = _short(exc) or "out of memory"
+            return Issue("memory", f"MemoryError: {detail} (the sandbox allows {self.limits.get('memory_mb')} MB of "
+                                   "address space; reward code needs small arrays only)", line)
         if isinstance(exc, RecursionError):
             return Issue(code, "RecursionError: the program recursed too deeply; use a loop", line)
         if isinstance(exc, SandboxViolation):
+            return Issue("forbidden_attribute", _short(exc), line)
+        if isinstance(exc, ModuleAttributeError):
             return Issue("forbidden_attribute", _short(exc), line)
         if isinstance(exc, NameError):
             return Issue("forbidden_name", f"{type(exc).__name__}: {_short(exc)} (only math, numpy, typing and "
                                            "common builtins are available; import what you use)", line)
         if isinstance(exc, (SystemExit, KeyboardInterrupt, GeneratorExit)):
             return Issue(code, f"{type(exc).__name__} raised by reward code (not allowed)", line)
+        if not isinstance(exc, Exception):
+            return Issue(code, f"{type(exc).__name__} raised by reward code (raise an Exception subclass, or better, "
+                               f"return a value): {_short(exc)}", line)
         return Issue(code, f"{type(exc).__name__}: {_short(exc)}", line)
 
     def _restore_numpy(self) -> None:
@@ -300,7 +557,10 @@ def _decode_batch(blob: bytes, n: int, d: int, width: int, integer_actions: bool
 def _to_float(value: Any, what: str) -> float:
     kind = type(value)
     if kind is float or kind is int:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _BadReturn("non_finite", f"{what} is an integer too large for a float") from None
         if number - number == 0.0:
             return number
     if isinstance(value, np.ndarray):

@@ -1,0 +1,398 @@
+"""Taking the reward program out of an LLM's reply.
+
+Real replies come in many shapes: a ```` ```python ```` block, ```` ```py ````, a bare fence, several
+blocks (helpers in one, ``compute_reward`` in another, a usage example in a third), no fence at all,
+a ``<think>…</think>`` section with its own drafts before the answer, or a reply cut off by the
+token limit. :func:`extract_program` handles each and returns either a program or a refusal worded
+so the LLM can act on it:
+
+* the block that defines ``compute_reward`` is taken (the last one, when a reply revises itself),
+  with the constants, helpers and imports it uses from the reply's other blocks;
+* code inside the reasoning section is ignored: it holds drafts, not the answer;
+* example calls, ``if __name__ == "__main__":`` sections and prints at the top level are dropped;
+  ``import numpy as np`` / ``import math`` are added when the program uses them without importing;
+* a reply cut off inside its program is refused as ``truncated``; prose without code as ``no_code``;
+  code without ``compute_reward`` as ``no_compute_reward``.
+
+No code from the reply is ever run here: only parsed.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+import textwrap
+from dataclasses import dataclass
+
+from rewardsmith.sandbox import Issue
+
+__all__ = ["Extraction", "extract_program", "strip_reasoning"]
+
+_DEF = re.compile(r"^[ \t]*def[ \t]+compute_reward[ \t]*\(", re.MULTILINE)
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
+_PYTHON_INFO = re.compile(r"^(?:py|python|ipython)[\d.]*$|^$", re.IGNORECASE)
+_THINK_TAGS = ("think", "thinking", "reasoning", "thought")
+_OPEN_THINK = re.compile(r"<(?P<tag>" + "|".join(_THINK_TAGS) + r")>", re.IGNORECASE)
+_CODEISH = re.compile(
+    r"""^(?:import[ \t]+\w|from[ \t]+[\w.]+[ \t]+import[ \t]|def[ \t]+\w+[ \t]*\(|@\w|\#|"{3}|'{3}|"""
+    r"""[A-Za-z_][\w.]*(?:[ \t]*,[ \t]*[A-Za-z_]\w*)*(?:[ \t]*:[ \t]*[^=\n]+)?[ \t]*=(?!=)|if[ \t]+__name__)"""
+)
+_BUILTINS = frozenset(dir(builtins))
+_AUTO_IMPORTS = {"np": "import numpy as np", "numpy": "import numpy", "math": "import math"}
+_TRUNCATED_HINT = ("write a shorter reply: a sentence or two of explanation, then the complete program in one "
+                   "```python block, with no drafts or alternatives")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What a reply yielded: a program, or the reason there is none."""
+
+    source: str
+    """The program to check (for a refusal: the partial code found, if any)."""
+    refusal: Issue | None = None
+    """Why no program could be taken; None when ``source`` is the answer."""
+    note: str = ""
+    """The reply's own explanation, shortened to a sentence (what the candidate tries)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+
+@dataclass(frozen=True)
+class _Block:
+    info: str
+    code: str
+    closed: bool
+
+    @property
+    def python(self) -> bool:
+        return bool(_PYTHON_INFO.match(self.info.split()[0] if self.info.strip() else ""))
+
+    @property
+    def defines_reward(self) -> bool:
+        return bool(_DEF.search(self.code))
+
+
+def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Extraction:
+    """The reward program in ``reply``, or a refusal saying what was wrong with the reply.
+
+    Args:
+        reply: the assistant message's text (None when the server sent no content).
+        finish_reason: the choice's ``finish_reason``; ``"length"`` means the token limit cut it off.
+    """
+    text = (reply or "").replace("\r\n", "\n").replace("\r", "\n")
+    cut = finish_reason == "length"
+    reasoning, answer, unclosed = _split_reasoning(text)
+    note = _note(answer)
+    if unclosed and not answer.strip():
+        if cut:
+            return _refuse("truncated", "the reply was cut off by the token limit while still reasoning, before "
+                                        f"any program; {_TRUNCATED_HINT}", note=note)
+        return _refuse("no_code", "the reply ended inside its reasoning section (<think> was never closed) and "
+                                  "gave no program; close the reasoning, then give the program in one ```python "
+                                  "block", note=note)
+    blocks = _fenced_blocks(answer)
+    candidates = [b for b in blocks if b.defines_reward and (b.python or "def compute_reward" in b.code)]
+    if candidates:
+        chosen = candidates[-1]
+        others = [b for b in blocks if b is not chosen and (b.python or b.defines_reward)]
+        code = textwrap.dedent(chosen.code)
+        if not chosen.closed and (cut or finish_reason not in ("stop", "eos", "end_turn") or not _parses(code)):
+            return _refuse("truncated", "the reply was cut off (the code block is never closed" +
+                           (" and the token limit was reached" if cut else "") + f"); {_TRUNCATED_HINT}",
+                           source=code, note=note)
+        return _assemble(code, [textwrap.dedent(b.code) for b in others], note)
+    if _DEF.search(_outside_fences(answer, blocks)):
+        region, reaches_end = _unfenced_region(_outside_fences(answer, blocks))
+        if region is None or (cut and reaches_end):
+            partial = region or _from_def(answer)
+            if cut:
+                return _refuse("truncated", f"the reply was cut off by the token limit inside the program; "
+                                            f"{_TRUNCATED_HINT}", source=partial, note=note)
+            return _refuse("syntax", "the reply's code outside any fence does not parse as Python; give the "
+                                     "complete program in one ```python block", source=partial, note=note)
+        return _assemble(region, [textwrap.dedent(b.code) for b in blocks if b.python], note)
+    python_blocks = [b for b in blocks if b.python]
+    if python_blocks:
+        if cut and not python_blocks[-1].closed:
+            return _refuse("truncated", f"the reply was cut off by the token limit before compute_reward was "
+                                        f"written; {_TRUNCATED_HINT}", source=python_blocks[-1].code, note=note)
+        names = sorted({n for b in python_blocks for n in _defined_functions(b.code)})
+        found = f" (it defines {', '.join(names)})" if names else ""
+        return _refuse("no_compute_reward", f"the reply's code never defines compute_reward{found}; name the "
+                                            "reward function `compute_reward(obs, action, next_obs, info)`",
+                       source=textwrap.dedent(python_blocks[-1].code), note=note)
+    if _DEF.search(reasoning):
+        return _refuse("no_code", "the program appears only inside the reasoning section (<think>…</think>), "
+                                  "which is not read as the answer; after the reasoning, give the final program "
+                                  "in one ```python block", note=note)
+    if cut:
+        return _refuse("truncated", f"the reply was cut off by the token limit before any code; {_TRUNCATED_HINT}",
+                       note=note)
+    return _refuse("no_code", "the reply contains no Python code; answer with one ```python block that defines "
+                              "compute_reward(obs, action, next_obs, info) and returns (total, components)",
+                   note=note)
+
+
+def _refuse(code: str, message: str, source: str = "", note: str = "") -> Extraction:
+    return Extraction(source, Issue(code, message), note)
+
+
+# ------------------------------------------------------------------------------- reasoning, fences
+
+
+def strip_reasoning(text: str) -> str:
+    """``text`` without its ``<think>…</think>`` sections (an unclosed one runs to the end)."""
+    return _split_reasoning(text)[1]
+
+
+def _split_reasoning(text: str) -> tuple[str, str, bool]:
+    """(reasoning, answer, unclosed): the ``<think>`` sections apart from the rest of the reply."""
+    reasoning: list[str] = []
+    answer: list[str] = []
+    position = 0
+    lower = text.lower()
+    # a server that strips the opening tag leaves only "</think>": everything before it is reasoning
+    closers = [(lower.find(f"</{tag}>"), tag) for tag in _THINK_TAGS]
+    first_close = min(((i, t) for i, t in closers if i >= 0), default=None)
+    first_open = _OPEN_THINK.search(text)
+    if first_close is not None and (first_open is None or first_open.start() > first_close[0]):
+        index, tag = first_close
+        reasoning.append(text[:index])
+        position = index + len(tag) + 3
+    while True:
+        opened = _OPEN_THINK.search(text, position)
+        if opened is None:
+            answer.append(text[position:])
+            return "\n".join(reasoning), "\n".join(answer), False
+        answer.append(text[position:opened.start()])
+        closing = f"</{opened.group('tag').lower()}>"
+        end = lower.find(closing, opened.end())
+        if end < 0:
+            reasoning.append(text[opened.end():])
+            return "\n".join(reasoning), "\n".join(answer), True
+        reasoning.append(text[opened.end():end])
+        position = end + len(closing)
+
+
+def _fenced_blocks(text: str) -> list[_Block]:
+    blocks: list[_Block] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        opened = _FENCE.match(lines[i])
+        if opened is None:
+            i += 1
+            continue
+        fence, info = opened.group("fence"), opened.group("info").strip()
+        body: list[str] = []
+        j = i + 1
+        closed = False
+        while j < len(lines):
+            stripped = lines[j].strip()
+            if stripped.startswith(fence[0] * len(fence)) and not stripped.lstrip(fence[0]).strip():
+                closed = True
+                break
+            body.append(lines[j])
+            j += 1
+        blocks.append(_Block(info, "\n".join(body), closed))
+        i = j + 1
+    return blocks
+
+
+def _outside_fences(text: str, blocks: list[_Block]) -> str:
+    """The text with every fenced block removed (its lines blanked, so line structure stays)."""
+    if not blocks:
+        return text
+    out: list[str] = []
+    inside: str | None = None
+    for line in text.split("\n"):
+        if inside is None:
+            opened = _FENCE.match(line)
+            if opened is not None:
+                inside = opened.group("fence")
+                out.append("")
+                continue
+            out.append(line)
+        else:
+            stripped = line.strip()
+            if stripped.startswith(inside[0] * len(inside)) and not stripped.lstrip(inside[0]).strip():
+                inside = None
+            out.append("")
+    return "\n".join(out)
+
+
+def _note(answer: str) -> str:
+    """The first sentence of the reply's prose, for the candidate's origin."""
+    prose = _outside_fences(answer, _fenced_blocks(answer))
+    for line in prose.split("\n"):
+        line = re.sub(r"[*_`#>]+", "", line).strip(" -:\t")
+        if len(line) < 12 or _CODEISH.match(line) or line.startswith(("def ", "return ")):
+            continue
+        sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+        return sentence[:200]
+    return ""
+
+
+# ------------------------------------------------------------------------------------ unfenced code
+
+
+def _unfenced_region(text: str) -> tuple[str | None, bool]:
+    """The code around the last ``def compute_reward`` in prose; (None, _) if none of it parses."""
+    lines = text.split("\n")
+    starts = [i for i, line in enumerate(lines) if _DEF.match(line)]
+    d = starts[-1]
+    s = d
+    while s > 0 and (not lines[s - 1].strip() or _CODEISH.match(lines[s - 1]) or lines[s - 1][:1] in " \t"):
+        s -= 1
+    e = d + 1
+    while e < len(lines) and (not lines[e].strip() or lines[e][:1] in " \t" or _CODEISH.match(lines[e])):
+        e += 1
+    while s < d and not lines[s].strip():
+        s += 1
+    while e > d + 1 and not lines[e - 1].strip():
+        e -= 1
+    reaches_end = not any(line.strip() for line in lines[e:])
+    for start in range(s, d + 1):
+        for end in range(e, d, -1):
+            chunk = textwrap.dedent("\n".join(lines[start:end]))
+            if _DEF.search(chunk) and _parses(chunk):
+                return chunk, reaches_end and end == e
+    return None, reaches_end
+
+
+def _from_def(text: str) -> str:
+    match = list(_DEF.finditer(text))
+    return textwrap.dedent(text[match[-1].start():]) if match else ""
+
+
+# -------------------------------------------------------------------------------------- assembling
+
+
+def _assemble(code: str, others: list[str], note: str) -> Extraction:
+    """``code`` with what it uses from the other blocks, cleaned of example calls."""
+    code = _strip_examples(code)
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return Extraction(code.strip("\n") + "\n", None, note)  # the critic words the syntax error
+    needed = _free_names(tree)
+    borrowed: list[tuple[int, int, ast.stmt, str]] = []
+    taken: set[tuple[int, int]] = set()
+    changed = True
+    while changed and needed:
+        changed = False
+        for b, other in enumerate(others):
+            try:
+                other_tree = ast.parse(other)
+            except SyntaxError:
+                continue
+            for s, stmt in enumerate(other_tree.body):
+                if (b, s) in taken or not (_bound_by(stmt) & needed) or _is_example(stmt):
+                    continue
+                taken.add((b, s))
+                borrowed.append((b, s, stmt, _segment(other, stmt)))
+                needed |= _free_names(ast.Module(body=[stmt], type_ignores=[])) - _module_bindings(tree)
+                needed -= _bound_by(stmt)
+                changed = True
+    borrowed.sort(key=lambda item: (item[0], item[1]))
+    imports = [text for _, _, stmt, text in borrowed if isinstance(stmt, (ast.Import, ast.ImportFrom))]
+    rest = ""
+    previous: tuple[int, bool] | None = None
+    for b, _, stmt, text in borrowed:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            continue
+        is_def = isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        if previous is not None:
+            rest += "\n" if previous == (b, False) and not is_def else "\n\n\n"
+        rest += text
+        previous = (b, is_def)
+    bound = _module_bindings(tree) | {n for _, _, stmt, _ in borrowed for n in _bound_by(stmt)}
+    used = _free_names(tree) | {n for _, _, stmt, _ in borrowed for n in _free_names(ast.Module([stmt], []))}
+    auto = [line for name, line in _AUTO_IMPORTS.items() if name in used and name not in bound]
+    parts = [p for p in ("\n".join(auto + imports), rest, code.strip("\n")) if p.strip()]
+    return Extraction("\n\n\n".join(parts) + "\n", None, note)
+
+
+def _strip_examples(code: str) -> str:
+    """Drop top-level statements that only demonstrate the function: calls, prints, ``__main__`` blocks."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    drop = [stmt for stmt in tree.body if _is_example(stmt)]
+    if not drop:
+        return code
+    lines = code.split("\n")
+    for stmt in reversed(drop):
+        start = stmt.lineno - 1
+        end = stmt.end_lineno or stmt.lineno
+        del lines[start:end]
+    return "\n".join(lines)
+
+
+def _is_example(stmt: ast.stmt) -> bool:
+    if isinstance(stmt, ast.If):
+        test = ast.unparse(stmt.test).replace("'", '"')
+        return "__name__" in test
+    if isinstance(stmt, ast.Expr):
+        return not isinstance(stmt.value, ast.Constant)  # keep docstrings; drop bare calls and prints
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.While, ast.With)):
+        return any(isinstance(n, ast.Name) and n.id == "compute_reward" for n in ast.walk(stmt))
+    return False
+
+
+def _segment(source: str, stmt: ast.stmt) -> str:
+    lines = source.split("\n")
+    start = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])]) - 1
+    return "\n".join(lines[start:stmt.end_lineno or stmt.lineno])
+
+
+def _bound_by(stmt: ast.stmt) -> set[str]:
+    """Names a top-level statement binds."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    if isinstance(stmt, ast.Import):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    if isinstance(stmt, ast.ImportFrom):
+        return {a.asname or a.name for a in stmt.names}
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return set()
+
+
+def _module_bindings(tree: ast.Module) -> set[str]:
+    return {name for stmt in tree.body for name in _bound_by(stmt)}
+
+
+def _free_names(tree: ast.Module) -> set[str]:
+    """Names read somewhere and bound nowhere in ``tree`` (builtins excluded): what it needs from outside."""
+    loaded: set[str] = set()
+    bound: set[str] = set(_module_bindings(tree))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= _bound_by(node)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return loaded - bound - _BUILTINS
+
+
+def _defined_functions(code: str) -> list[str]:
+    return re.findall(r"^[ \t]*def[ \t]+(\w+)", code, re.MULTILINE)
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True

@@ -1,0 +1,715 @@
+"""The LLM designer: reward programs from any OpenAI-compatible chat-completions endpoint.
+
+OpenAI, Azure OpenAI (its ``/openai/v1/`` endpoint), vLLM, Ollama, llama.cpp's server and LM Studio
+all speak the same protocol; ``base_url``, ``model`` and the name of the environment variable that
+holds the key are all that differ (see docs/llm.md).
+
+The story of one request:
+
+1. :class:`~rewardsmith.designer.prompts.Prompts` renders the messages.
+2. The request gets a key (a hash of its body and its slot: which sample, which repair); the run's
+   ``llm/`` folder answers it if it was answered before (a resumed run, or ``--replay``).
+3. Otherwise :meth:`LLMDesigner._post`, the one place where requests leave rewardsmith, sends it.
+   429, 5xx, timeouts, dropped connections and malformed bodies are retried with exponential
+   backoff and jitter (honouring ``Retry-After``); when the retries run out the sample is marked
+   failed and the search goes on. A refused key (401/403), an unknown model (404) or an unreachable
+   host raise :class:`~rewardsmith.errors.LLMError` at once: one line naming the cause and the option
+   that fixes it.
+4. The reply is stored, its tokens counted (and priced), and
+   :func:`~rewardsmith.designer.extract.extract_program` takes the program out of it.
+
+K samples per iteration use the request's ``n`` where the server honours it; a server that sends
+fewer choices than asked (Ollama, llama.cpp) or refuses ``n`` gets the rest as separate requests,
+``concurrency`` at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rewardsmith.designer.base import DesignContext, Proposal, Review, Usage
+from rewardsmith.designer.cache import Exchange, ReplyCache, request_key
+from rewardsmith.designer.extract import extract_program, strip_reasoning
+from rewardsmith.designer.prompts import Prompts
+from rewardsmith.errors import BudgetExceeded, LLMError, UsageError
+
+__all__ = ["LLMDesigner", "LLMOptions", "LLMUsage", "check_endpoint", "choose_designer", "endpoint_configured",
+           "load_prices", "parse_review"]
+
+OPENAI_URL = "https://api.openai.com/v1"
+MAX_RETRY_AFTER = 60.0
+"""Longest ``Retry-After`` honoured, seconds; beyond it the usual backoff applies."""
+PURPOSE_HEADER = "X-Rewardsmith-Purpose"
+"""Sent with every request (``propose``, ``repair``, ``review``) so proxies and logs can tell them apart."""
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """How the LLM designer reaches its endpoint and what it may spend; recorded in run.json (never the key)."""
+
+    model: str | None = None
+    """The model (for Azure: the deployment name). None: the only model the endpoint lists."""
+    base_url: str | None = None
+    """The endpoint, ending in ``/v1`` for most servers; None reads ``OPENAI_BASE_URL``, else OpenAI's."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """The environment variable that holds the key (only its name is recorded)."""
+    temperature: float = 0.8
+    max_tokens: int = 4096
+    """Completion tokens per reply (reasoning models need more: their thinking counts)."""
+    max_total_tokens: int | None = None
+    """Stop the search cleanly once this many tokens have been spent in the run."""
+    max_cost: float | None = None
+    """Stop the search cleanly once this much has been spent (needs prices)."""
+    price_input: float | None = None
+    """Price of 1000 prompt tokens."""
+    price_output: float | None = None
+    """Price of 1000 completion tokens."""
+    concurrency: int = 4
+    """Requests in flight at once when samples are requested one by one."""
+    timeout: float = 300.0
+    """Seconds one request may take."""
+    retries: int = 4
+    """Retries of a request after 429, 5xx, a timeout or a malformed reply."""
+    backoff: float = 1.0
+    """Seconds before the first retry; doubled each time (up to 30 s), with jitter."""
+    use_n: bool | None = None
+    """Ask for K samples in one request: None detects whether the server honours ``n``."""
+    prompts: str | None = None
+    """A directory whose templates override the bundled ones."""
+    replay: str | None = None
+    """Another run's directory: answer from its recorded replies, never the network."""
+    review: bool = False
+    """Have the LLM review every program the critic accepts, before training."""
+    history: int = 16
+    """Other candidates summarised in the reflection prompt."""
+    max_repairs: int | None = None
+    """The search's ``--repairs`` (told to the LLM in repair prompts)."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise UsageError("--concurrency must be at least 1")
+        if self.max_tokens < 16:
+            raise UsageError("--max-tokens must be at least 16")
+        if not 0 <= self.temperature <= 2:
+            raise UsageError("--temperature must be between 0 and 2")
+        if self.max_total_tokens is not None and self.max_total_tokens < 1:
+            raise UsageError("--max-total-tokens must be at least 1")
+        if self.retries < 0 or self.timeout <= 0 or self.backoff < 0:
+            raise UsageError("retries, timeout and backoff must be positive")
+        if self.max_cost is not None and (self.price_input is None and self.price_output is None):
+            raise UsageError("--max-cost needs prices: --price-per-1k-input/--price-per-1k-output or --prices")
+        if self.prompts is not None and not Path(self.prompts).is_dir():
+            raise UsageError(f"--prompts {self.prompts}: not a directory")
+
+    @property
+    def url(self) -> str:
+        return (self.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> LLMOptions:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+def endpoint_configured(options: LLMOptions) -> bool:
+    """True when an endpoint is configured (a URL or a key in the environment) or a replay is asked for."""
+    return bool(options.replay or options.base_url or os.environ.get("OPENAI_BASE_URL")
+                or os.environ.get(options.api_key_env))
+
+
+_REPLAYED = ("model", "temperature", "max_tokens", "use_n", "history")
+"""Options that shape the requests: a replay takes them from the recorded run unless given again."""
+
+
+def choose_designer(requested: str, given: dict[str, Any], prices: str | Path | None = None,
+                    check: bool = True) -> tuple[str, LLMOptions | None]:
+    """The designer a ``run`` uses, with its LLM options filled in and checked.
+
+    ``auto`` means ``openai`` when an endpoint is configured (``--base-url``, ``OPENAI_BASE_URL``,
+    a key in the environment, or ``--replay``), else ``builtin``. For ``openai``: a replay takes the
+    recorded run's model and sampling options unless they are given again; otherwise the endpoint is
+    asked for its models (failing fast on a refused key or an unreachable host), and a missing
+    ``--model`` becomes the only one it serves.
+
+    Args:
+        given: the LLM options set on the command line (None values left out).
+        prices: a JSON price table (see :func:`load_prices`).
+        check: ask the endpoint before the run starts.
+
+    Raises:
+        UsageError: an unknown designer, or no model to use.
+        LLMError: the endpoint refuses the key or cannot be reached.
+    """
+    from rewardsmith.runs import RunDir
+
+    if requested not in ("auto", "builtin", "openai"):
+        raise UsageError(f"unknown designer {requested!r}; choose auto, builtin or openai")
+    if requested == "builtin":
+        return "builtin", None
+    options = LLMOptions.from_dict({k: v for k, v in given.items() if k != "max_cost"})  # prices may come later
+    if requested == "auto" and not endpoint_configured(options):
+        return "builtin", None
+    data = dict(given)
+    if options.replay:
+        data["replay"] = str(Path(options.replay).resolve())
+        info = RunDir.open(options.replay).read_run()
+        if info.get("designer") != "openai":
+            raise UsageError(f"--replay {options.replay}: that run used the {info.get('designer')} designer and "
+                             "recorded no LLM replies")
+        recorded = info.get("designer_options") or {}
+        for name in _REPLAYED:
+            if name not in given and recorded.get(name) is not None:
+                data[name] = recorded[name]
+    else:
+        data["base_url"] = options.url
+    if not options.replay and check:
+        models = check_endpoint(options)
+        if not options.model:
+            if len(models) != 1:
+                served = f"it serves {', '.join(models[:12])}" if models else "it lists no models"
+                raise UsageError(f"pass --model: {options.url} {served}")
+            data["model"] = models[0]
+    if not data.get("model"):
+        raise UsageError("pass --model (for Azure OpenAI, the deployment name)")
+    if data.get("prompts"):
+        data["prompts"] = str(Path(data["prompts"]).resolve())
+    if prices is not None:
+        data["price_input"], data["price_output"] = load_prices(prices, data["model"])
+    return "openai", LLMOptions.from_dict(data)
+
+
+def load_prices(path: str | Path, model: str | None) -> tuple[float | None, float | None]:
+    """Prices per 1000 input and output tokens from a JSON table.
+
+    The table is either ``{"input": 0.15, "output": 0.6}`` or one such entry per model name.
+    """
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"price table {path} does not exist") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"price table {path} is not JSON: {exc}") from None
+    if isinstance(table, dict) and model in table and isinstance(table[model], dict):
+        table = table[model]
+    if not isinstance(table, dict) or not ({"input", "output"} & set(table)):
+        raise UsageError(f"price table {path} has no prices for model {model!r} "
+                         '(write {"input": PRICE, "output": PRICE} per 1000 tokens, or one such entry per model)')
+    try:
+        return (float(table["input"]) if "input" in table else None,
+                float(table["output"]) if "output" in table else None)
+    except (TypeError, ValueError):
+        raise UsageError(f"price table {path}: prices must be numbers") from None
+
+
+@dataclass
+class LLMUsage(Usage):
+    """Usage with retries, failures and a breakdown per iteration (``summary.json``'s ``usage``)."""
+
+    retries: int = 0
+    failed_requests: int = 0
+    iterations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    price_input: float | None = None
+    price_output: float | None = None
+
+    def add(self, iteration: int, prompt_tokens: int, completion_tokens: int, retries: int = 0) -> None:
+        self.requests += 1
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.retries += retries
+        row = self.iterations.setdefault(iteration, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        row["requests"] += 1
+        row["prompt_tokens"] += prompt_tokens
+        row["completion_tokens"] += completion_tokens
+        self.cost = self.price(self.prompt_tokens, self.completion_tokens)
+
+    def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if self.price_input is None and self.price_output is None:
+            return None
+        return prompt_tokens / 1000 * (self.price_input or 0.0) + completion_tokens / 1000 * (self.price_output or 0.0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["retries"] = self.retries
+        data["failed_requests"] = self.failed_requests
+        data["iterations"] = {
+            str(i): {**row, "total_tokens": row["prompt_tokens"] + row["completion_tokens"],
+                     "cost": self.price(row["prompt_tokens"], row["completion_tokens"])}
+            for i, row in sorted(self.iterations.items())
+        }
+        return data
+
+
+# ------------------------------------------------------------------------------------ internals
+
+
+class _SampleFailed(Exception):
+    """A request that got no usable reply (retries spent, or refused as a bad request)."""
+
+
+class _BadRequest(Exception):
+    """HTTP 400/422: the server understood and refused this request (not worth retrying as is)."""
+
+
+@dataclass(frozen=True)
+class _Sample:
+    text: str | None
+    finish_reason: str | None
+    key: str
+    choice: int
+    error: str | None = None
+
+
+def _failed(key: str, error: str) -> _Sample:
+    return _Sample(None, None, key, 0, error)
+
+
+def _parse_completion(text: str) -> dict[str, Any]:
+    """The reply body as a dict, checked to be a chat completion with choices."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        raise _SampleFailed(f"the reply is not JSON: {text[:80]!r}") from None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise _SampleFailed(f"the reply is not a chat completion (no choices): {text[:80]!r}")
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            raise _SampleFailed(f"the reply's choices have no message: {text[:80]!r}")
+    return data
+
+
+def _choices(reply: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    ordered = sorted(reply["choices"], key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
+    out = []
+    for choice in ordered:
+        content = choice["message"].get("content")
+        if isinstance(content, list):  # content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        out.append((content if isinstance(content, str) else None, choice.get("finish_reason")))
+    return out
+
+
+def _tokens(reply: dict[str, Any], request: dict[str, Any]) -> tuple[int, int]:
+    usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return prompt, completion
+    # a server that reports no usage: estimate at four characters a token
+    chars_in = sum(len(str(m.get("content", ""))) for m in request.get("messages", []))
+    chars_out = sum(len(c or "") for c, _ in _choices(reply))
+    return math.ceil(chars_in / 4), math.ceil(chars_out / 4)
+
+
+def _connect_failure(exc: BaseException) -> BaseException | None:
+    """The underlying connect error (refused, DNS) of a connection failure, if that is what it is."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if any(k.__name__ in ("ConnectError", "ConnectionRefusedError", "gaierror") for k in type(cause).__mro__):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _error_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+        if body.get("message"):
+            return str(body["message"])
+    return str(getattr(exc, "message", "") or exc)
+
+
+# -------------------------------------------------------------------------------------- designer
+
+
+class LLMDesigner:
+    """Proposes, repairs and reviews reward programs with an LLM; see the module docstring.
+
+    Args:
+        options: the endpoint, model and budgets.
+        run_dir: the run (a :class:`~rewardsmith.runs.RunDir` or its path); its ``llm/`` folder
+            stores every exchange. None keeps nothing (for one-off use).
+    """
+
+    name = "openai"
+
+    def __init__(self, options: LLMOptions, run_dir: Any = None) -> None:
+        from rewardsmith.runs import RunDir
+
+        self.options = options
+        self.prompts = Prompts(Path(options.prompts) if options.prompts else None, history=options.history)
+        replay = None
+        if options.replay:
+            replay = RunDir.open(options.replay).llm_dir
+            if not replay.is_dir():
+                raise UsageError(f"--replay {options.replay}: that run recorded no LLM replies (no llm/ folder)")
+        self.cache = None if run_dir is None else ReplyCache(RunDir(Path(getattr(run_dir, "root", run_dir))).llm_dir,
+                                                              replay)
+        if self.cache is None and replay is not None:
+            raise UsageError("--replay needs a run directory to write to")
+        self.usage = LLMUsage(price_input=options.price_input, price_output=options.price_output)
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._reached = False
+        self._use_n = options.use_n
+        self._wire: dict[str, Any] = {"max_tokens": "max_tokens", "temperature": True}
+        if self.cache is not None:
+            for exchange in self.cache.exchanges():  # what this run spent before a resume
+                if exchange.served == "network":
+                    self.usage.add(exchange.iteration, exchange.prompt_tokens, exchange.completion_tokens,
+                                   exchange.retries)
+
+    # -- the designer protocol -----------------------------------------------------------------
+
+    def propose(self, ctx: DesignContext) -> list[Proposal]:
+        messages = self.prompts.propose_messages(ctx)
+        samples = self._samples(messages, ctx.samples, {"purpose": "propose", "iteration": ctx.iteration},
+                                "propose", ctx.iteration)
+        parent = ctx.parent.id if ctx.parent is not None else None
+        return [self._proposal(sample, {"parent": parent}) for sample in samples]
+
+    def repair(self, ctx: DesignContext, source: str, problem: str, attempt: int) -> Proposal | None:
+        if "[llm_failed]" in problem:
+            return None  # the endpoint failed, not the program: nothing to show the LLM
+        messages = self.prompts.repair_messages(ctx, source, problem, attempt, self.options.max_repairs)
+        slot = {"purpose": "repair", "iteration": ctx.iteration, "attempt": attempt}
+        sample = self._one(messages, slot, "repair", ctx.iteration)
+        if sample.error is not None:
+            return None
+        proposal = self._proposal(sample, {"repair": attempt})
+        origin = dict(proposal.origin)
+        origin["repair_note"] = origin.pop("note", "")
+        return Proposal(proposal.source, origin)
+
+    def review(self, ctx: DesignContext, source: str, verdict: Any) -> Review | None:
+        """The LLM's review of a program the critic accepted; None unless ``--review`` is on."""
+        if not self.options.review:
+            return None
+        sample_values = getattr(verdict, "sample", None)
+        messages = self.prompts.review_messages(ctx.task, source, sample_values)
+        slot = {"purpose": "review", "iteration": ctx.iteration}
+        sample = self._one(messages, slot, "review", ctx.iteration)
+        origin = {"designer": self.name, "model": self.options.model, "request": sample.key}
+        if sample.error is not None:  # a review that never came must not block training
+            return Review(True, f"no review: {sample.error}", origin)
+        passed, reasons = parse_review(sample.text or "")
+        return Review(passed, reasons, origin)
+
+    # -- samples -------------------------------------------------------------------------------
+
+    def _proposal(self, sample: _Sample, extra: dict[str, Any]) -> Proposal:
+        origin: dict[str, Any] = {"designer": self.name, "model": self.options.model, **extra,
+                                  "request": sample.key, "choice": sample.choice,
+                                  "finish_reason": sample.finish_reason, "refused": None}
+        if sample.error is not None:
+            origin["refused"] = {"code": "llm_failed", "message": sample.error}
+            origin["note"] = "no reply from the LLM"
+            return Proposal("", origin)
+        extraction = extract_program(sample.text, sample.finish_reason)
+        origin["note"] = extraction.note
+        if extraction.refusal is not None:
+            origin["refused"] = extraction.refusal.to_dict()
+        return Proposal(extraction.source, origin)
+
+    def _request(self, messages: list[dict[str, str]], n: int = 1) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.options.model, "messages": messages,
+                                "temperature": self.options.temperature, "max_tokens": self.options.max_tokens}
+        if n > 1:
+            body["n"] = n
+        return body
+
+    def _samples(self, messages: list[dict[str, str]], k: int, slot: dict[str, Any], purpose: str,
+                 iteration: int) -> list[_Sample]:
+        """``k`` replies to the same messages: one request with ``n`` if the server honours it, else ``k``."""
+        results: list[_Sample | None] = [None] * k
+        if k > 1 and self._use_n is not False:
+            body = self._request(messages, n=k)
+            key = request_key(body, {**slot, "n": k})
+            try:
+                exchange = self._exchange(body, {**slot, "n": k}, purpose, iteration)
+            except _BadRequest:
+                self._use_n = False  # the server refuses n: ask one by one
+            except _SampleFailed as exc:
+                return [_failed(key, str(exc)) for _ in range(k)]
+            else:
+                choices = _choices(exchange.reply)
+                for i, (text, finish) in enumerate(choices[:k]):
+                    results[i] = _Sample(text, finish, exchange.key, i)
+                self._use_n = len(choices) >= k
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            def one(i: int) -> _Sample:
+                return self._one(messages, {**slot, "sample": i}, purpose, iteration)
+
+            if len(missing) == 1:
+                results[missing[0]] = one(missing[0])
+            else:
+                pool = ThreadPoolExecutor(max_workers=min(self.options.concurrency, len(missing)),
+                                          thread_name_prefix="rewardsmith-llm")
+                try:
+                    futures = {i: pool.submit(one, i) for i in missing}
+                    for i, future in futures.items():
+                        results[i] = future.result()
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)  # a fatal error or Ctrl-C: queue no more
+                    raise
+                pool.shutdown(wait=True)
+        return [r for r in results if r is not None]
+
+    def _one(self, messages: list[dict[str, str]], slot: dict[str, Any], purpose: str, iteration: int) -> _Sample:
+        body = self._request(messages)
+        try:
+            exchange = self._exchange(body, slot, purpose, iteration)
+        except (_SampleFailed, _BadRequest) as exc:
+            return _failed(request_key(body, slot), str(exc))
+        text, finish = _choices(exchange.reply)[0]
+        return _Sample(text, finish, exchange.key, 0)
+
+    # -- exchanges: cache, budget, the network ---------------------------------------------------
+
+    def _exchange(self, body: dict[str, Any], slot: dict[str, Any], purpose: str, iteration: int) -> Exchange:
+        key = request_key(body, slot)
+        if self.cache is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                with self._lock:
+                    self.usage.cached_requests += 1
+                return cached
+        if self.options.replay:
+            raise LLMError(f"--replay {self.options.replay} has no recorded reply for this {purpose} request "
+                           f"(iteration {iteration}, key {key}): the search has left the recorded one (other "
+                           "options, prompts, or critic verdicts); rerun with the recorded options, or without "
+                           "--replay to ask the endpoint")
+        self._check_budget()
+        started = time.monotonic()
+        try:
+            reply, retries = self._post(body, purpose)
+        except (_SampleFailed, _BadRequest) as exc:
+            with self._lock:
+                self.usage.failed_requests += 1
+            if self.cache is not None:
+                self.cache.put_failure(key, purpose, iteration, slot, body, str(exc), self.options.retries + 1)
+            raise
+        prompt_tokens, completion_tokens = _tokens(reply, body)
+        exchange = Exchange(key, purpose, iteration, slot, body, reply, prompt_tokens, completion_tokens,
+                            round(time.monotonic() - started, 3), retries)
+        if self.cache is not None:
+            self.cache.put(exchange)
+        with self._lock:
+            self.usage.add(iteration, prompt_tokens, completion_tokens, retries)
+        return exchange
+
+    def _check_budget(self) -> None:
+        limit, cost_limit = self.options.max_total_tokens, self.options.max_cost
+        with self._lock:
+            spent = self.usage.total_tokens
+            cost = self.usage.cost
+        if limit is not None and spent >= limit:
+            raise BudgetExceeded(f"token budget spent: {spent:,} tokens used, --max-total-tokens is {limit:,}")
+        if cost_limit is not None and cost is not None and cost >= cost_limit:
+            raise BudgetExceeded(f"cost budget spent: {cost:.4g} used, --max-cost is {cost_limit:g}")
+
+    def _openai(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import openai
+
+                key = os.environ.get(self.options.api_key_env, "").strip()
+                if not key:
+                    if self.options.url == OPENAI_URL:
+                        raise LLMError(f"no API key: ${self.options.api_key_env} is not set; export it, name "
+                                       "the variable that holds the key with --api-key-env, or point --base-url "
+                                       "at a local server")
+                    key = "unused"  # local servers take any key
+                self._client = openai.OpenAI(base_url=self.options.url, api_key=key, max_retries=0,
+                                             timeout=self.options.timeout)
+            return self._client
+
+    def _post(self, body: dict[str, Any], purpose: str) -> tuple[dict[str, Any], int]:
+        """Send one chat-completion request; returns the reply and the retries it took.
+
+        Raises:
+            LLMError: the endpoint refused us for good (key, model, host).
+            _BadRequest: the server refused this request (400/422).
+            _SampleFailed: no usable reply once the retries were spent.
+        """
+        import openai
+
+        client = self._openai()
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                raw = client.chat.completions.with_raw_response.create(
+                    **self._wire_body(body), extra_headers={PURPOSE_HEADER: purpose})
+                reply = _parse_completion(raw.http_response.text)
+                with self._lock:
+                    self._reached = True
+                return reply, attempt
+            except openai.AuthenticationError as exc:
+                raise LLMError(f"{self.options.url} refused the API key in ${self.options.api_key_env} (HTTP 401: "
+                               f"{_error_message(exc)}); set a valid key there, or name the variable that holds "
+                               "it with --api-key-env") from None
+            except openai.PermissionDeniedError as exc:
+                raise LLMError(f"{self.options.url} denied access (HTTP 403: {_error_message(exc)}); the key in "
+                               f"${self.options.api_key_env} may not use model {self.options.model!r}: pass another "
+                               "--model, or another key with --api-key-env") from None
+            except openai.NotFoundError as exc:
+                raise LLMError(self._not_found(exc)) from None
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                message = _error_message(exc)
+                if self._adapt_wire(message):
+                    continue
+                raise _BadRequest(f"the endpoint refused the request (HTTP {exc.status_code}: {message})") from None
+            except openai.APITimeoutError:
+                problem = f"no reply within {self.options.timeout:g} s (--timeout)"
+            except openai.APIConnectionError as exc:
+                refused = _connect_failure(exc)
+                with self._lock:
+                    reached = self._reached
+                if refused is not None and not reached:
+                    raise LLMError(f"cannot reach {self.options.url} ({refused}); check --base-url (or "
+                                   "OPENAI_BASE_URL) and that the server is running") from None
+                problem = f"connection failed: {refused or exc.__cause__ or exc}"
+            except openai.APIStatusError as exc:
+                if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
+                    raise _BadRequest(f"the endpoint refused the request (HTTP {exc.status_code}: "
+                                      f"{_error_message(exc)})") from None
+                problem = f"HTTP {exc.status_code}: {_error_message(exc)}"
+                retry_after = _retry_after(exc.response.headers if exc.response is not None else {})
+            except _SampleFailed as exc:
+                problem = str(exc)
+            attempt += 1
+            if attempt > self.options.retries:
+                raise _SampleFailed(f"no usable reply after {attempt} tries; the last: {problem}")
+            time.sleep(self._delay(attempt, retry_after))
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
+            return retry_after
+        base = min(self.options.backoff * 2 ** (attempt - 1), 30.0)
+        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+    def _wire_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        wire = dict(body)
+        if self._wire["max_tokens"] != "max_tokens":
+            wire[self._wire["max_tokens"]] = wire.pop("max_tokens")
+        if not self._wire["temperature"]:
+            wire.pop("temperature", None)
+        return wire
+
+    def _adapt_wire(self, message: str) -> bool:
+        """Adapt to a server that refuses a parameter by name (newer OpenAI models); True to retry."""
+        lowered = message.lower()
+        with self._lock:
+            if "max_completion_tokens" in lowered and self._wire["max_tokens"] == "max_tokens":
+                self._wire["max_tokens"] = "max_completion_tokens"
+                return True
+            if "temperature" in lowered and self._wire["temperature"]:
+                self._wire["temperature"] = False
+                return True
+        return False
+
+    def _not_found(self, exc: Any) -> str:
+        message = _error_message(exc)
+        models = self._list_models()
+        if models and self.options.model not in models:
+            return (f"model {self.options.model!r} is not served by {self.options.url} (HTTP 404: {message}); "
+                    f"pass one of {', '.join(models[:12])} with --model")
+        if "model" in message.lower():
+            return (f"model {self.options.model!r} is unknown to {self.options.url} (HTTP 404: {message}); "
+                    "pass a model the endpoint serves with --model")
+        return (f"no chat-completions endpoint at {self.options.url}/chat/completions (HTTP 404: {message}); "
+                "check --base-url (most servers expect it to end in /v1)")
+
+    def _list_models(self) -> list[str]:
+        try:
+            return [m.id for m in self._openai().with_options(timeout=5.0).models.list()]
+        except Exception:  # noqa: BLE001 - only used to improve an error message
+            return []
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        if value is None:
+            continue
+        try:
+            return float(value) / scale
+        except ValueError:
+            continue
+    return None
+
+
+def parse_review(text: str) -> tuple[bool, str]:
+    """(passed, reasons) from a review reply: ``VERDICT: PASS`` / ``VERDICT: FAIL`` and reasons.
+
+    A reply with no recognisable verdict passes (a garbled review must not block training), and
+    says so in its reasons.
+    """
+    answer = strip_reasoning(text or "").strip()
+    verdict = None
+    rest = answer
+    for i, line in enumerate(answer.split("\n")):
+        cleaned = line.strip().strip("*_`#> ").upper()
+        if cleaned.startswith("VERDICT"):
+            cleaned = cleaned[len("VERDICT"):].strip(" :*_`")
+        if cleaned.startswith(("PASS", "FAIL")):
+            verdict = cleaned.startswith("PASS")
+            rest = "\n".join(answer.split("\n")[i + 1:]).strip() or line.strip()
+            break
+    if verdict is None:
+        return True, f"no verdict found in the review; passed by default: {answer[:300]}"
+    return verdict, rest[:4000]
+
+
+def check_endpoint(options: LLMOptions) -> list[str]:
+    """Ask the endpoint which models it serves; fail fast on a refused key or an unreachable host.
+
+    Returns:
+        The model ids listed (empty when the endpoint lists none, or has no ``/models``).
+
+    Raises:
+        LLMError: the key is refused (401/403) or the host cannot be reached.
+    """
+    import openai
+
+    designer = LLMDesigner(options)
+    client = designer._openai().with_options(timeout=min(options.timeout, 15.0))
+    try:
+        return [m.id for m in client.models.list()]
+    except openai.AuthenticationError as exc:
+        raise LLMError(f"{options.url} refused the API key in ${options.api_key_env} (HTTP 401: "
+                       f"{_error_message(exc)}); set a valid key there, or name the variable that holds it with "
+                       "--api-key-env") from None
+    except openai.PermissionDeniedError as exc:
+        raise LLMError(f"{options.url} denied access (HTTP 403: {_error_message(exc)}); check the key in "
+                       f"${options.api_key_env} (or pass another with --api-key-env)") from None
+    except openai.APIConnectionError as exc:
+        refused = _connect_failure(exc)
+        if refused is not None:
+            raise LLMError(f"cannot reach {options.url} ({refused}); check --base-url (or OPENAI_BASE_URL) and "
+                           "that the server is running") from None
+        return []
+    except openai.APIError:
+        return []  # no /models here: the first request will tell

@@ -1,0 +1,748 @@
+"""The HTML report of a run: one self-contained ``report.html`` that opens without a network.
+
+:func:`write_report` reads a run directory (the event log, every candidate's files, ``summary.json``
+and ``final_eval.json``), and renders ``rewardsmith/templates/report.html.j2`` into the path
+:class:`~rewardsmith.runs.RunDir` names. Charts are inline SVG drawn here, rollout GIFs are embedded
+as ``data:`` URIs, and the page's only script and stylesheet are inline and pinned by hash in a
+Content-Security-Policy that refuses every network request.
+
+Everything that comes from the run is untrusted (reward code, LLM text, feedback, component names):
+the template autoescapes, and the SVG below escapes every text and attribute it writes.
+
+Sections, in order (each an element with a stable id, see :data:`SECTIONS`): overview, fitness per
+iteration, learning curves, component statistics and flags, reward code with diffs and repairs,
+critic rejections, rollout GIFs, human feedback, token usage, and the final evaluation when it ran.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import html
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, StrictUndefined
+from markupsafe import Markup
+
+from rewardsmith.errors import RunDirError
+from rewardsmith.runs import RunDir, atomic_write_text
+
+if TYPE_CHECKING:
+    from rewardsmith.candidate import Candidate
+    from rewardsmith.loop import SearchState
+
+__all__ = ["SECTIONS", "render_report", "write_report"]
+
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("fitness", "Fitness per iteration"),
+    ("curves", "Learning curves"),
+    ("components", "Reward components"),
+    ("code", "Reward code"),
+    ("rejections", "Rejections"),
+    ("rollouts", "Rollouts"),
+    ("feedback", "Feedback"),
+    ("usage", "Token usage"),
+    ("final-eval", "Final evaluation"),
+)
+"""Every section's element id and title; ``final-eval`` only appears when the run has a final evaluation."""
+
+MAX_GIF_BYTES = 8 * 2**20
+"""A rollout GIF larger than this is linked by path instead of embedded, so one long episode cannot
+make the report too heavy to open."""
+
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#bab0ac")
+"""One colour per candidate, reused after ten (Tableau 10: distinct, and readable on white)."""
+
+_TEMPLATES = "templates"
+_REASON = re.compile(r"^\[(?P<code>[^\]]+)\] (?:line (?P<line>\d+): )?(?P<message>.*)$", re.S)
+_FLAG_KINDS = {"flat": "flat", "dominant": "dominant", "against": "against", "hacked": "hacked",
+               "hacking": "hacked"}
+
+
+# ------------------------------------------------------------------------------------------ entry
+
+
+def write_report(run: RunDir, output: Path | None = None, state: SearchState | None = None) -> Path:
+    """Render the run's report and write it (atomically).
+
+    Args:
+        run: the run directory.
+        output: where to write; default ``run.report_html``.
+        state: the search state if the caller has it; default rebuilt from the event log.
+
+    Returns:
+        The path written.
+    """
+    path = Path(output) if output is not None else run.report_html
+    atomic_write_text(path, render_report(run, state))
+    return path
+
+
+def render_report(run: RunDir, state: SearchState | None = None) -> str:
+    """The report of ``run`` as one HTML document (no external resources)."""
+    from rewardsmith.loop import load_state
+
+    if state is None:
+        state = load_state(run)
+    css, js = _asset("report.css"), _asset("report.js")
+    context = _context(run, state)
+    context.update(
+        css=Markup(css),
+        js=Markup(js),
+        csp=f"default-src 'none'; img-src data:; style-src '{_sha256(css)}'; script-src '{_sha256(js)}'; "
+            "base-uri 'none'; form-action 'none'",
+    )
+    return _environment().from_string(_asset("report.html.j2")).render(**context)
+
+
+# ------------------------------------------------------------------------------------- templating
+
+
+def _asset(name: str) -> str:
+    return (resources.files("rewardsmith") / _TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+def _environment() -> Environment:
+    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _fmt
+    env.filters["pct"] = _pct
+    return env
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    """Numbers as people read them: 4 significant digits, ``–`` for missing or NaN."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if value.is_integer() and abs(value) < 1e6:
+            return f"{int(value):,}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return "–"
+    return f"{value:.0%}"
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------------------- context
+
+
+def _context(run: RunDir, state: SearchState) -> dict[str, Any]:
+    events = run.events()
+    summary = _read_optional(run, run.summary_json)
+    summary = summary if isinstance(summary, dict) else {}
+    final_eval = _read_optional(run, run.final_eval_json) if state.final_choice is not None else None
+    final_eval = final_eval if isinstance(final_eval, dict) else None
+    colours = {cid: PALETTE[n % len(PALETTE)] for n, cid in enumerate(sorted(state.candidates))}
+    candidates = [_candidate_view(state, c, colours[c.id]) for c in _ordered(state.candidates.values())]
+    usage = summary.get("usage") if isinstance(summary.get("usage"), dict) else {}
+    sections = [s for s in SECTIONS if s[0] != "final-eval" or final_eval is not None]
+    return {
+        "title": f"rewardsmith · {state.task.spec.name} · {state.task.text}",
+        "sections": sections,
+        "overview": _overview(run, state, events, usage),
+        "candidates": candidates,
+        "fitness_chart": _fitness_chart(state, colours),
+        "curves_chart": _curves_chart(state, colours),
+        "legend": [{"id": c["id"], "swatch": _swatch(c["colour"])} for c in candidates if c["checkpoints"]],
+        "rejections": _rejections(state, events),
+        "feedback": _feedback(state, events),
+        "usage": _usage(usage),
+        "final_eval": _final_eval(final_eval, state) if final_eval is not None else None,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _read_optional(run: RunDir, path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return run.read_json(path)
+    except RunDirError:
+        return None
+
+
+def _ordered(cands: Iterable[Candidate]) -> list[Candidate]:
+    return sorted(cands, key=lambda c: (c.iteration, c.index))
+
+
+def _overview(run: RunDir, state: SearchState, events: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+    info = _read_optional(run, run.run_json) or {}
+    options = info.get("designer_options") if isinstance(info.get("designer_options"), dict) else {}
+    task, best, exported = state.task, state.best, state.exported
+    solved = task.solved if math.isfinite(task.solved) else None
+    counts = Counter(c.status for c in state.candidates.values())
+    return {
+        "task": task.text,
+        "env": task.spec.gym_id,
+        "spec": task.spec.name,
+        "task_name": task.task.name,
+        "scored_on_default": task.scored_on_default,
+        "fitness": task.ref.fitness or f"{task.spec.name}:{task.task.name}",
+        "fitness_doc": task.fitness_doc,
+        "solved": solved,
+        "status": state.status,
+        "stop_reason": state.stop_reason,
+        "designer": state.designer,
+        "model": options.get("model"),
+        "iterations_done": state.iterations_done,
+        "iterations_planned": state.config.iterations,
+        "samples": state.config.samples,
+        "timesteps": state.config.timesteps or task.spec.ppo.timesteps,
+        "seed": state.config.seed,
+        "counts": sorted(counts.items()),
+        "total": len(state.candidates),
+        "best": _brief(best, solved),
+        "exported": _brief(exported, solved),
+        "exported_by_final_eval": exported is not None and best is not None and exported.id != best.id,
+        "best_source": _code_lines(exported.source) if exported is not None else [],
+        "tokens": usage.get("total_tokens", (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)),
+        "requests": usage.get("requests", 0),
+        "cost": usage.get("cost"),
+        "run": str(run.root),
+        "version": info.get("rewardsmith"),
+        "started": events[0].get("time") if events else None,
+    }
+
+
+def _brief(cand: Candidate | None, solved: float | None) -> dict[str, Any] | None:
+    if cand is None:
+        return None
+    return {"id": cand.id, "fitness": cand.fitness,
+            "solved": solved is not None and cand.fitness is not None and cand.fitness >= solved}
+
+
+# ------------------------------------------------------------------------------------- candidates
+
+
+def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[str, Any]:
+    result, analysis = cand.result, cand.analysis if isinstance(cand.analysis, dict) else {}
+    checkpoints = list(result.checkpoints) if result is not None else []
+    best, exported = state.best, state.exported
+    parent = state.candidates.get(cand.parent) if cand.parent else None
+    flagged = {i.line for i in cand.verdict.issues if i.line} if cand.verdict is not None else set()
+    origin_extra = {k: v for k, v in cand.origin.items() if k not in ("designer", "parent", "note")}
+    paths = state.run.candidate(cand.iteration, cand.index)
+    return {
+        "id": cand.id,
+        "anchor": f"cand-{cand.id}",
+        "iteration": cand.iteration,
+        "status": cand.status,
+        "fitness": cand.fitness,
+        "success_rate": result.success_rate if result is not None and cand.status == "scored" else None,
+        "solved_at": result.solved_at if result is not None else None,
+        "steps": result.steps if result is not None else None,
+        "seconds": result.seconds if result is not None else None,
+        "reason": cand.reason,
+        "is_best": best is not None and best.id == cand.id,
+        "is_exported": exported is not None and exported.id == cand.id,
+        "colour": colour,
+        "swatch": _swatch(colour),
+        "designer": cand.origin.get("designer"),
+        "note": cand.origin.get("note"),
+        "parent": cand.parent,
+        "parent_known": parent is not None,
+        "origin_json": json.dumps(origin_extra, indent=2, default=str, ensure_ascii=False) if origin_extra else "",
+        "lines": _code_lines(cand.source, flagged if cand.status == "rejected" else set()),
+        "diff": _diff(parent.source, cand.source, parent.id, cand.id) if parent is not None else None,
+        "repairs": _repairs(cand),
+        "warnings": [str(i) for i in cand.verdict.warnings] if cand.verdict is not None else [],
+        "checkpoints": len(checkpoints),
+        "curve_chart": _curve_chart(cand, colour) if checkpoints else None,
+        "components": _component_rows(checkpoints, analysis),
+        "flags": [_flag(f) for f in _list(analysis.get("flags")) if isinstance(f, str)],
+        "hacking": [{"kind": str(h.get("kind", "")), "component": str(h.get("component") or ""),
+                     "evidence": str(h.get("evidence", ""))}
+                    for h in _list(analysis.get("hacking")) if isinstance(h, dict)],
+        "terminations": _terminations(analysis),
+        "reflection": analysis.get("reflection") if isinstance(analysis.get("reflection"), str) else "",
+        "analysis_error": analysis.get("error") if isinstance(analysis.get("error"), str) else "",
+        "gif": _gif(paths.gif),
+        "mp4": str(paths.mp4) if paths.mp4.is_file() else None,
+    }
+
+
+def _code_lines(source: str, flagged: set[int] | frozenset[int] = frozenset()) -> list[dict[str, Any]]:
+    return [{"n": n, "text": text, "bad": n in flagged} for n, text in enumerate(source.splitlines(), 1)]
+
+
+def _diff(old: str, new: str, old_name: str, new_name: str) -> list[dict[str, str]]:
+    """A unified diff as (kind, text) rows; empty when the programs are the same."""
+    rows = []
+    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), f"{old_name}/reward.py",
+                                     f"{new_name}/reward.py", lineterm="", n=3):
+        if line.startswith(("+++", "---")):
+            kind = "meta"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        rows.append({"kind": kind, "text": line})
+    return rows
+
+
+def _repairs(cand: Candidate) -> list[dict[str, Any]]:
+    """Each version the critic (or training) sent back, why, and what the repair changed."""
+    versions = [a.get("source", "") for a in cand.attempts] + [cand.source]
+    repairs = []
+    for n, attempt in enumerate(cand.attempts):
+        repairs.append({
+            "attempt": n + 1,
+            "problem": str(attempt.get("problem", "")),
+            "diff": _diff(versions[n], versions[n + 1], f"{cand.id} v{n}", f"{cand.id} v{n + 1}"),
+        })
+    return repairs
+
+
+def _flag(flag: str) -> dict[str, str]:
+    return {"text": flag, "kind": _FLAG_KINDS.get(flag.split(":", 1)[0], "other")}
+
+
+def _terminations(analysis: dict[str, Any]) -> list[tuple[str, Any]]:
+    terms = analysis.get("terminations")
+    return sorted(terms.items(), key=lambda kv: str(kv[0])) if isinstance(terms, dict) else []
+
+
+def _component_rows(checkpoints: Sequence[Any], analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per reward component: the last training window's statistics and the analysis' findings."""
+    last = checkpoints[-1].components if checkpoints else {}
+    found = analysis.get("components") if isinstance(analysis.get("components"), dict) else {}
+    rows = []
+    for name in sorted(set(last) | set(found), key=str):
+        window = last.get(name) if isinstance(last.get(name), dict) else {}
+        stats = found.get(name) if isinstance(found.get(name), dict) else {}
+        tracks = stats.get("tracks")
+        series = _list(stats.get("series"))
+        rows.append({
+            "name": str(name),
+            "mean": window.get("mean"), "std": window.get("std"), "min": window.get("min"), "max": window.get("max"),
+            "share": stats.get("share"),
+            "corr_fitness": stats.get("corr_fitness"),
+            "tracks": tracks.get("field") if isinstance(tracks, dict) else None,
+            "flags": [_flag(f) for f in _list(stats.get("flags")) if isinstance(f, str)],
+            "spark": _sparkline(series, str(name)),
+        })
+    return rows
+
+
+def _gif(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    size = path.stat().st_size
+    if size > MAX_GIF_BYTES:
+        return {"uri": None, "kb": size // 1024, "path": str(path)}
+    data = path.read_bytes()
+    if not data.startswith((b"GIF87a", b"GIF89a")):
+        return None
+    return {"uri": "data:image/gif;base64," + base64.b64encode(data).decode("ascii"), "kb": size // 1024,
+            "path": str(path)}
+
+
+# ----------------------------------------------------------------------------- events: history
+
+
+def _rejections(state: SearchState, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every refused check and failed training, in order, with the attempt it hit and what followed."""
+    source: dict[str, str] = {}
+    attempt: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        kind, cid = event.get("kind"), str(event.get("id", ""))
+        if kind == "candidate_proposed":
+            source[cid], attempt[cid] = str(event.get("source", "")), 0
+        elif kind == "candidate_repaired":
+            source[cid], attempt[cid] = str(event.get("source", "")), attempt.get(cid, 0) + 1
+            for row in rows:
+                if row["id"] == cid and row["attempt"] == attempt[cid] - 1:
+                    row["outcome"] = "sent back for repair"
+        elif kind == "candidate_checked" and isinstance(event.get("verdict"), dict):
+            verdict = event["verdict"]
+            if verdict.get("accepted"):
+                continue
+            lines = source.get(cid, "").splitlines()
+            for issue in _list(verdict.get("issues")):
+                if not isinstance(issue, dict) or issue.get("severity") == "warning":
+                    continue
+                line = issue.get("line") if isinstance(issue.get("line"), int) else None
+                rows.append(_rejection_row(cid, attempt.get(cid, 0), "critic", str(issue.get("code", "")), line,
+                                           str(issue.get("message", "")), lines))
+        elif kind == "candidate_finished" and event.get("status") == "failed" and event.get("reason"):
+            match = _REASON.match(str(event["reason"]))
+            code, line, message = ("", None, str(event["reason"])) if match is None else (
+                match["code"], int(match["line"]) if match["line"] else None, match["message"])
+            rows.append(_rejection_row(cid, attempt.get(cid, 0), "training", code, line, message,
+                                       source.get(cid, "").splitlines()))
+    for row in rows:
+        if row["outcome"] is None:
+            cand = state.candidates.get(row["id"])
+            row["outcome"] = f"final: {cand.status}" if cand is not None else ""
+    return rows
+
+
+def _rejection_row(cid: str, attempt: int, stage: str, code: str, line: int | None, message: str,
+                   lines: list[str]) -> dict[str, Any]:
+    text = lines[line - 1] if line is not None and 0 < line <= len(lines) else None
+    if stage == "critic" and code == "review":
+        stage = "reviewer"
+    return {"id": cid, "anchor": f"cand-{cid}", "attempt": attempt, "stage": stage, "code": code, "line": line,
+            "source_line": text, "message": message, "outcome": None}
+
+
+def _feedback(state: SearchState, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        kind = event.get("kind")
+        if kind not in ("feedback", "parent_chosen"):
+            continue
+        try:
+            iteration = int(event.get("iteration"))
+        except (TypeError, ValueError):
+            continue
+        rows.append({
+            "kind": kind,
+            "time": str(event.get("time", ""))[:19].replace("T", " "),
+            "iteration": iteration,
+            "applied": iteration < state.iterations_done or bool(state.of_iteration(iteration)),
+            "text": str(event.get("text", "")) if kind == "feedback" else f"use {event.get('id')} as the parent",
+        })
+    return rows
+
+
+def _usage(usage: dict[str, Any]) -> dict[str, Any]:
+    per_iteration = usage.get("iterations") if isinstance(usage.get("iterations"), dict) else {}
+    columns = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost")
+    rows = [{"iteration": str(k), **{c: v.get(c) for c in columns}}
+            for k, v in sorted(per_iteration.items(), key=lambda kv: str(kv[0]).zfill(6)) if isinstance(v, dict)]
+    keys = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cached_requests", "retries",
+            "failed_requests", "cost")
+    return {"totals": [(k.replace("_", " "), usage[k]) for k in keys if k in usage], "iterations": rows}
+
+
+def _final_eval(data: dict[str, Any], state: SearchState) -> dict[str, Any]:
+    arms = data.get("arms") if isinstance(data.get("arms"), dict) else {}
+    rows = []
+    for label, arm in arms.items():
+        if not isinstance(arm, dict):
+            continue
+        reached = [s for s in _list(arm.get("solved_at")) if isinstance(s, int)]
+        rows.append({
+            "label": str(label),
+            "anchor": f"cand-{label}" if label in state.candidates else None,
+            "chosen": label == data.get("chosen"),
+            "mean": arm.get("mean"), "ci95": arm.get("ci95"),
+            "fitness": [f for f in _list(arm.get("fitness")) if isinstance(f, (int, float))],
+            "solved_rate": arm.get("solved_rate"),
+            "solved_at": sorted(reached),
+            "human_normalised": arm.get("human_normalised"),
+            "failures": [str(f) for f in _list(arm.get("failures"))],
+        })
+    return {"seeds": data.get("seeds"), "timesteps": data.get("timesteps"), "chosen": data.get("chosen"),
+            "solved": data.get("solved"), "arms": rows, "chart": _final_eval_chart(rows, data.get("solved"))}
+
+
+# ------------------------------------------------------------------------------------------- SVG
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _nice_range(values: Iterable[float | None]) -> tuple[float, float]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0
+    lo, hi = min(finite), max(finite)
+    if hi - lo < 1e-12:
+        pad = max(abs(hi) * 0.1, 1.0)
+        return lo - pad, hi + pad
+    pad = (hi - lo) * 0.06
+    return lo - pad, hi + pad
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    raw = (hi - lo) / max(count, 1)
+    if raw <= 0 or not math.isfinite(raw):
+        return [lo]
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step) * step
+    ticks, n = [], 0
+    while first + n * step <= hi + step * 1e-9 and n < 50:
+        ticks.append(round(first + n * step, 12))
+        n += 1
+    return ticks
+
+
+def _tick_label(value: float) -> str:
+    if abs(value) >= 10_000:
+        return f"{value / 1000:g}k"
+    return f"{value:g}"
+
+
+class _Plot:
+    """A chart drawn as SVG: data ranges mapped onto a box with axes, lines, dots and reference lines."""
+
+    def __init__(self, width: int, height: int, x: tuple[float, float], y: tuple[float, float],
+                 y2: tuple[float, float] | None = None) -> None:
+        self.width, self.height = width, height
+        self.left, self.right, self.top, self.bottom = 56, (56 if y2 else 16), 14, 38
+        self.xr, self.yr, self.y2r = x, y, y2
+        self.parts: list[str] = []
+
+    def px(self, value: float) -> float:
+        lo, hi = self.xr
+        return self.left + (value - lo) / ((hi - lo) or 1.0) * (self.width - self.left - self.right)
+
+    def py(self, value: float, secondary: bool = False) -> float:
+        lo, hi = self.y2r if secondary and self.y2r else self.yr
+        return self.top + (1 - (value - lo) / ((hi - lo) or 1.0)) * (self.height - self.top - self.bottom)
+
+    def frame(self, x_label: str, y_label: str, y2_label: str | None = None,
+              x_ticks: Sequence[tuple[float, str]] | None = None,
+              y_ticks: Sequence[tuple[float, str]] | None = None) -> None:
+        right, bottom = self.width - self.right, self.height - self.bottom
+        y_ticks = y_ticks if y_ticks is not None else [(t, _tick_label(t)) for t in _ticks(*self.yr)]
+        for value, label in y_ticks:
+            y = self.py(value)
+            self.parts.append(f'<line class="grid" x1="{self.left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>')
+            self.parts.append(f'<text class="tick" x="{self.left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                              f"{_e(label)}</text>")
+        if self.y2r:
+            for tick in _ticks(*self.y2r):
+                y = self.py(tick, secondary=True)
+                self.parts.append(f'<text class="tick alt" x="{right + 6}" y="{y + 4:.1f}">'
+                                  f"{_e(_tick_label(tick))}</text>")
+        x_ticks = x_ticks if x_ticks is not None else [(t, _tick_label(t)) for t in _ticks(*self.xr)]
+        for value, label in x_ticks:
+            x = self.px(value)
+            self.parts.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 4}"/>')
+            self.parts.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">'
+                              f"{_e(label)}</text>")
+        self.parts.append(f'<line class="axis" x1="{self.left}" x2="{right}" y1="{bottom}" y2="{bottom}"/>')
+        self.parts.append(f'<line class="axis" x1="{self.left}" x2="{self.left}" y1="{self.top}" y2="{bottom}"/>')
+        self.parts.append(f'<text class="label" x="{(self.left + right) / 2:.1f}" y="{self.height - 4}" '
+                          f'text-anchor="middle">{_e(x_label)}</text>')
+        mid = (self.top + bottom) / 2
+        self.parts.append(f'<text class="label" x="12" y="{mid:.1f}" text-anchor="middle" '
+                          f'transform="rotate(-90 12 {mid:.1f})">{_e(y_label)}</text>')
+        if y2_label:
+            x = self.width - 8
+            self.parts.append(f'<text class="label alt" x="{x}" y="{mid:.1f}" text-anchor="middle" '
+                              f'transform="rotate(90 {x} {mid:.1f})">{_e(y2_label)}</text>')
+
+    def polyline(self, points: Sequence[tuple[float, float]], colour: str, width: float = 2.0,
+                 dash: str | None = None, secondary: bool = False, title: str | None = None,
+                 step: bool = False) -> None:
+        coords: list[tuple[float, float]] = []
+        for n, (x, y) in enumerate(points):
+            if step and n:
+                coords.append((self.px(x), coords[-1][1]))
+            coords.append((self.px(x), self.py(y, secondary)))
+        if not coords:
+            return
+        if len(coords) == 1:
+            self.circle(points[0][0], points[0][1], 3, colour, secondary=secondary, title=title)
+            return
+        text = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        dashed = f' stroke-dasharray="{_e(dash)}"' if dash else ""
+        tip = f"<title>{_e(title)}</title>" if title else ""
+        self.parts.append(f'<polyline points="{text}" fill="none" stroke="{_e(colour)}" stroke-width="{width}"'
+                          f' stroke-linejoin="round"{dashed}>{tip}</polyline>')
+
+    def circle(self, x: float, y: float, r: float, fill: str, stroke: str | None = None, secondary: bool = False,
+               title: str | None = None, cls: str = "dot") -> None:
+        outline = f' stroke="{_e(stroke)}" stroke-width="2"' if stroke else ""
+        tip = f"<title>{_e(title)}</title>" if title else ""
+        self.parts.append(f'<circle class="{_e(cls)}" cx="{self.px(x):.1f}" cy="{self.py(y, secondary):.1f}" r="{r}" '
+                          f'fill="{_e(fill)}"{outline}>{tip}</circle>')
+
+    def cross(self, x: float, y: float, colour: str, title: str) -> None:
+        cx, cy, s = self.px(x), self.py(y), 4
+        self.parts.append(f'<path class="cross" d="M{cx - s:.1f},{cy - s:.1f}L{cx + s:.1f},{cy + s:.1f}'
+                          f'M{cx - s:.1f},{cy + s:.1f}L{cx + s:.1f},{cy - s:.1f}" stroke="{_e(colour)}" '
+                          f'stroke-width="2"><title>{_e(title)}</title></path>')
+
+    def hline(self, value: float, colour: str, label: str) -> None:
+        y = self.py(value)
+        right = self.width - self.right
+        self.parts.append(f'<line x1="{self.left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{_e(colour)}" '
+                          f'stroke-width="1.5" stroke-dasharray="6 4"/>')
+        self.parts.append(f'<text class="ref" x="{right - 4}" y="{y - 4:.1f}" text-anchor="end" '
+                          f'fill="{_e(colour)}">{_e(label)}</text>')
+
+    def segment(self, x1: float, y1: float, x2: float, y2: float, colour: str) -> None:
+        self.parts.append(f'<line x1="{self.px(x1):.1f}" x2="{self.px(x2):.1f}" y1="{self.py(y1):.1f}" '
+                          f'y2="{self.py(y2):.1f}" stroke="{_e(colour)}" stroke-width="2"/>')
+
+    def svg(self, label: str, cls: str = "chart") -> Markup:
+        return Markup(
+            f'<svg class="{_e(cls)}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.width} {self.height}" '
+            f'width="{self.width}" height="{self.height}" role="img" aria-label="{_e(label)}">'
+            f"<title>{_e(label)}</title>{''.join(self.parts)}</svg>"
+        )
+
+
+def _empty_chart(message: str) -> Markup:
+    return Markup(f'<p class="empty">{_e(message)}</p>')
+
+
+def _swatch(colour: str) -> Markup:
+    return Markup(f'<svg class="swatch" width="12" height="12" aria-hidden="true"><rect width="12" height="12" '
+                  f'rx="2" fill="{_e(colour)}"/></svg>')
+
+
+def _fitness_chart(state: SearchState, colours: dict[str, str]) -> Markup:
+    """Every candidate's fitness as a dot at its iteration, the best so far as a step line."""
+    cands = _ordered(state.candidates.values())
+    if not cands:
+        return _empty_chart("no candidates yet")
+    iterations = max(state.iterations_done, max(c.iteration for c in cands) + 1)
+    solved = state.task.solved if math.isfinite(state.task.solved) else None
+    scored = [c for c in cands if c.fitness is not None and math.isfinite(c.fitness)]
+    lo, hi = _nice_range([c.fitness for c in scored] + [solved])
+    plot = _Plot(960, 320, (-0.5, iterations - 0.5), (lo, hi))
+    plot.frame("iteration", "fitness", x_ticks=[(i, f"{i:02d}") for i in range(iterations)])
+    if solved is not None:
+        plot.hline(solved, "#2e7d32", f"solved ≥ {_fmt(solved)}")
+    best_so_far: list[tuple[float, float]] = []
+    running: float | None = None
+    for i in range(iterations):
+        values = [c.fitness for c in scored if c.iteration == i]
+        if values:
+            running = max(values) if running is None else max(running, max(values))
+        if running is not None:
+            best_so_far.append((i - 0.5 if not best_so_far else i, running))
+    if best_so_far:
+        best_so_far.append((iterations - 0.5, best_so_far[-1][1]))
+        plot.polyline(best_so_far, "#222", width=2, step=True, title="best so far")
+    best = state.best
+    per_iteration = Counter(c.iteration for c in cands)
+    for c in cands:
+        count = per_iteration[c.iteration]
+        x = c.iteration + (0 if count == 1 else (c.index / (count - 1) - 0.5) * 0.5)
+        if c.fitness is not None and math.isfinite(c.fitness):
+            ring = "#222" if best is not None and best.id == c.id else None
+            plot.circle(x, c.fitness, 6 if ring else 4.5, colours[c.id], stroke=ring,
+                        title=f"{c.id}: fitness {_fmt(c.fitness)}" + (" (best)" if ring else ""))
+        else:
+            why = f" — {c.reason}" if c.reason else ""
+            plot.cross(x, lo + (hi - lo) * 0.03, "#c62828", f"{c.id}: {c.status}{why}")
+    return plot.svg("fitness of every candidate per iteration, and the best so far")
+
+
+def _curves_chart(state: SearchState, colours: dict[str, str]) -> Markup:
+    """Every candidate's fitness over training steps, one colour each."""
+    series = {c.id: [(cp.step, cp.fitness) for cp in c.result.checkpoints if _finite(cp.fitness) is not None]
+              for c in _ordered(state.candidates.values()) if c.result is not None and c.result.checkpoints}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return _empty_chart("no training checkpoints yet")
+    steps = [s for points in series.values() for s, _ in points]
+    values = [f for points in series.values() for _, f in points]
+    solved = state.task.solved if math.isfinite(state.task.solved) else None
+    plot = _Plot(960, 320, (0, max(steps) or 1), _nice_range(values + [solved]))
+    plot.frame("training steps", "fitness")
+    if solved is not None:
+        plot.hline(solved, "#2e7d32", f"solved ≥ {_fmt(solved)}")
+    for cid, points in series.items():
+        plot.polyline(points, colours[cid], width=1.8, title=cid)
+    return plot.svg("fitness over training steps of every candidate")
+
+
+def _curve_chart(cand: Candidate, colour: str) -> Markup:
+    """One candidate: fitness (left axis) and the shaped return under its own reward (right axis)."""
+    checkpoints = cand.result.checkpoints if cand.result is not None else []
+    fitness = [(cp.step, cp.fitness) for cp in checkpoints if _finite(cp.fitness) is not None]
+    shaped = [(cp.step, cp.shaped_return) for cp in checkpoints if _finite(cp.shaped_return) is not None]
+    steps = [s for s, _ in fitness + shaped]
+    if not steps:
+        return _empty_chart("no finite checkpoint values")
+    plot = _Plot(520, 220, (0, max(steps) or 1), _nice_range([f for _, f in fitness]),
+                 _nice_range([r for _, r in shaped]) if shaped else None)
+    plot.frame("steps", "fitness", "shaped return" if shaped else None)
+    plot.polyline(shaped, "#888", width=1.5, dash="5 3", secondary=True, title="shaped return")
+    plot.polyline(fitness, colour, width=2.2, title="fitness")
+    for step, value in fitness:
+        plot.circle(step, value, 2.5, colour, title=f"step {step}: fitness {_fmt(value)}")
+    return plot.svg(f"learning curve of {cand.id}", cls="chart small")
+
+
+def _sparkline(series: Sequence[Any], name: str) -> Markup:
+    values = [_finite(v) for v in series]
+    points = [(n, v) for n, v in enumerate(values) if v is not None]
+    if len(points) < 2:
+        return Markup("")
+    lo, hi = min(v for _, v in points), max(v for _, v in points)
+    span = (hi - lo) or 1.0
+    width, height, last = 110, 24, len(values) - 1 or 1
+    coords = " ".join(f"{2 + n / last * (width - 4):.1f},{height - 3 - (v - lo) / span * (height - 6):.1f}"
+                      for n, v in points)
+    return Markup(f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+                  f'aria-label="{_e(name)} per checkpoint"><title>{_e(name)}: {_e(_fmt(lo))} … {_e(_fmt(hi))}</title>'
+                  f'<polyline points="{coords}" fill="none" stroke="#4e79a7" stroke-width="1.5"/></svg>')
+
+
+def _final_eval_chart(rows: list[dict[str, Any]], solved: Any) -> Markup:
+    """Each arm's mean fitness with its 95% interval, and every seed's fitness."""
+    shown = [r for r in rows if _finite(r["mean"]) is not None]
+    if not shown:
+        return _empty_chart("no arm trained successfully")
+    values = [v for r in shown for v in r["fitness"] if _finite(v) is not None]
+    for row in shown:
+        half = _finite(row["ci95"]) or 0.0
+        values += [row["mean"] - half, row["mean"] + half]
+    plot = _Plot(960, 60 + 34 * len(shown), _nice_range(values + [_finite(solved)]), (len(shown) - 0.5, -0.5))
+    plot.left = 110
+    plot.frame("fitness", "", y_ticks=[(n, row["label"]) for n, row in enumerate(shown)])
+    if _finite(solved) is not None:
+        x = plot.px(solved)
+        plot.parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{plot.top}" y2="{plot.height - plot.bottom}" '
+                          f'stroke="#2e7d32" stroke-width="1.5" stroke-dasharray="6 4"><title>solved</title></line>')
+    for n, row in enumerate(shown):
+        colour = "#e15759" if row["chosen"] else "#4e79a7"
+        ci = _finite(row["ci95"]) or 0.0
+        plot.segment(row["mean"] - ci, n, row["mean"] + ci, n, colour)
+        for value in row["fitness"]:
+            if _finite(value) is not None:
+                plot.circle(value, n, 2.5, "#bbb", title=f"{row['label']}: {_fmt(value)}", cls="seed")
+        plot.circle(row["mean"], n, 5, colour, title=f"{row['label']}: {_fmt(row['mean'])} ± {_fmt(ci)}")
+    return plot.svg("final evaluation: mean fitness and 95% interval per reward")

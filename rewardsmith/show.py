@@ -1,0 +1,181 @@
+"""``rewardsmith show``: a run's candidates and analyses as Rich tables.
+
+:func:`show` returns a renderable; the CLI prints it. The run overview lists every candidate with
+its status, fitness and flags; a candidate's view shows its fitness, components, terminations,
+failure states, reward-hacking evidence, reflection and media.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from rewardsmith.candidate import Candidate
+from rewardsmith.errors import UsageError
+from rewardsmith.loop import SearchState, load_state
+from rewardsmith.runs import RunDir
+
+__all__ = ["candidate_view", "run_overview", "show"]
+
+_STATUS_STYLE = {"scored": "green", "rejected": "red", "failed": "red", "training": "yellow", "proposed": "cyan"}
+_FLAG_STYLE = {"flat": "yellow", "dominant": "magenta", "against": "red", "hacked": "bold red", "hacking": "bold red"}
+
+
+def show(run_path: str | Path, candidate: str | None = None) -> RenderableType:
+    """The overview of the run at ``run_path``, or one candidate's analysis.
+
+    Raises:
+        RunDirError: not a run directory.
+        UsageError: no candidate by that id.
+    """
+    state = load_state(RunDir.open(run_path))
+    if candidate is None:
+        return run_overview(state)
+    cand = state.candidates.get(candidate)
+    if cand is None:
+        ids = ", ".join(state.candidates) or "none"
+        raise UsageError(f"{run_path} has no candidate {candidate!r}; its candidates: {ids}")
+    return candidate_view(state, cand)
+
+
+def _num(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.4g}"
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def _flags_text(flags: list[str]) -> Text:
+    text = Text()
+    for i, flag in enumerate(flags):
+        kind = flag.split(":", 1)[0]
+        if i:
+            text.append(", ")
+        text.append(flag, style=_FLAG_STYLE.get(kind, ""))
+    return text
+
+
+def run_overview(state: SearchState) -> RenderableType:
+    """Every candidate of a run: status, fitness, success, episode length, flags and media."""
+    task = state.task
+    best = state.best
+    solved = f"; solved at ≥ {task.solved:g}" if math.isfinite(task.solved) else ""
+    header = Text.assemble(
+        (f"{state.run.root.name}\n", "bold"),
+        f"task: {task.text}\n",
+        f"env: {task.spec.gym_id} · fitness: {task.fitness_doc}{solved}\n",
+        f"status: {state.status} · iterations: {state.iterations_done}/{state.config.iterations} · "
+        f"designer: {state.designer}",
+    )
+    table = Table(title="candidates", show_lines=False)
+    for name, justify in (("id", "left"), ("status", "left"), ("fitness", "right"), ("± std", "right"),
+                          ("success", "right"), ("length", "right"), ("flags", "left"), ("media", "left")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for cand in sorted(state.candidates.values(), key=lambda c: (c.iteration, c.index)):
+        analysis = cand.analysis or {}
+        star = " ★" if best is not None and cand.id == best.id else ""
+        fitness = analysis.get("fitness", {})
+        length = analysis.get("episode_length", {})
+        flags = _flags_text(analysis.get("flags", [])) if analysis else Text(cand.reason or "", style="dim")
+        paths = state.run.candidate(cand.iteration, cand.index)
+        media = " ".join(p.suffix[1:] for p in (paths.gif, paths.mp4) if p.is_file())
+        std = fitness.get("std") if fitness else (cand.result.fitness_std if cand.result else None)
+        success = fitness.get("success_rate") if fitness else (cand.result.success_rate if cand.result else None)
+        table.add_row(cand.id, Text(cand.status + star, style=_STATUS_STYLE.get(cand.status, "")),
+                      _num(cand.fitness), _num(std) if cand.status == "scored" else "",
+                      _pct(success) if cand.status == "scored" else "", _num(length.get("mean")), flags, media)
+    footer = Text(f"details: rewardsmith show {state.run.root} --candidate ID", style="dim")
+    return Group(header, table, footer)
+
+
+def candidate_view(state: SearchState, cand: Candidate) -> RenderableType:
+    """One candidate: fitness, components with flags, terminations, failures, hacking, reflection, media."""
+    parts: list[RenderableType] = []
+    origin = cand.origin.get("note") or cand.origin.get("designer", "")
+    parts.append(Text.assemble((f"candidate {cand.id}", "bold"), f" · {cand.status}",
+                               f" · fitness {_num(cand.fitness)}", (f" · {origin}" if origin else "", "dim")))
+    analysis = cand.analysis
+    if not analysis:
+        reason = cand.reason or ("not analysed (trained before the analyzer existed, or still training)"
+                                 if cand.status in ("scored", "training", "proposed") else "")
+        parts.append(Text(f"no analysis: {reason}", style="yellow"))
+        return Group(*parts)
+    if analysis.get("error"):
+        parts.append(Text(f"the analyzer failed: {analysis['error']}", style="red"))
+        return Group(*parts)
+    parts.append(_fitness_table(analysis))
+    if analysis.get("components"):
+        parts.append(_components_table(analysis))
+    parts.append(_terminations_table(analysis))
+    failures = analysis.get("failure_states", {})
+    if failures.get("summary"):
+        parts.append(Panel("\n".join(f"• {line}" for line in failures["summary"]),
+                           title=f"at failure ({failures['failures']} of {failures['episodes']} episodes, "
+                                 f"against {failures['compared_with']})", title_align="left"))
+    if analysis.get("hacking"):
+        parts.append(Panel(Text("\n".join(f"• {h['evidence']}" for h in analysis["hacking"]), style="red"),
+                           title="reward hacking", title_align="left"))
+    for warning in analysis.get("warnings", []):
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    parts.append(Panel(Text(analysis.get("reflection", "").rstrip()), title="reflection (what designers read)",
+                       title_align="left"))
+    paths = state.run.candidate(cand.iteration, cand.index)
+    media = [str(p) for p in (paths.gif, paths.mp4) if p.is_file()]
+    if media:
+        parts.append(Text("watch: " + "  ".join(media), style="dim"))
+    return Group(*parts)
+
+
+def _fitness_table(analysis: dict[str, Any]) -> Table:
+    table = Table(title="fitness", title_justify="left")
+    for name in ("policy", "episodes", "mean", "std", "min", "max", "success"):
+        table.add_column(name, justify="left" if name == "policy" else "right")
+    fitness = analysis["fitness"]
+    episodes = analysis["episodes"]
+    rows = [("deterministic", episodes["deterministic"], fitness)]
+    if episodes.get("stochastic"):
+        rows.append(("stochastic", episodes["stochastic"], fitness["stochastic"]))
+    for label, count, stats in rows:
+        table.add_row(label, str(count), _num(stats["mean"]), _num(stats["std"]), _num(stats["min"]),
+                      _num(stats["max"]), _pct(stats["success_rate"]) if fitness.get("solved") is not None else "–")
+    length = analysis["episode_length"]
+    training = analysis.get("training", {})
+    caption = f"episode length: mean {_num(length['mean'])}, min {_num(length['min'])}, max {_num(length['max'])}"
+    if training.get("fitness"):
+        caption += "\nfitness over training: " + " → ".join(_num(v) for v in training["fitness"])
+    table.caption = caption
+    table.caption_justify = "left"
+    return table
+
+
+def _components_table(analysis: dict[str, Any]) -> Table:
+    table = Table(title="reward components (per step)", title_justify="left")
+    for name in ("component", "mean", "min", "max", "share", "r fitness", "over training", "flags"):
+        table.add_column(name, justify="left" if name in ("component", "over training", "flags") else "right",
+                         overflow="fold")
+    for name, c in analysis["components"].items():
+        series = [v for v in c.get("series", []) if v is not None]
+        trend = f"{_num(series[0])} → {_num(series[-1])}" if len(series) >= 2 else _num(series[0] if series else None)
+        r = c.get("corr_fitness")
+        table.add_row(name, _num(c.get("mean")), _num(c.get("min")), _num(c.get("max")), _pct(c.get("share")),
+                      "–" if r is None else f"{r:+.2f}", trend, _flags_text(c.get("flags", [])))
+    return table
+
+
+def _terminations_table(analysis: dict[str, Any]) -> Table:
+    table = Table(title="how episodes ended", title_justify="left")
+    table.add_column("cause")
+    table.add_column("episodes", justify="right")
+    total = sum(analysis.get("terminations", {}).values()) or 1
+    for cause, count in analysis.get("terminations", {}).items():
+        table.add_row(cause, f"{count} ({count / total:.0%})")
+    return table
