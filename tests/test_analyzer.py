@@ -438,3 +438,37 @@ def test_the_worker_job_writes_analysis_json(tmp_path):
     assert set(written) >= {"fitness", "episode_length", "components", "terminations", "failure_states",
                             "coverage", "hacking", "flags", "reflection"}
     assert set(written["components"]) == {"alive", "upright", "centred"}
+
+
+# ------------------------------------------------------------------- the built-in designer reads it
+
+
+def test_the_builtin_designer_acts_on_a_real_analysis(cartpole):
+    """The analysis dict as the analyzer writes it steers the built-in designer's first proposal."""
+    from rewardsmith.candidate import Candidate
+    from rewardsmith.designer import BuiltinDesigner, DesignContext
+    from rewardsmith.training import TrainingResult
+
+    task = TaskRef("cartpole", "hold the cart at x=1", task="hold-right").resolve()
+    designer = BuiltinDesigner()
+    first = designer.propose(DesignContext(task, 0, 1, 0, [], None))[0]
+    rng = np.random.default_rng(14)
+    episodes = []
+    for i, n in enumerate([500, 450, 400, 350, 300, 250]):
+        quality = n / 500.0
+        episodes.append(_episode(cartpole, n, {
+            "near_target": _varied(rng, n, 0.8 * quality, 0.05),          # goes with fitness: strengthened
+            "upright": 20 * _varied(rng, n),                              # dominant: halved
+            "settle": 0.9 + 1e-4 * rng.random(n),                         # flat: sharpened
+            "alive": np.full(n, 0.2), "fell": np.zeros(n),
+        }, seed=i))
+    analysis = _run(cartpole, episodes, solved=400.0)
+    assert _flags(analysis)["near_target"] == set() and analysis["components"]["near_target"]["corr_fitness"] > 0.9
+    parent = Candidate("00-00", 0, 0, first.source, first.origin, status="scored",
+                       result=TrainingResult("scored", 100.0), analysis=analysis)
+    child = designer.propose(DesignContext(task, 1, 1, 0, [parent], parent))[0]
+    genome, before = child.origin["genome"], parent.origin["genome"]
+    assert genome["near_target"]["weight"] == pytest.approx(before["near_target"]["weight"] * 1.5)
+    assert genome["upright"]["weight"] == pytest.approx(before["upright"]["weight"] * 0.5)
+    assert genome["settle"]["temp"] == pytest.approx(before["settle"]["temp"] * 0.5)
+    assert "strengthened near_target (r = +" in child.origin["note"]

@@ -560,7 +560,7 @@ def test_os_isolation_as_the_kernel_reports_it(box):
     report = box.diagnose()
     isolation = report["isolation"]
     status = Path(f"/proc/{box.pid}/status").read_text()
-    if isolation["no_new_privs"] == "ok":
+    if isolation.get("no_new_privs") == "ok":
         assert "NoNewPrivs:\t1" in status
     if isolation.get("network_namespace", "").startswith("ok"):  # no network: a namespace without interfaces
         assert os.readlink(f"/proc/{box.pid}/ns/net") != os.readlink("/proc/self/ns/net")
@@ -568,7 +568,20 @@ def test_os_isolation_as_the_kernel_reports_it(box):
         assert "Uid:\t65534\t65534\t65534\t65534" in status
     if not all(v.startswith("ok") for v in isolation.values()):
         pytest.skip(f"part of the OS isolation is unavailable here: {isolation}")
-    assert isolation["landlock"].startswith("ok")
+    assert isolation.get("landlock", "").startswith("ok")
+    assert report["probes"]["create_directory"] == "refused: Permission denied"  # /tmp is open to all, but not here
+
+
+def test_without_os_isolation_the_limits_still_apply_but_root_may_fork():
+    with RewardSandbox(FIELDS, SandboxLimits(os_isolation=False)) as plain:
+        report = plain.diagnose()
+    assert report["isolation"] == {"os_isolation": "off"} and report["uid"] == os.getuid()
+    assert report["probes"]["open_file"] == "refused: Too many open files"
+    assert report["probes"]["allocate_address_space_limit"] == "refused: MemoryError"
+    assert report["rlimits"]["RLIMIT_NPROC"] == [0, 0]
+    # The kernel does not apply RLIMIT_NPROC to root: why os_isolation drops to uid 65534.
+    expected = "allowed" if os.geteuid() == 0 else "refused: Resource temporarily unavailable"
+    assert report["probes"]["fork"] == expected
 
 
 def test_the_worker_environment_holds_no_secrets_and_its_cwd_is_empty(box):

@@ -327,7 +327,8 @@ class RewardSandbox:
         ``cwd_entries`` (its working directory and how many entries it holds), ``environ`` (variable
         names only), ``rlimits`` (soft, hard), ``baseline_vm_kb`` (address space before any reward ran),
         ``isolation`` (which OS isolation steps took effect) and ``probes`` (what happened when the
-        worker tried to open a file, fork, and allocate its whole address-space limit).
+        worker tried to open a file, create a directory in /tmp, fork, and allocate its whole
+        address-space limit).
         """
         reply, _ = self._request({"op": "diagnose", "timeout": self.limits.load_timeout}, self.limits.load_timeout)
         if self._workdir is not None:

@@ -187,6 +187,8 @@ def _vm_size_kb() -> int:
 
 def _isolate() -> dict[str, str]:
     """Best-effort OS isolation; each step says whether it took effect."""
+    if not sys.platform.startswith("linux"):  # the calls below are Linux system calls
+        return {"os_isolation": f"unavailable on {sys.platform}"}
     done: dict[str, str] = {}
     root = os.geteuid() == 0
     try:
@@ -443,6 +445,16 @@ class _Worker:
                 os._exit(0)
             os.waitpid(pid, 0)
             probes["fork"] = "allowed"
+        # Needs no descriptor, so it shows the filesystem rules rather than RLIMIT_NOFILE. /tmp lets
+        # anyone create entries: only Landlock refuses this (and if it is off, the entry is removed at once).
+        probe_dir = f"/tmp/.rewardsmith-probe-{os.getpid()}"
+        try:
+            os.mkdir(probe_dir)
+        except OSError as exc:
+            probes["create_directory"] = f"refused: {exc.strerror}"
+        else:
+            os.rmdir(probe_dir)
+            probes["create_directory"] = "allowed"
         address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
         if address_space == resource.RLIM_INFINITY:
             probes["allocate_address_space_limit"] = "no limit set"
