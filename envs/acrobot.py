@@ -110,11 +110,15 @@ SPEC = EnvSpec(
             description="Keep the tip above the bar (height > 1.0 above the pivot) for as many steps as possible; "
                         "reaching the bar does not end the episode in this task.",
             fitness=steps_above_bar,
-            fitness_doc="steps (of 500) with the tip above the bar; the episode always runs 500 steps",
-            solved=150.0,
+            fitness_doc="steps (of 500) with the tip above the bar; the episode always runs 500 steps. The chain "
+                        "cannot be balanced up there with these torques, so it has to keep swinging the tip "
+                        "over the top; the hand-written reference reward reaches 80 to 110 in 100k steps, "
+                        "the env's own reward (which pays -1 per step below the bar) stays near 0",
+            solved=80.0,
             reference_reward=KEEP_ABOVE_REFERENCE,
             sparse_reward=KEEP_ABOVE_SPARSE,
             wrappers=(IgnoreTermination,),
+            terminations=(),
             env_changes="the episode no longer ends when the tip rises above the bar: it always runs to the "
                         "500-step time limit (the env's own reward still pays 0 instead of -1 on every step "
                         "the tip is above the bar, and info[\"terminated\"] is always False)",
@@ -129,9 +133,10 @@ SPEC = EnvSpec(
         ),
     ),
     # rl-baselines3-zoo ppo.yml, Acrobot-v1 (normalize: true; batch_size and learning rate are SB3's defaults).
+    # The zoo trains 1M steps; the env's own reward reaches -100 after 50k to 60k.
     ppo=PPOConfig(
         n_envs=16, n_steps=256, batch_size=64, n_epochs=4, gamma=0.99, gae_lambda=0.94,
-        learning_rate=3e-4, clip_range=0.2, ent_coef=0.0, normalize_obs=True,
+        learning_rate=3e-4, clip_range=0.2, ent_coef=0.0, normalize_obs=True, normalize_reward=True,
         timesteps=100_000,
     ),
 )

@@ -1,13 +1,10 @@
 """MountainCarContinuous-v0: MountainCar with a continuous throttle and a fuel cost."""
 
-import numpy as np
-
 from rewardsmith.episode import Episode
 from rewardsmith.spec import EnvSpec, Field, PPOConfig, ShapingHint, TaskSpec, TerminationCause, env_reward_fitness
 
 GOAL_POSITION = 0.45  # the flag on the right hilltop: the episode ends once the car reaches it
-PARK_POSITION = -0.65  # parked high on the left slope: full left throttle holds the car at -0.74 at best
-PARK_SPEED = 0.002
+MAX_STEPS = 999  # the time limit
 
 # The car's mechanical energy in units of the track height sin(3 * position): gravity pulls with
 # 0.0025 * cos(3 * position) per step, so 0.5 * v**2 + 0.0025 / 3 * sin(3 * x) is conserved when coasting.
@@ -15,37 +12,30 @@ PARK_SPEED = 0.002
 ENERGY = "min(math.sin(3.0 * next_obs.position) + 600.0 * next_obs.velocity ** 2, 1.0)"
 
 
-def steps_parked(episode: Episode) -> float:
-    """Steps the car is parked high on the left slope: position <= -0.65 and |velocity| <= 0.002 (at most 999)."""
-    position = episode.obs.position[1:]
-    velocity = episode.obs.velocity[1:]
-    return float(np.sum((position <= PARK_POSITION) & (np.abs(velocity) <= PARK_SPEED)))
+def race_time(episode: Episode) -> float:
+    """Minus the steps taken to reach the flag (-999 if never reached)."""
+    return -float(len(episode)) if episode.terminated else -float(MAX_STEPS)
 
 
-PARK_LEFT_REFERENCE = '''\
+RACE_REFERENCE = '''\
 def compute_reward(obs, action, next_obs, info):
-    # close to position -0.7, in the middle of the stretch of slope where the engine can hold the car
-    # (linear, so that it pulls the car there from anywhere in the valley)
-    near = max(1.0 - abs(next_obs.position + 0.7) / 0.6, 0.0)
-    # slow, which only counts close to the spot
-    still = near * max(1.0 - abs(next_obs.velocity) / 0.01, 0.0)
-    parked = 1.0 if next_obs.position <= -0.65 and abs(next_obs.velocity) <= 0.002 else 0.0
-    effort = -0.01 * float(action[0]) ** 2
-    # small per-step rewards: with the discount of 0.9999 this env trains with, returns add up over the
-    # whole 999-step episode
-    total = 0.1 * (near + 0.5 * still + parked) + effort
-    return total, {"near": near, "still": still, "parked": parked, "effort": effort}
+    # the flag is all that counts ...
+    reached = 100.0 if info["terminated"] and next_obs.position >= 0.45 else 0.0
+    # ... and every step it takes costs time; fuel is free
+    clock = -0.5
+    total = reached + clock
+    return total, {"reached": reached, "clock": clock}
 '''
 
-PARK_LEFT_SPARSE = '''\
+RACE_SPARSE = '''\
 def compute_reward(obs, action, next_obs, info):
-    parked = 1.0 if next_obs.position <= -0.65 and abs(next_obs.velocity) <= 0.002 else 0.0
-    return parked, {"parked": parked}
+    reached = 1.0 if info["terminated"] and next_obs.position >= 0.45 else 0.0
+    return reached, {"reached": reached}
 '''
 
 REACH_FLAG_SPARSE = '''\
 def compute_reward(obs, action, next_obs, info):
-    reached = 1.0 if info["terminated"] else 0.0
+    reached = 1.0 if info["terminated"] and next_obs.position >= 0.45 else 0.0
     return reached, {"reached": reached}
 '''
 
@@ -85,40 +75,37 @@ SPEC = EnvSpec(
                             doc="paid every step until the flag: finishing sooner is better"),
                 ShapingHint("energy", ENERGY, "gain", scale=1.0, weight=0.05, optional=True,
                             doc="the car's mechanical energy in track-height units, capped at 1: rocking builds it"),
+                ShapingHint("effort", "float(action[0]) ** 2", "error", scale=1.0, weight=0.01, optional=True,
+                            doc="squared throttle (the fuel the env's own reward charges for)"),
             ),
         ),
         TaskSpec(
-            name="park-left",
-            description="Park the car high on the LEFT slope, as high as its engine can hold it (position at or "
-                        "below -0.65, standing still), and keep it there; do not go over the right hilltop.",
-            fitness=steps_parked,
-            fitness_doc="steps with position <= -0.65 and |velocity| <= 0.002 over the 999-step episode "
-                        "(reaching the flag ends it early); full left throttle holds the car at -0.74 at best, "
-                        "so it parks between -0.74 and -0.65; a hand-tuned feedback controller scores about 950, "
-                        "full left throttle all the time (no damping) about 48",
-            solved=800.0,
-            reference_reward=PARK_LEFT_REFERENCE,
-            sparse_reward=PARK_LEFT_SPARSE,
+            name="race-to-flag",
+            description="Reach the flag as quickly as possible; fuel does not matter.",
+            fitness=race_time,
+            fitness_doc="minus the steps taken to reach the flag (-999 if never reached); a fast run takes "
+                        "80 to 110 steps, while the fuel-saving policies the env's own reward teaches take 150 "
+                        "to 400",
+            solved=-130.0,
+            reference_reward=RACE_REFERENCE,
+            sparse_reward=RACE_SPARSE,
             hints=(
-                ShapingHint("near", "abs(next_obs.position + 0.7)", "error", scale=0.1, weight=1.0,
-                            doc="distance from position -0.7, where the engine can hold the car"),
-                ShapingHint("still", "abs(next_obs.velocity)", "error", scale=0.005, weight=0.5,
-                            doc="speed: a parked car stands still"),
-                ShapingHint("parked", "next_obs.position <= -0.65 and abs(next_obs.velocity) <= 0.002", "flag",
-                            weight=1.0, optional=True, doc="the car is parked high on the left slope"),
+                ShapingHint("reached", 'info["terminated"]', "flag", weight=100.0,
+                            doc="reaching the flag"),
+                ShapingHint("clock", "1.0", "constant", weight=-0.5,
+                            doc="paid every step until the flag: finishing sooner is better"),
+                ShapingHint("energy", ENERGY, "gain", scale=1.0, weight=0.05, optional=True,
+                            doc="the car's mechanical energy in track-height units, capped at 1: rocking builds it"),
             ),
         ),
     ),
-    hints=(
-        ShapingHint("effort", "float(action[0]) ** 2", "error", scale=1.0, weight=0.01, optional=True,
-                    doc="squared throttle (the fuel the env's own reward charges for)"),
-    ),
     # rl-baselines3-zoo ppo.yml, MountainCarContinuous-v0 (normalize: true; its batch_size 256 is clipped to
-    # n_steps * n_envs = 8).
+    # n_steps * n_envs = 8). The zoo trains 20k steps; its tiny exploration noise (log_std -3.29) finds the flag
+    # within the first 2k and later training mostly trims fuel, so half the zoo's budget is enough.
     ppo=PPOConfig(
         n_envs=1, n_steps=8, batch_size=256, n_epochs=10, gamma=0.9999, gae_lambda=0.9,
         learning_rate=7.77e-5, clip_range=0.1, ent_coef=0.00429, vf_coef=0.19, max_grad_norm=5.0,
         use_sde=True, log_std_init=-3.29, ortho_init=False, normalize_obs=True,
-        timesteps=20_000,
+        timesteps=10_000,
     ),
 )

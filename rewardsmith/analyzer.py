@@ -11,15 +11,19 @@ The result is a plain JSON-able dict (``analysis.json``)::
                      (the candidate's score); ``stochastic`` holds the same for the sampled policy
     episode_length   mean, std, min, max over every analysed episode
     training         per checkpoint: steps, fitness, shaped_return, env_return, episode_length
-    components       per component: series (per-step mean at each checkpoint), mean, std, min, max,
-                     episode_return, share, spread_share, corr_fitness, corr_training, constant,
-                     tracks (the observation field it follows), flags ⊂ {flat, dominant, against, hacked}
+    components       per component: series (its per-step mean at each checkpoint); mean, std, min, max
+                     per step; episode_return; share (of the summed |component| magnitudes);
+                     spread_share (of the summed per-step std); corr_fitness (Pearson r, across
+                     episodes, of its per-step mean with fitness); corr_training (the same across
+                     checkpoints); constant; active (fraction of steps it pays); tracks (the
+                     observation field it follows); flags ⊂ {flat, dominant, against, hacked}
     terminations     {cause: episodes}, causes named by the env spec's termination rules
     failure_states   failed episodes' last states against the range seen in successful episodes
                      (else the field's documented range): per field, and one line per finding
     coverage         per key field: a histogram, quantiles, and how the field moves in an episode
-    hacking          [{kind, component, evidence, numbers}] — the reward rose while fitness did not,
-                     or the policy farms one component against the task
+    hacking          [{kind, component, evidence, numbers}] — kind ``return``: the shaped return rose
+                     while fitness did not (component: the farmed one when one clearly is, else None);
+                     kind ``farmed``: the policy increasingly collects a component that is against the task
     flags            every finding as ``flag:component`` (``hacking:return`` for the return-level one)
     reflection       the compact numeric text of ``prompts/analysis.j2`` that designers and people read
 
@@ -79,8 +83,8 @@ component that rose while fitness fell (or the reverse) over training at r ≤ �
 Stricter than the episode test because a handful of checkpoints correlate by chance more easily."""
 
 ALIGNED_CORR = 0.5
-"""The reflection suggests more weight for an unflagged component correlating with fitness at r ≥ 0.5,
-the mirror of ``AGAINST_CORR``."""
+"""A component correlating with fitness at r ≥ 0.5, the mirror of ``AGAINST_CORR``, goes with the task:
+the reflection suggests more weight for it (when unflagged), and it is never named as farmed."""
 
 MIN_CORR_EPISODES = 6
 """Fewer episodes than this give no episode correlation: r on 5 points is noise."""
@@ -475,12 +479,14 @@ def _farmed_by_rise(components: dict[str, dict[str, Any]]) -> str | None:
     Per-step values, not per-episode contributions: an episode that lasts longer pays every
     positive term more, and the question is which behaviour the policy changed to collect more.
     Constant terms change no behaviour and events (terms paid on a few steps) follow episode length:
-    neither is ever named.
+    neither is ever named. Nor is a term that goes with fitness across episodes (r ≥ ``ALIGNED_CORR``):
+    the policy collecting more of it is the task being learned, not a hack.
     """
     rises: dict[str, float] = {}
     for name, s in components.items():
         series = [v for v in s["series"] if v is not None]
-        if s["constant"] or s["active"] < EVENT_FRACTION or len(series) < 2 or s["spread"] <= _EPS:
+        aligned = s["corr_fitness"] is not None and s["corr_fitness"] >= ALIGNED_CORR
+        if s["constant"] or s["active"] < EVENT_FRACTION or aligned or len(series) < 2 or s["spread"] <= _EPS:
             continue
         start, end = _ends(series)
         rises[name] = (end - start) / s["spread"]
@@ -654,7 +660,7 @@ def coverage(spec: EnvSpec, episodes: Sequence[Episode], fields: Sequence[str]) 
 _ADVICE = {
     "flat": "it barely varies, so it teaches nothing: sharpen its temperature or scale, or drop it",
     "dominant": "it drowns the others: lower its weight (or raise theirs) until no term carries most of the reward",
-    "against": "episodes with more of it score lower: remove it, flip its sign, or reshape it to pay for the task",
+    "against": "episodes where it pays more score lower: remove it, flip its sign, or reshape it to pay for the task",
     "hacked": "the policy farms it instead of doing the task: remove it, cap it, or pay it only with progress",
 }
 

@@ -383,7 +383,7 @@ def describe(env: Annotated[str, typer.Argument(help="Bundled env name, spec fil
     from rewardsmith.spec import load_spec
 
     spec = load_spec(env)
-    console.print(spec.describe(spec.task(task)), highlight=False, markup=False)
+    sys.stdout.write(spec.describe(spec.task(task)))
 
 
 @app.command("prompts")

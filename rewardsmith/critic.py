@@ -107,11 +107,7 @@ def _random_probes(spec: EnvSpec, task: TaskSpec, count: int, seed: int) -> Tran
         keep.append(others[int(j)])
     keep.sort()
 
-    def pick(name: str) -> np.ndarray:
-        return np.concatenate([np.asarray(getattr(batches[e], name))[t:t + 1] for e, t in keep])
-
-    return Transitions(pick("obs"), pick("actions"), pick("next_obs"), pick("env_reward"), pick("terminated"),
-                       pick("truncated"), pick("step"))
+    return Transitions.concatenate([batches[e].take([t]) for e, t in keep])
 
 
 class Critic:

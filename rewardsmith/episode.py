@@ -93,6 +93,7 @@ class Episode:
         final_info: the ``info`` dict of the last step.
         components: per-step values of each component of the reward being trained, when recorded.
         shaped: per-step total of the reward being trained, when recorded.
+        infos: the env's own plain info values at each step (None when the env reports none).
         cause: the termination cause named by the env spec, filled in by the recorder.
     """
 
@@ -104,6 +105,7 @@ class Episode:
     final_info: dict[str, Any] = field(default_factory=dict)
     components: dict[str, np.ndarray] = field(default_factory=dict)
     shaped: np.ndarray | None = None
+    infos: list[dict[str, Any]] | None = None
     cause: str | None = None
 
     def __len__(self) -> int:

@@ -160,7 +160,7 @@ def evaluate_rewards(
 ) -> Evaluation:
     """Train each reward (label → program; None is the env's own) on ``seeds`` seeds, side by side."""
     task = task_ref.resolve()
-    budget = timesteps or task.spec.ppo.timesteps
+    budget = timesteps or task.task.budget(task.spec.ppo)
     arms = [Arm(label, source) for label, source in rewards.items()]
     if with_baselines:
         arms += [a for a in baselines(task) if a.label not in rewards]

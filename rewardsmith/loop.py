@@ -63,7 +63,7 @@ class SearchConfig:
 
     def train_config(self, task: ResolvedTask, seed_offset: int = 0) -> TrainConfig:
         return TrainConfig(
-            timesteps=self.timesteps or task.spec.ppo.timesteps,
+            timesteps=self.timesteps or task.task.budget(task.spec.ppo),
             seed=self.seed + seed_offset,
             device=self.device,
             checkpoints=self.checkpoints,

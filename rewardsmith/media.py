@@ -80,7 +80,7 @@ def load_policy(spec: EnvSpec, task: TaskSpec, policy_dir: Path, device: str = "
 def render_episode(policy: Policy, spec: EnvSpec, task: TaskSpec, seed: int) -> tuple[list[np.ndarray], float]:
     """The RGB frames of one episode (reset frame first) and the env's frame rate."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws off-screen; no display needed
-    episodes, frames = record_episodes(policy, spec, task, 1, seed, render_first=True)
+    _, frames = record_episodes(policy, spec, task, 1, seed, render_first=True)
     frames = [np.asarray(f, dtype=np.uint8) for f in frames if f is not None]
     env = spec.make(task)
     try:

@@ -223,7 +223,7 @@ def _overview(run: RunDir, state: SearchState, events: list[dict[str, Any]], usa
         "iterations_done": state.iterations_done,
         "iterations_planned": state.config.iterations,
         "samples": state.config.samples,
-        "timesteps": state.config.timesteps or task.spec.ppo.timesteps,
+        "timesteps": state.config.timesteps or task.task.budget(task.spec.ppo),
         "seed": state.config.seed,
         "counts": sorted(counts.items()),
         "total": len(state.candidates),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rewardsmith.episode import Episode, NamedArrays
-from rewardsmith.sandbox import RewardSandbox, Transitions
+from rewardsmith.sandbox import RewardSandbox, Transitions, plain_info
 from rewardsmith.spec import EnvSpec, TaskSpec
 
 __all__ = [
@@ -58,6 +58,7 @@ def record_episodes(
         obs_rows: list[list[np.ndarray]] = []
         actions: list[list[np.ndarray]] = [[] for _ in envs]
         rewards: list[list[float]] = [[] for _ in envs]
+        infos: list[list[dict]] = [[] for _ in envs]
         finished: list[Episode | None] = [None] * len(envs)
         current = []
         for i, env in enumerate(envs):
@@ -76,12 +77,14 @@ def record_episodes(
                 obs, reward, terminated, truncated, info = envs[i].step(action)
                 actions[i].append(np.asarray(action))
                 rewards[i].append(float(reward))
+                infos[i].append(_step_info(info))
                 obs_rows[i].append(np.asarray(obs, dtype=np.float64))
                 current[i] = obs
                 if render_first and i == 0:
                     frames.append(envs[0].render())
                 if terminated or truncated:
-                    finished[i] = _episode(spec, obs_rows[i], actions[i], rewards[i], terminated, truncated, info)
+                    finished[i] = _episode(spec, task, obs_rows[i], actions[i], rewards[i], infos[i], terminated,
+                                           truncated, info)
                 else:
                     still.append(i)
             active = still
@@ -91,10 +94,18 @@ def record_episodes(
     return [e for e in finished if e is not None], frames
 
 
-def _episode(spec: EnvSpec, obs: Sequence[np.ndarray], actions: Sequence[np.ndarray], rewards: Sequence[float],
-             terminated: bool, truncated: bool, info: dict) -> Episode:
-    from rewardsmith.sandbox import plain_info
+_EMPTY: dict = {}
 
+
+def _step_info(info: dict) -> dict:
+    """The env's own plain info values of one step (what reward code sees besides our four keys)."""
+    if not info:
+        return _EMPTY
+    return plain_info({k: v for k, v in info.items() if k not in ("episode", "TimeLimit.truncated")})
+
+
+def _episode(spec: EnvSpec, task: TaskSpec, obs: Sequence[np.ndarray], actions: Sequence[np.ndarray],
+             rewards: Sequence[float], infos: list[dict], terminated: bool, truncated: bool, info: dict) -> Episode:
     episode = Episode(
         obs=NamedArrays(spec.field_names, np.asarray(obs).reshape(len(obs), -1)),
         actions=np.asarray(actions),
@@ -102,8 +113,9 @@ def _episode(spec: EnvSpec, obs: Sequence[np.ndarray], actions: Sequence[np.ndar
         terminated=bool(terminated),
         truncated=bool(truncated and not terminated),
         final_info=plain_info(info),
+        infos=infos if any(infos) else None,
     )
-    episode.cause = spec.termination_cause(episode.final, episode.final_info, episode.truncated)
+    episode.cause = spec.termination_cause(episode.final, episode.final_info, episode.truncated, task)
     return episode
 
 
@@ -136,7 +148,7 @@ def episode_transitions(episode: Episode) -> Transitions:
         actions = actions.astype(np.float64)
     return Transitions(
         obs=data[:-1], actions=actions, next_obs=data[1:], env_reward=episode.env_rewards,
-        terminated=terminated, truncated=truncated, step=np.arange(1, steps + 1),
+        terminated=terminated, truncated=truncated, step=np.arange(1, steps + 1), extra=episode.infos,
     )
 
 
@@ -147,9 +159,7 @@ def annotate_components(episodes: Sequence[Episode], sandbox: RewardSandbox, chu
         totals: list[float] = []
         rows: list[dict[str, float]] = []
         for start in range(0, len(batch), chunk):
-            part = Transitions(*(getattr(batch, f)[start:start + chunk] for f in
-                                 ("obs", "actions", "next_obs", "env_reward", "terminated", "truncated", "step")))
-            result = sandbox.call(part)
+            result = sandbox.call(batch.take(slice(start, start + chunk)))
             totals.extend(result.totals.tolist())
             rows.extend(result.components)
         names = sorted({name for row in rows for name in row})

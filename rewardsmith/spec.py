@@ -109,7 +109,10 @@ class PPOConfig:
     use_sde: bool = False
     sde_sample_freq: int = -1
     normalize_obs: bool = False
-    """Wrap the vector env in VecNormalize for observations (reward is never normalised)."""
+    """Normalise observations with running statistics (the zoo's ``normalize``)."""
+    normalize_reward: bool = False
+    """Scale rewards by the running spread of the discounted return, clipped at ±10, as the zoo's
+    ``normalize`` does (VecNormalize's reward normalisation; the shaped reward gets the same scaling)."""
     log_std_init: float | None = None
     ortho_init: bool = True
     timesteps: int = 50_000
@@ -195,6 +198,17 @@ class TaskSpec:
     """Wrappers the task needs on the env (e.g. one that ignores the env's own termination)."""
     env_changes: str = ""
     """What ``wrappers`` change, in words the designer is told."""
+    timesteps: int | None = None
+    """The training budget this task needs, where it differs from the env's (``PPOConfig.timesteps``)."""
+    terminations: tuple[str, ...] | None = None
+    """The env's termination causes that can end this task's episodes (None: all of them); a task whose
+    wrapper turns one off, or adds one, says which apply."""
+
+    def applies(self, cause: TerminationCause) -> bool:
+        return self.terminations is None or cause.name in self.terminations
+
+    def budget(self, ppo: PPOConfig) -> int:
+        return self.timesteps or ppo.timesteps
 
 
 @dataclass(frozen=True)
@@ -248,11 +262,14 @@ class EnvSpec:
             env = wrap(env)
         return env
 
-    def termination_cause(self, final_obs: NamedValues, info: dict[str, Any], truncated: bool) -> str:
+    def termination_cause(self, final_obs: NamedValues, info: dict[str, Any], truncated: bool,
+                          task: TaskSpec | None = None) -> str:
         """The name of the cause that ended an episode (``timeout`` when truncated)."""
         if truncated:
             return "timeout"
         for cause in self.terminations:
+            if task is not None and not task.applies(cause):
+                continue
             try:
                 if cause.test(final_obs, info):
                     return cause.name

@@ -171,10 +171,11 @@ def _make_deferred_classes() -> tuple[type, type]:
     class DeferredRewardVecEnv(VecEnvWrapper):
         """Records transitions and pays zero now; :meth:`flush` computes the rollout's rewards in one batch."""
 
-        def __init__(self, venv: Any, reward: BatchReward, chunk: int) -> None:
+        def __init__(self, venv: Any, reward: BatchReward, chunk: int, scaler: _ReturnScaler | None = None) -> None:
             super().__init__(venv)
             self.reward = reward
             self.chunk = chunk
+            self.scaler = scaler
             self.pending: list[tuple[np.ndarray, ...]] = []
             self.pending_extra: list[list[dict[str, Any]]] = []
             self.components = _ComponentStats()
@@ -246,6 +247,8 @@ def _make_deferred_classes() -> tuple[type, type]:
                 for i in np.flatnonzero(dones[t]):
                     self.shaped_returns.append(float(self._running[i]))
                     self._running[i] = 0.0
+            if self.scaler is not None:
+                return self.scaler(shaped, dones)
             return shaped
 
     class DeferredRewardBuffer(RolloutBuffer):
@@ -268,16 +271,33 @@ def _make_deferred_classes() -> tuple[type, type]:
     return DeferredRewardVecEnv, DeferredRewardBuffer
 
 
+class _ReturnScaler:
+    """VecNormalize's reward normalisation, applied to a whole rollout of deferred rewards in step order:
+    divide by the running standard deviation of the discounted return, then clip."""
+
+    def __init__(self, n_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8) -> None:
+        from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+        self.rms = RunningMeanStd(shape=())
+        self.returns = np.zeros(n_envs)
+        self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
+
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        scaled = np.empty_like(rewards)
+        for t in range(len(rewards)):
+            self.returns = self.returns * self.gamma + rewards[t]
+            self.rms.update(self.returns)
+            scaled[t] = np.clip(rewards[t] / np.sqrt(self.rms.var + self.epsilon), -self.clip, self.clip)
+            self.returns[dones[t]] = 0.0
+        return scaled
+
+
 def _call_in_chunks(reward: BatchReward, batch: Transitions, chunk: int) -> tuple[np.ndarray, list[dict[str, float]]]:
     if len(batch) <= chunk:
         return reward(batch)
     totals, rows = [], []
     for start in range(0, len(batch), chunk):
-        stop = start + chunk
-        part = Transitions(batch.obs[start:stop], batch.actions[start:stop], batch.next_obs[start:stop],
-                           batch.env_reward[start:stop], batch.terminated[start:stop], batch.truncated[start:stop],
-                           batch.step[start:stop], batch.extra[start:stop] if batch.extra else None)
-        part_totals, part_rows = reward(part)
+        part_totals, part_rows = reward(batch.take(slice(start, start + chunk)))
         totals.append(part_totals)
         rows.extend(part_rows)
     return np.concatenate(totals), rows
@@ -345,11 +365,13 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
             venv.close()
             raise RewardCallError(next((i for i in loaded.issues if i.severity == "error"), loaded.issues[-1]))
         deferred_cls, buffer_class = _make_deferred_classes()
-        deferred = deferred_cls(venv, sandboxed_reward(sandbox), config.reward_chunk)
+        scaler = _ReturnScaler(ppo.n_envs, ppo.gamma) if ppo.normalize_reward else None
+        deferred = deferred_cls(venv, sandboxed_reward(sandbox), config.reward_chunk, scaler)
         venv = deferred
     vecnorm = None
-    if ppo.normalize_obs:
-        vecnorm = VecNormalize(venv, norm_obs=True, norm_reward=False, gamma=ppo.gamma)
+    if ppo.normalize_obs or (ppo.normalize_reward and deferred is None):
+        vecnorm = VecNormalize(venv, norm_obs=ppo.normalize_obs, norm_reward=ppo.normalize_reward and deferred is None,
+                               gamma=ppo.gamma)
         venv = vecnorm
     model = PPO("MlpPolicy", venv, seed=config.seed, device=config.device, verbose=0,
                 rollout_buffer_class=buffer_class, **ppo.sb3_kwargs(config.timesteps))

@@ -171,7 +171,7 @@ def test_component_anti_correlated_with_fitness_across_episodes_is_against(cartp
     assert a["components"]["edge"]["corr_fitness"] <= AGAINST_CORR
     assert "against" in _flags(a)["edge"]
     assert "against" not in _flags(a)["upright"]
-    assert "episodes with more of it score lower" in a["reflection"]
+    assert "episodes where it pays more score lower" in a["reflection"]
 
 
 def test_against_falls_back_to_training_when_fitness_does_not_vary(cartpole):
@@ -220,6 +220,22 @@ def test_return_hacking_without_a_clear_culprit_is_a_top_level_flag(cartpole):
     assert "hacking:return" in a["flags"]
     assert all("hacked" not in f for f in _flags(a).values())
     assert "the reward pays for something other than the task" in a["reflection"]
+
+
+def test_a_term_that_goes_with_fitness_is_never_named_as_farmed(cartpole):
+    """The return rose and fitness barely moved, but the term that rose is the one that goes with fitness."""
+    rng = np.random.default_rng(15)
+    episodes = []
+    for i, n in enumerate([300, 280, 260, 240, 220, 200]):
+        episodes.append(_episode(cartpole, n, {"near_target": _varied(rng, n, n / 400.0, 0.05),
+                                               "upright": _varied(rng, n)}, seed=i))
+    windows = {"near_target": [_window(m, 0.2) for m in (0.2, 0.4, 0.6)],
+               "upright": [_window(0.5, 0.2)] * 3}
+    a = _run(cartpole, episodes, _checkpoints(3, [5, 6, 5], [10, 50, 90], windows), solved=400.0,
+             fitness=lambda e: len(e) / 50.0)
+    assert a["components"]["near_target"]["corr_fitness"] >= 0.5
+    assert [h["component"] for h in a["hacking"]] == [None]
+    assert "hacked" not in _flags(a)["near_target"]
 
 
 def test_a_component_farmed_against_the_task_is_hacked(cartpole):

@@ -88,3 +88,22 @@ def test_an_empty_program_and_verdict_round_trip(cartpole):
     verdict = check("   ", cartpole)
     assert not verdict.accepted and verdict.errors[0].code == "no_compute_reward"
     assert Verdict.from_dict(verdict.to_dict()) == verdict
+
+
+def test_the_envs_own_info_keys_reach_reward_code_in_probes_and_training():
+    from rewardsmith.spec import load_spec
+    from rewardsmith.training import TrainConfig, train
+    from tests.helpers_envs import register
+
+    spec = load_spec(register())
+    task = spec.default_task
+    reads_info = ("def compute_reward(obs, action, next_obs, info):\n"
+                  "    near = -info['distance'] if info['label'] == 'ok' else 0.0\n"
+                  "    return near + 0.0 * next_obs[0], {'near': near}\n")
+    verdict = check(reads_info, spec, task)
+    assert verdict.accepted, verdict.explain()
+    trained = train(spec, task, task.fitness, task.solved, reads_info,
+                    TrainConfig(timesteps=256, checkpoints=1, eval_episodes=1, final_episodes=1, device="cpu"))
+    trained.close()
+    assert trained.result.status == "scored", trained.result.reason
+    assert trained.episodes[0].components["near"].max() <= 0.0

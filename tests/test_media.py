@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rewardsmith.media import GIF_MAX_FRAMES, GIF_MAX_WIDTH, render_media_job, write_gif, write_mp4
+from rewardsmith.media import (
+    GIF_MAX_FRAMES,
+    GIF_MAX_WIDTH,
+    render_media_job,
+    write_gif,
+    write_mp4,
+)
 from rewardsmith.runs import CandidatePaths
 from rewardsmith.task import TaskRef
 from rewardsmith.training import TrainConfig, train

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -27,6 +28,8 @@ def test_deferred_reward_reproduces_the_env_reward_exactly(cartpole):
         assert own.result.status == shaped.result.status == "scored"
         assert [c.fitness for c in own.result.checkpoints] == [c.fitness for c in shaped.result.checkpoints]
         assert own.result.fitness == shaped.result.fitness
+        probe = np.random.default_rng(0).uniform(-0.5, 0.5, size=(512, 4)).astype(np.float32)
+        np.testing.assert_array_equal(own.policy(probe), shaped.policy(probe))
     finally:
         own.close()
         shaped.close()
@@ -130,3 +133,27 @@ def compute_reward(obs, action, next_obs, info):
     assert trained.result.status == "failed"
     assert trained.result.reason["code"] == "non_finite"
     assert "32-bit" in trained.result.reason["message"]
+
+
+def test_deferred_reward_normalisation_matches_vecnormalize_exactly():
+    """With the zoo's reward normalisation (Acrobot), a sandboxed copy of the env's reward trains the same policy."""
+    from rewardsmith.spec import load_spec
+
+    acrobot = load_spec("acrobot")
+    assert acrobot.ppo.normalize_reward
+    task = acrobot.default_task
+    copy = "def compute_reward(obs, action, next_obs, info):\n    return info['env_reward'], {'env': info['env_reward']}\n"
+    config = TrainConfig(timesteps=4096, seed=1, checkpoints=1, eval_episodes=1, final_episodes=1, device="cpu")
+    own = train(acrobot, task, task.fitness, task.solved, None, config)
+    shaped = train(acrobot, task, task.fitness, task.solved, copy, config)
+    unscaled = replace(acrobot, ppo=replace(acrobot.ppo, normalize_reward=False))
+    plain = train(unscaled, task, task.fitness, task.solved, copy, config)
+    probe = np.random.default_rng(0).uniform(-1, 1, size=(512, 6)).astype(np.float32)
+    try:
+        assert own.result.status == shaped.result.status == "scored"
+        # Same policy, action for action; without the scaling the policy is a different one.
+        np.testing.assert_array_equal(own.policy(probe), shaped.policy(probe))
+        assert (own.policy(probe) != plain.policy(probe)).any()
+    finally:
+        for trained in (own, shaped, plain):
+            trained.close()

@@ -104,6 +104,9 @@ class SandboxLimits:
         return json.dumps(asdict(self))
 
 
+_ARRAY_FIELDS = ("obs", "actions", "next_obs", "env_reward", "terminated", "truncated", "step")
+
+
 @dataclass
 class Transitions:
     """A batch of transitions in arrays, as the training wrapper and the critic produce them.
@@ -123,6 +126,22 @@ class Transitions:
 
     def __len__(self) -> int:
         return len(self.obs)
+
+    def take(self, rows: slice | Sequence[int]) -> Transitions:
+        """The transitions at ``rows`` (a slice or a list of indices)."""
+        index = rows if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
+        extra = None
+        if self.extra:
+            extra = self.extra[rows] if isinstance(rows, slice) else [self.extra[int(i)] for i in index]
+        return Transitions(*(np.asarray(getattr(self, name))[index] for name in _ARRAY_FIELDS), extra=extra)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Transitions]) -> Transitions:
+        arrays = [np.concatenate([np.asarray(getattr(p, name)) for p in parts]) for name in _ARRAY_FIELDS]
+        extra = None
+        if any(p.extra for p in parts):
+            extra = [row for p in parts for row in (p.extra or [{}] * len(p))]
+        return cls(*arrays, extra=extra)
 
     def encode(self) -> tuple[dict[str, Any], bytes]:
         n = len(self.obs)
