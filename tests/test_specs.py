@@ -113,7 +113,7 @@ def test_describe_renders_every_task(pair):
     for field_name in spec.field_names:
         assert field_name in text
     for cause in spec.terminations:
-        assert cause.name in text
+        assert (f"- {cause.name}:" in text) == task.applies(cause), cause.name
     if task.env_changes:
         assert task.env_changes in text
 
