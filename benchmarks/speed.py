@@ -103,10 +103,12 @@ def throughput(steps: int, rounds: int) -> None:
         boxed.close()
         print(f"  round {r + 1}: a {rates['a'][-1]:.0f}  b {rates['b'][-1]:.0f}  c {rates['c'][-1]:.0f} steps/s")
     a, b, c = (statistics.median(rates[k]) for k in "abc")
-    print(f"PPO steps/s on CartPole-v1, {steps} steps x {rounds} rounds (median):")
+    paired_b = statistics.median(x / y for x, y in zip(rates["b"], rates["a"]))
+    paired_c = statistics.median(x / y for x, y in zip(rates["c"], rates["a"]))
+    print(f"PPO steps/s on CartPole-v1, {steps} steps x {rounds} rounds (median; ratio: median of per-round ratios):")
     print(f"  (a) env's own reward            {a:8.0f}")
-    print(f"  (b) plain Python reward wrapper {b:8.0f}   (b)/(a) = {b / a:.3f}")
-    print(f"  (c) sandboxed candidate reward  {c:8.0f}   (c)/(a) = {c / a:.3f}")
+    print(f"  (b) plain Python reward wrapper {b:8.0f}   (b)/(a) = {paired_b:.3f}")
+    print(f"  (c) sandboxed candidate reward  {c:8.0f}   (c)/(a) = {paired_c:.3f}")
 
 
 def _zoo_steps_to_solve(gym_id: str, spec_name: str, seed: int, budget: int, every: int) -> int | None:

@@ -149,7 +149,8 @@ class _ComponentStats:
             values = np.fromiter((row.get(name, 0.0) for row in rows), dtype=np.float64, count=len(rows))
             self.count[name] = self.count.get(name, 0) + len(values)
             self.total[name] = self.total.get(name, 0.0) + float(values.sum())
-            self.squares[name] = self.squares.get(name, 0.0) + float(np.square(values).sum())
+            with np.errstate(over="ignore"):  # a reward of 1e300 is refused later; its square is inf here
+                self.squares[name] = self.squares.get(name, 0.0) + float(np.square(values).sum())
             self.low[name] = min(self.low.get(name, math.inf), float(values.min()))
             self.high[name] = max(self.high.get(name, -math.inf), float(values.max()))
 
