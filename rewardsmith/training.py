@@ -350,6 +350,7 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     torch.set_num_threads(config.torch_threads)
@@ -376,6 +377,7 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
         venv = vecnorm
     model = PPO("MlpPolicy", venv, seed=config.seed, device=config.device, verbose=0,
                 rollout_buffer_class=buffer_class, **ppo.sb3_kwargs(config.timesteps))
+    model.set_logger(Logger(folder=None, output_formats=[]))  # else SB3 makes an empty /tmp/SB3-* per learn()
     if deferred is not None:
         model.rollout_buffer.reward_source = deferred
     return PPOSetup(model, venv, deferred, vecnorm, sandbox)

@@ -733,3 +733,29 @@ def test_numpy_global_state_is_restored_between_requests(in_process_worker):
     header, blob = transitions(1).encode()
     assert in_process_worker.call(header, blob, 1.0)[0]["ok"]
     assert (np.geterr(), np.get_printoptions()) == before
+
+
+def test_the_workdir_of_a_killed_host_is_swept_by_the_next_sandbox(tmp_path):
+    """A host killed with SIGKILL cannot remove its worker's directory; the next host does."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    from rewardsmith.sandbox import client
+
+    script = ("from rewardsmith.sandbox import RewardSandbox\n"
+              "box = RewardSandbox(['x'])\n"
+              "box.load('def compute_reward(o, a, n, i):\\n    return 0.0, {}\\n')\n"
+              "print(box.workdir, flush=True)\n"
+              "import time; time.sleep(60)\n")
+    host = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    workdir = Path(host.stdout.readline().strip())
+    assert workdir.is_dir() and workdir.parent == Path(tempfile.gettempdir())
+    host.send_signal(signal.SIGKILL)
+    host.wait()
+    assert workdir.is_dir()
+    client._swept = False
+    with RewardSandbox(["x"]) as box:
+        assert box.load("def compute_reward(o, a, n, i):\n    return 0.0, {}\n").ok
+        assert not workdir.exists()

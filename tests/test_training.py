@@ -157,3 +157,14 @@ def test_deferred_reward_normalisation_matches_vecnormalize_exactly():
     finally:
         for trained in (own, shaped, plain):
             trained.close()
+
+
+def test_training_leaves_no_logger_directories_behind(cartpole):
+    import tempfile
+    from pathlib import Path
+
+    before = set(Path(tempfile.gettempdir()).glob("SB3-*"))
+    task = cartpole.default_task
+    trained = train(cartpole, task, task.fitness, task.solved, ALIVE, TrainConfig(timesteps=256, **TINY))
+    trained.close()
+    assert set(Path(tempfile.gettempdir()).glob("SB3-*")) == before

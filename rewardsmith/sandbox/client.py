@@ -242,7 +242,8 @@ class RewardSandbox:
             self._finalizer = None
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        self._workdir = tempfile.mkdtemp(prefix="rewardsmith-sandbox-")
+        _sweep_orphans()
+        self._workdir = tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-")
         env = {
             "PATH": os.defpath,
             "LANG": "C.UTF-8",
@@ -399,6 +400,28 @@ def _issue(data: dict[str, Any]) -> Issue:
     if issue.code not in CODES:
         issue = Issue("worker_crashed", f"the worker sent an unknown issue code: {issue.message}", issue.line)
     return issue
+
+
+_WORKDIR_PREFIX = "rewardsmith-sandbox-"
+_swept = False
+
+
+def _sweep_orphans() -> None:
+    """Remove the (empty) working directories of sandboxes whose host was killed before it could."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    for path in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*-*"):
+        pid = path.name[len(_WORKDIR_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
 
 
 def _parse_batch(reply: dict[str, Any], blob: bytes, expected: int, printed: str) -> BatchResult:
