@@ -157,12 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             line = f"{name:34s} {seed:4d} {_fmt(guided.solved)} {_fmt(guided.per_iteration[0])} {_fmt(guided.best)}"
             line += f" {_fmt(blind.best)}" if blind else ""
             print(line)
-        first = statistics.mean(r[0] for r in rows)
-        after = statistics.mean(r[1] for r in rows)
-        line = f"{name:34s} {'mean':>4s} {'':8s} {_fmt(first)} {_fmt(after)}"
-        if "blind" in arms:
-            line += f" {_fmt(statistics.mean(r[2] for r in rows))}"
-        print(line)
+        for label, average in (("mean", statistics.mean), ("median", statistics.median)):
+            line = f"{name:34s} {label:>6s} {'':6s} {_fmt(average(r[0] for r in rows))} {_fmt(average(r[1] for r in rows))}"
+            if "blind" in arms:
+                line += f" {_fmt(average(r[2] for r in rows))}"
+            print(line)
         improved = sum(r[1] > r[0] for r in rows)
         beats = sum(r[1] > r[2] for r in rows) if "blind" in arms else None
         ties = sum(r[1] == r[2] for r in rows) if "blind" in arms else None

@@ -1,11 +1,13 @@
 """CartPole-v1: balance a pole on a cart that moves along a frictionless track."""
 
+import math
+
 import numpy as np
 
 from rewardsmith.episode import Episode
 from rewardsmith.spec import EnvSpec, Field, PPOConfig, ShapingHint, TaskSpec, TerminationCause, env_reward_fitness
 
-POLE_LIMIT = 0.2095  # 12 degrees: the episode ends past this angle
+POLE_LIMIT = 12 * 2 * math.pi / 360  # 0.2094 rad: the episode ends past this angle (as Gymnasium computes it)
 TRACK_LIMIT = 2.4
 TARGET_X = 1.0
 TARGET_BAND = 0.25

@@ -684,7 +684,8 @@ def render_reflection(analysis: dict[str, Any], spec: EnvSpec | None = None, pro
                           "fitness's own quantity")
     if analysis["fitness"]["success_rate"] < 1.0:
         aligned = [(s["corr_fitness"], name) for name, s in analysis["components"].items()
-                   if s["corr_fitness"] is not None and s["corr_fitness"] >= ALIGNED_CORR and not s["flags"]]
+                   if s["corr_fitness"] is not None and s["corr_fitness"] >= ALIGNED_CORR and not s["flags"]
+                   and s["active"] >= EVENT_FRACTION]  # a rare event is aligned because it is the goal
         if aligned:
             corr, name = max(aligned)
             advice.append(f"{name} goes with higher fitness (r = {corr:+.2f}): give it more weight")

@@ -417,7 +417,7 @@ def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: l
     for cand in cands:
         paths = state.run.candidate(cand.iteration, cand.index)
         train_config = state.config.train_config(state.task, seed_offset=0)
-        future = pool.submit(train_candidate_job, state.task.ref.to_dict(), cand.source, train_config, paths)
+        future = pool.submit(train_candidate_job, state.task.ref.to_dict(), cand.source, train_config, paths, cand.id)
         futures[future] = cand
         cand.status = "training"
         state.run.append_event("candidate_training", id=cand.id, source_hash=source_hash(cand.source))
@@ -458,7 +458,7 @@ def _finished(state: SearchState, cand: Candidate, result: TrainingResult | None
 
 
 def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig,
-                        paths: Any) -> dict[str, Any]:
+                        paths: Any, candidate: str | None = None) -> dict[str, Any]:
     """Runs in a pool worker: train one candidate, analyse it, write its files, return its result."""
     from rewardsmith.analyzer import analyze_candidate, analyzer_failure
     from rewardsmith.executors import report_progress
@@ -472,7 +472,7 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
         outcome: dict[str, Any] = {"result": trained.result.to_dict(), "analysis": None}
         if trained.result.status == "scored":
             try:
-                outcome["analysis"] = analyze_candidate(task, trained, candidate_id=_candidate_id_of(paths))
+                outcome["analysis"] = analyze_candidate(task, trained, candidate_id=candidate)
             except Exception as exc:  # noqa: BLE001 - an analyzer bug must not throw away a scored training
                 outcome["analysis"] = analyzer_failure(exc)
     finally:
@@ -482,14 +482,6 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
     if outcome["analysis"] is not None:
         writer.write_json(paths.analysis, outcome["analysis"])
     return outcome
-
-
-def _candidate_id_of(paths: Any) -> str | None:
-    """``"01-03"`` from a candidate folder ``iter-01/cand-03``."""
-    try:
-        return candidate_id(int(paths.root.parent.name.split("-")[1]), int(paths.root.name.split("-")[1]))
-    except (IndexError, ValueError):
-        return None
 
 
 def _render_media(state: SearchState, pool: ProcessPool, iteration: int) -> None:

@@ -447,7 +447,7 @@ def test_the_worker_job_writes_analysis_json(tmp_path):
     paths = CandidatePaths(tmp_path / "iter-00" / "cand-01")
     ref = TaskRef("cartpole", "x", "balance").to_dict()
     config = TrainConfig(timesteps=512, checkpoints=2, eval_episodes=2, final_episodes=2, save_policy=False)
-    outcome = train_candidate_job(ref, CLEAN, config, paths)
+    outcome = train_candidate_job(ref, CLEAN, config, paths, "00-01")
     written = RunDir(paths.root).read_json(paths.analysis)
     assert written == json.loads(json.dumps(outcome["analysis"]))
     assert written["candidate"] == "00-01"
@@ -488,3 +488,38 @@ def test_the_builtin_designer_acts_on_a_real_analysis(cartpole):
     assert genome["upright"]["weight"] == pytest.approx(before["upright"]["weight"] * 0.5)
     assert genome["settle"]["temp"] == pytest.approx(before["settle"]["temp"] * 0.5)
     assert "strengthened near_target (r = +" in child.origin["note"]
+    # that move did not beat the parent: the next iteration sharpens the term instead of repeating it
+    child_cand = Candidate("01-00", 1, 0, child.source, child.origin, status="scored",
+                           result=TrainingResult("scored", 60.0), analysis=analysis)
+    again = designer.propose(DesignContext(task, 2, 1, 0, [parent, child_cand], parent))[0]
+    genome = again.origin["genome"]
+    assert "sharpened near_target (r = +" in again.origin["note"]
+    assert genome["near_target"]["weight"] == pytest.approx(before["near_target"]["weight"])
+    assert genome["near_target"]["temp"] == pytest.approx(before["near_target"]["temp"] * 0.5)
+
+
+def test_the_builtin_designer_strengthens_a_dense_term_rather_than_a_rare_event(cartpole):
+    """A goal flag paid on 2 % of steps goes with fitness because it is the goal; the dense term gets the weight."""
+    from rewardsmith.candidate import Candidate
+    from rewardsmith.designer import BuiltinDesigner, DesignContext
+    from rewardsmith.training import TrainingResult
+
+    task = TaskRef("cartpole", "hold the cart at x=1", task="hold-right").resolve()
+    designer = BuiltinDesigner()
+    first = designer.propose(DesignContext(task, 0, 1, 0, [], None))[0]
+    rng = np.random.default_rng(16)
+    episodes = []
+    for i, (n, near) in enumerate(zip([500, 450, 400, 350, 300, 250], [0.7, 0.5, 0.65, 0.4, 0.45, 0.3])):
+        goal = np.zeros(n)
+        goal[: int(0.02 * n * n / 500)] = 1.0  # rarely paid, more often in better episodes
+        episodes.append(_episode(cartpole, n, {"fell": goal, "near_target": _varied(rng, n, near, 0.05),
+                                               "upright": _varied(rng, n)}, seed=i))
+    analysis = _run(cartpole, episodes, solved=400.0)
+    comps = analysis["components"]
+    assert comps["fell"]["corr_fitness"] > comps["near_target"]["corr_fitness"] >= 0.5
+    assert comps["fell"]["active"] < 0.05 and not comps["fell"]["flags"]
+    parent = Candidate("00-00", 0, 0, first.source, first.origin, status="scored",
+                       result=TrainingResult("scored", 100.0), analysis=analysis)
+    child = designer.propose(DesignContext(task, 1, 1, 0, [parent], parent))[0]
+    assert "strengthened near_target" in child.origin["note"]
+    assert child.origin["genome"]["fell"]["weight"] == parent.origin["genome"]["fell"]["weight"]

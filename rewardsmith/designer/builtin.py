@@ -9,7 +9,8 @@ the one a person chose) and steer the mutation with the analyzer's findings:
 * a *dominant* component's weight is halved, a *flat* one is sharpened (temperature halved; an
   optional flat constant or flag is switched off),
 * the unflagged component that goes most with fitness across the parent's episodes
-  (``corr_fitness`` ≥ 0.5) gets 1.5× its weight,
+  (``corr_fitness`` ≥ 0.5), and pays on at least 5 % of steps, gets 1.5× its weight — or, when
+  that move already failed to beat this parent, a sharper temperature (halved),
 * a component *against* fitness, or one the policy *farms* (reward hacking), is switched off
   (halved if the spec says it is required),
 * human feedback that names a component with "more/stronger/increase" doubles it,
@@ -38,6 +39,10 @@ _FORMS = {"error": ("exp", "linear", "square"), "gain": ("linear", "tanh"), "fla
 _ALIGNED = 0.5
 """An unflagged component whose per-step value correlates with fitness across the parent's episodes at
 r ≥ 0.5 (the analyzer's ``corr_fitness``) gets 1.5× its weight: the evidence says more of it is better."""
+_DENSE = 0.05
+"""…if it pays on at least 5 % of the parent's steps (the analyzer's ``active``): an event the policy
+rarely reaches (a goal flag) correlates with fitness because it *is* the goal, but more weight on it
+teaches little; the dense term that goes with fitness carries the gradient."""
 _MORE = re.compile(r"\b(more|increase|stronger|higher|bigger|raise|boost|up)\b")
 _LESS = re.compile(r"\b(less|decrease|weaker|lower|smaller|reduce|down)\b")
 _OFF = re.compile(r"\b(remove|drop|without|disable|ignore|get rid of|turn off|switch off|no more)\b")
@@ -196,11 +201,20 @@ class BuiltinDesigner:
                 notes.append(f"dropped flat {name}")
         aligned = [(stats["corr_fitness"], name) for name, stats in analysis.get("components", {}).items()
                    if name in genome and genome[name].on and not stats.get("flags")
-                   and (stats.get("corr_fitness") or 0.0) >= _ALIGNED]
+                   and (stats.get("corr_fitness") or 0.0) >= _ALIGNED and stats.get("active", 1.0) >= _DENSE]
         if aligned and analysis.get("fitness", {}).get("success_rate", 0.0) < 1.0:
             corr, name = max(aligned)
-            genome[name] = replace(genome[name], weight=genome[name].weight * 1.5)
-            notes.append(f"strengthened {name} (r = {corr:+.2f} with fitness)")
+            gene = genome[name]
+            levers = [("strengthened", replace(gene, weight=gene.weight * 1.5))]
+            if gene.form in _TEMP_DOC:
+                levers.append(("sharpened", replace(gene, temp=gene.temp * 0.5)))
+            failed = _failed_moves(ctx)
+            # two ways to make a term steer more; one that already failed from this parent is not repeated
+            for verb, changed in levers:
+                if f"{verb} {name} (r" not in failed:
+                    genome[name] = changed
+                    notes.append(f"{verb} {name} (r = {corr:+.2f} with fitness)")
+                    break
         for text in ctx.feedback:
             for sentence in re.split(r"[.;:,!?\n]", text.lower()):
                 for name in genome:
@@ -249,6 +263,16 @@ class BuiltinDesigner:
     @staticmethod
     def _crossover(a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         return {name: (a[name] if rng.random() < 0.5 else b.get(name, a[name])) for name in a}
+
+
+def _failed_moves(ctx: DesignContext) -> str:
+    """The notes of the parent's earlier children that did not beat it, joined: moves not worth repeating."""
+    parent = ctx.parent
+    if parent is None:
+        return ""
+    bar = parent.fitness if parent.fitness is not None else -math.inf
+    return " | ".join(c.origin.get("note", "") for c in ctx.history
+                      if c.parent == parent.id and (c.fitness is None or c.fitness <= bar))
 
 
 def _genome_from(data: dict[str, Any], hints: tuple[ShapingHint, ...]) -> Genome:
