@@ -75,7 +75,7 @@ def main() -> None:
             arms = {a.label: a for a in evaluation.arms}
             score = evaluation.normalised("designed")
 
-            def cell(label: str) -> str:
+            def cell(label: str, arms: dict = arms) -> str:
                 arm = arms.get(label)
                 return "–" if arm is None else f"{arm.mean:.4g} ± {arm.ci95:.2g}"
 

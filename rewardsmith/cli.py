@@ -11,9 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
-
 from typer.exceptions import TyperException
 
 from rewardsmith.errors import RewardsmithError, UsageError
@@ -358,21 +356,22 @@ def envs() -> None:
     """List bundled envs and their tasks."""
     from rewardsmith.spec import bundled_names, load_spec
 
-    table = Table(title="bundled environments")
-    table.add_column("name")
-    table.add_column("gymnasium id")
-    table.add_column("tasks (★ default)")
-    table.add_column("solved at")
-    table.add_column("needs")
+    table = Table(title="bundled environments (★ the env's own goal)", show_lines=True)
+    table.add_column("env", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    table.add_column("solved at", justify="right")
+    table.add_column("budget", justify="right")
+    table.add_column("what it asks", ratio=1)
     for name in bundled_names():
         try:
             spec = load_spec(name)
         except RewardsmithError as exc:
-            table.add_row(name, "", f"[red]{escape(str(exc))}[/]", "", "")
+            table.add_row(name, "", "", "", f"[red]{escape(str(exc))}[/]")
             continue
-        tasks = "\n".join(("★ " if t.default else "  ") + t.name + f": {t.description}" for t in spec.tasks)
-        solved = "\n".join(f"{t.solved:g}" for t in spec.tasks)
-        table.add_row(spec.name, spec.gym_id, tasks, solved, spec.extra or "")
+        label = f"{spec.name}\n[dim]{spec.gym_id}[/]" + (f"\n[dim]{escape(f'needs the {spec.extra} extra')}[/]" if spec.extra else "")
+        for i, task in enumerate(spec.tasks):
+            table.add_row(label if i == 0 else "", ("★ " if task.default else "  ") + task.name,
+                          f"{task.solved:g}", f"{task.budget(spec.ppo):,}", escape(task.description))
     console.print(table)
 
 

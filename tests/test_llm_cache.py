@@ -17,8 +17,7 @@ from rewardsmith.designer import make_designer
 from rewardsmith.designer.cache import Exchange, ReplyCache, request_key
 from rewardsmith.designer.llm import LLMDesigner, LLMOptions, choose_designer
 from rewardsmith.errors import LLMError
-from rewardsmith.loop import SearchConfig, resume_search, run_search
-from rewardsmith.runs import RunDir
+from rewardsmith.loop import resume_search, run_search
 from tests.llm_replies import BAD, GOOD, GOOD_PROGRAM
 from tests.llm_server import Reply, ScriptedLLM, purpose_of
 from tests.test_llm_designer import KEY_ENV, TASK, _closed_port, config, context, new_run, options

@@ -24,8 +24,15 @@ from pathlib import Path
 import pytest
 
 from rewardsmith.designer.base import DesignContext, Proposal, Usage
-from rewardsmith.loop import (IterationDecision, LoopHooks, SearchConfig, final_evaluation, load_state,
-                              record_feedback, run_search)
+from rewardsmith.loop import (
+    IterationDecision,
+    LoopHooks,
+    SearchConfig,
+    final_evaluation,
+    load_state,
+    record_feedback,
+    run_search,
+)
 from rewardsmith.report import SECTIONS, render_report, write_report
 from rewardsmith.runs import RunDir
 from rewardsmith.task import TaskRef

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rewardsmith.sandbox import CODES, RewardCallError, RewardSandbox, SandboxLimits, Transitions
-from rewardsmith.sandbox import client, worker
+from rewardsmith.sandbox import CODES, RewardCallError, RewardSandbox, SandboxLimits, Transitions, client, worker
 from rewardsmith.sandbox.guards import GuardState, SandboxViolation, _attribute_allowed, make_globals
 from rewardsmith.sandbox.issues import Issue, sanitize
 from rewardsmith.sandbox.namespaces import MAX_ELEMENTS, SizeCapError, TypeHint, safe_modules

@@ -234,6 +234,10 @@ class RewardSandbox:
                 proc.kill()
                 proc.wait()
             _close_pipes(proc)
+        self._forget_worker()
+
+    def _forget_worker(self) -> None:
+        """Remove the dead worker's directory and its finalizer."""
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
@@ -289,12 +293,7 @@ class RewardSandbox:
         proc.wait()
         tail = _stderr_tail(proc)
         _close_pipes(proc)
-        if self._workdir:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
+        self._forget_worker()
         self.restarts += 1
         return tail
 
