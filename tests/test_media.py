@@ -58,7 +58,9 @@ def test_write_gif_refuses_no_frames(tmp_path):
 
 
 def test_mp4_is_skipped_without_ffmpeg_and_a_failing_ffmpeg_leaves_no_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(shutil, "which", lambda name: None)
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no ffmpeg on the PATH
     assert write_mp4(_frames(3), tmp_path / "a.mp4") is None
     broken = tmp_path / "ffmpeg"
     broken.write_text("#!/bin/sh\ncat > /dev/null\nexit 1\n")
