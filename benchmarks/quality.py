@@ -81,10 +81,12 @@ def main() -> None:
 
             steps = " / ".join(_steps(arms[label].solved_at) if label in arms else "–"
                                for label in ("designed", "human", "sparse"))
-            table.add_row(name, task.name, f"{task.solved:g}", str(evaluation.timesteps), f"{best.fitness:.4g}",
-                          cell("designed"), cell("human"), cell("sparse"),
-                          "–" if score is None or not math.isfinite(score) else f"{score:.2f}", steps)
-            console.print(f"{name}/{task.name}: done in {time.monotonic() - started:.0f}s (run: {run.root})")
+            row = (name, task.name, f"{task.solved:g}", str(evaluation.timesteps), f"{best.fitness:.4g}",
+                   cell("designed"), cell("human"), cell("sparse"),
+                   "–" if score is None or not math.isfinite(score) else f"{score:.2f}", steps)
+            table.add_row(*row)
+            # Each row as it lands, so a long run that is cut short still reports what it finished.
+            console.print(" | ".join(row), f"(done in {time.monotonic() - started:.0f}s, run: {run.root})")
     console.print(table)
 
 

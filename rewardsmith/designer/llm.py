@@ -326,6 +326,11 @@ def _connect_failure(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _key_refused(options: LLMOptions, exc: Exception) -> LLMError:
+    return LLMError(f"{options.url} refused the API key in ${options.api_key_env} (HTTP 401: {_error_message(exc)}); "
+                    "set a valid key there, or name the variable that holds it with --api-key-env")
+
+
 def _error_message(exc: Any) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
@@ -567,9 +572,7 @@ class LLMDesigner:
                     self._reached = True
                 return reply, attempt
             except openai.AuthenticationError as exc:
-                raise LLMError(f"{self.options.url} refused the API key in ${self.options.api_key_env} (HTTP 401: "
-                               f"{_error_message(exc)}); set a valid key there, or name the variable that holds "
-                               "it with --api-key-env") from None
+                raise _key_refused(self.options, exc) from None
             except openai.PermissionDeniedError as exc:
                 raise LLMError(f"{self.options.url} denied access (HTTP 403: {_error_message(exc)}); the key in "
                                f"${self.options.api_key_env} may not use model {self.options.model!r}: pass another "
@@ -699,9 +702,7 @@ def check_endpoint(options: LLMOptions) -> list[str]:
     try:
         return [m.id for m in client.models.list()]
     except openai.AuthenticationError as exc:
-        raise LLMError(f"{options.url} refused the API key in ${options.api_key_env} (HTTP 401: "
-                       f"{_error_message(exc)}); set a valid key there, or name the variable that holds it with "
-                       "--api-key-env") from None
+        raise _key_refused(options, exc) from None
     except openai.PermissionDeniedError as exc:
         raise LLMError(f"{options.url} denied access (HTTP 403: {_error_message(exc)}); check the key in "
                        f"${options.api_key_env} (or pass another with --api-key-env)") from None
