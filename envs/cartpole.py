@@ -85,6 +85,9 @@ SPEC = EnvSpec(
             fitness=steps_near_target,
             fitness_doc="steps with the cart within 0.25 of x = +1.0 while the pole stays up (at most 500)",
             solved=400.0,
+            # At 25k steps neither the reference reward nor a designed one gets there (mean 186 and
+            # 113 over 3 seeds); at 50k the reference solves 2 seeds of 3.
+            timesteps=50_000,
             reference_reward=HOLD_RIGHT_REFERENCE,
             sparse_reward=HOLD_RIGHT_SPARSE,
             hints=(

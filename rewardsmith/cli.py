@@ -42,7 +42,9 @@ def _read_source(path: Path) -> str:
         raise UsageError(f"cannot read reward file {path}: {exc}") from None
     if not source.strip():
         raise UsageError(f"reward file {path} is empty")
-    return source
+    from rewardsmith.export import reward_program
+
+    return reward_program(source)
 
 
 def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None):

@@ -54,6 +54,17 @@ def test_check_accepts_a_good_reward(tmp_path):
     assert "centred, upright" in result.stdout
 
 
+def test_check_takes_an_exported_module_as_its_reward_program(tmp_path):
+    from rewardsmith.export import render_export
+    from rewardsmith.spec import load_spec
+
+    path = tmp_path / "exported.py"
+    path.write_text(render_export(GOOD, load_spec("cartpole"), {"task": "balance", "task_name": "balance"}))
+    result = rewardsmith("check", str(path), "--env", "cartpole")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "centred, upright" in result.stdout
+
+
 def test_check_rejects_with_reasons_and_exit_1(tmp_path):
     path = tmp_path / "reward.py"
     path.write_text("import torch\ndef compute_reward(obs, action, next_obs, info):\n    return 0.0, {}\n")

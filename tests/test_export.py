@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rewardsmith.export import render_export
+from rewardsmith.export import render_export, reward_program
 from rewardsmith.rollouts import episode_transitions, record_episodes
 from rewardsmith.sandbox import RewardSandbox
 
@@ -99,3 +99,11 @@ def test_views_are_read_only_and_indexable(tmp_path, cartpole):
     assert np.asarray(view).shape == (4,)
     with pytest.raises(AttributeError, match="fields: cart_position"):
         _ = view.pole_angel
+
+
+def test_reward_program_drops_the_generated_wrapper_and_keeps_bare_programs(tmp_path, cartpole):
+    path, _ = _load(tmp_path, cartpole)
+    program = reward_program(path.read_text())
+    assert "def compute_reward" in program and "TARGET = 1.0" in program
+    assert "class SynthesizedReward" not in program and "import gymnasium as _rs_gym" not in program
+    assert reward_program(REWARD) == REWARD
