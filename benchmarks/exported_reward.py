@@ -61,7 +61,7 @@ def main() -> None:
     info = json.loads((args.run / "run.json").read_text())
     task = TaskRef.from_dict(info["task"]).resolve()
     module = runpy.run_path(str(args.run / "best" / "reward.py"))
-    timesteps = args.timesteps or task.task.budget(task.spec.ppo)
+    timesteps = task.budget(args.timesteps)
     print(f"{task.spec.gym_id}, task {task.task.name}: solved at mean fitness >= {task.solved:g}; "
           f"PPO {timesteps} steps per seed")
     for label, wrapper in (("exported reward", module["SynthesizedReward"]), ("env's own reward", None)):

@@ -160,7 +160,7 @@ def evaluate_rewards(
 ) -> Evaluation:
     """Train each reward (label → program; None is the env's own) on ``seeds`` seeds, side by side."""
     task = task_ref.resolve()
-    budget = timesteps or task.task.budget(task.spec.ppo)
+    budget = task.budget(timesteps)
     arms = [Arm(label, source) for label, source in rewards.items()]
     if with_baselines:
         arms += [a for a in baselines(task) if a.label not in rewards]
@@ -194,7 +194,7 @@ def _evaluation_job(task_ref: dict[str, Any], source: str | None, config: TrainC
     return trained.result.to_dict()
 
 
-def final_evaluation(state: Any, seeds: int, top: int = 3, workers: int = 1,
+def final_evaluation(state: Any, seeds: int, top: int = 3,
                      on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> tuple[Evaluation, str]:
     """Re-train the search's ``top`` candidates and the baselines on ``seeds`` fresh seeds.
 
@@ -210,6 +210,6 @@ def final_evaluation(state: Any, seeds: int, top: int = 3, workers: int = 1,
         raise ValueError("no scored candidate to evaluate")
     config = state.config
     evaluation = evaluate_rewards(state.task.ref, {c.id: c.source for c in scored}, seeds,
-                                  config.timesteps, workers, config.device, on_result=on_result)
+                                  config.timesteps, config.workers, config.device, on_result=on_result)
     chosen = max(scored, key=lambda c: (evaluation.arm(c.id).mean, c.fitness))
     return evaluation, chosen.id

@@ -21,7 +21,7 @@ from rewardsmith.critic import Critic, Verdict
 from rewardsmith.designer.base import DesignContext, Designer, Proposal
 from rewardsmith.errors import BudgetExceeded, LLMError, RunDirError, UsageError
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, default_workers
-from rewardsmith.runs import RunDir
+from rewardsmith.runs import RunDir, atomic_write_text, to_json
 from rewardsmith.sandbox import Issue
 from rewardsmith.task import ResolvedTask, TaskRef
 from rewardsmith.training import TrainConfig, TrainingResult
@@ -61,10 +61,10 @@ class SearchConfig:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise UsageError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 
-    def train_config(self, task: ResolvedTask, seed_offset: int = 0) -> TrainConfig:
+    def train_config(self, task: ResolvedTask) -> TrainConfig:
         return TrainConfig(
-            timesteps=self.timesteps or task.task.budget(task.spec.ppo),
-            seed=self.seed + seed_offset,
+            timesteps=task.budget(self.timesteps),
+            seed=self.seed,
             device=self.device,
             checkpoints=self.checkpoints,
             eval_episodes=self.eval_episodes,
@@ -379,8 +379,6 @@ def _repair_after_crash(state: SearchState, designer: Designer, hooks: LoopHooks
     """A candidate whose training failed goes back for repair while repairs remain."""
     if len(cand.attempts) >= state.config.repairs or cand.result is None or not cand.result.reason:
         return False
-    if cand.result.reason.get("code") == "worker_crashed" and "training process" in cand.result.reason.get("message", ""):
-        return False  # our process died, not the program's fault
     proposal = designer.repair(ctx, cand.source, f"training failed: {cand.reason}", len(cand.attempts) + 1)
     if proposal is None:
         return False
@@ -405,18 +403,20 @@ def _record_repair(state: SearchState, cand: Candidate, proposal: Proposal, prob
 def _write_candidate_source(state: SearchState, cand: Candidate) -> None:
     paths = state.run.candidate(cand.iteration, cand.index)
     paths.root.mkdir(parents=True, exist_ok=True)
-    from rewardsmith.runs import atomic_write_text
-
     atomic_write_text(paths.reward, cand.source if cand.source.endswith("\n") else cand.source + "\n")
     state.run.write_json(paths.origin, cand.origin)
 
 
 def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: list[Candidate]) -> list[Candidate]:
-    """Train candidates side by side; returns those whose training failed."""
+    """Train candidates side by side; returns those whose training failed by the program's fault.
+
+    A training process that died (killed, out of memory) is not the program's fault: such a candidate
+    is recorded as failed but not returned, so it is not sent for repair.
+    """
     futures: dict[Future, Candidate] = {}
+    train_config = state.config.train_config(state.task)
     for cand in cands:
         paths = state.run.candidate(cand.iteration, cand.index)
-        train_config = state.config.train_config(state.task, seed_offset=0)
         future = pool.submit(train_candidate_job, state.task.ref.to_dict(), cand.source, train_config, paths, cand.id)
         futures[future] = cand
         cand.status = "training"
@@ -431,17 +431,19 @@ def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: l
                 hooks.on_progress(state, futures[future], data)
         for future in done:
             cand = futures[future]
+            died = False
             try:
                 outcome = future.result()
                 result = TrainingResult.from_dict(outcome["result"])
                 cand.analysis = outcome.get("analysis")
             except (WorkerDied, JobFailed) as exc:
+                died = isinstance(exc, WorkerDied)
                 reason = {"code": "worker_crashed", "message": str(exc), "line": None, "severity": "error"}
                 result = TrainingResult("failed", -math.inf, reason=reason)
                 state.run.write_json(state.run.candidate(cand.iteration, cand.index).curves, result.to_dict())
             _finished(state, cand, result)
             hooks.on_candidate(state, cand)
-            if cand.status == "failed":
+            if cand.status == "failed" and not died:
                 failed.append(cand)
     return failed
 
@@ -462,7 +464,6 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
     """Runs in a pool worker: train one candidate, analyse it, write its files, return its result."""
     from rewardsmith.analyzer import analyze_candidate, analyzer_failure
     from rewardsmith.executors import report_progress
-    from rewardsmith.runs import RunDir
     from rewardsmith.training import train
 
     task = TaskRef.from_dict(task_ref).resolve()
@@ -477,10 +478,9 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
                 outcome["analysis"] = analyzer_failure(exc)
     finally:
         trained.close()
-    writer = RunDir(paths.root)
-    writer.write_json(paths.curves, outcome["result"])
+    atomic_write_text(paths.curves, to_json(outcome["result"]))
     if outcome["analysis"] is not None:
-        writer.write_json(paths.analysis, outcome["analysis"])
+        atomic_write_text(paths.analysis, to_json(outcome["analysis"]))
     return outcome
 
 
@@ -561,7 +561,7 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
         "spec": state.task.spec.name,
         "candidate": cand.id,
         "fitness": cand.fitness,
-        "solved": state.task.solved if math.isfinite(state.task.solved) else None,
+        "solved": state.task.solved_or_none,
         "fitness_doc": state.task.fitness_doc,
         "run": str(state.run.root),
         "source_hash": source_hash(cand.source),
@@ -573,7 +573,7 @@ def final_evaluation(state: SearchState, designer: Designer, seeds: int, top: in
     """Re-train the top candidates and the baselines on fresh seeds; export the best mean (``--final-eval``)."""
     from rewardsmith.evaluate import final_evaluation as evaluate_top
 
-    evaluation, chosen = evaluate_top(state, seeds, top, state.config.workers, on_result)
+    evaluation, chosen = evaluate_top(state, seeds, top, on_result)
     data = evaluation.to_dict()
     data["chosen"] = chosen
     state.run.write_json(state.run.final_eval_json, data)
@@ -599,8 +599,8 @@ def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[
         "task": state.task.text,
         "env": state.task.spec.gym_id,
         "task_name": state.task.task.name,
-        "fitness": state.task.ref.fitness or f"{state.task.spec.name}:{state.task.task.name}",
-        "solved_threshold": state.task.solved if math.isfinite(state.task.solved) else None,
+        "fitness": state.task.fitness_label,
+        "solved_threshold": state.task.solved_or_none,
         "scored_on_default": state.task.scored_on_default,
         "status": state.status,
         "stop_reason": state.stop_reason,

@@ -1,4 +1,4 @@
-"""Where the bundled prompts and env specs live, installed or in a checkout.
+"""Where the bundled prompts and env specs live, installed or in a checkout; loading trusted Python files.
 
 A wheel carries ``prompts/`` and ``envs/`` inside the package as ``rewardsmith/_bundled/``;
 an editable install or a bare checkout reads them from the repository's top level.
@@ -6,11 +6,14 @@ an editable install or a bare checkout reads them from the repository's top leve
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import jinja2
 
-__all__ = ["bundled_dir", "template_env"]
+__all__ = ["bundled_dir", "import_file", "template_env"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -35,3 +38,24 @@ def template_env(override: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+def import_file(path: Path, prefix: str) -> ModuleType | None:
+    """Import a trusted Python file (an env spec, a fitness) as a uniquely named module.
+
+    The module is registered in ``sys.modules`` so that functions defined in it pickle across
+    processes; it is removed again if the file fails to run, whose exception propagates. None when
+    Python has no loader for the file.
+    """
+    name = f"{prefix}_{path.stem}_{abs(hash(str(path.resolve())))}"
+    loader_spec = importlib.util.spec_from_file_location(name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

@@ -8,9 +8,7 @@ return as the fitness).
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -22,7 +20,7 @@ import numpy as np
 
 from rewardsmith.episode import Episode, NamedValues
 from rewardsmith.errors import UnknownEnvError, UnknownTaskError, UsageError
-from rewardsmith.resources import bundled_dir, template_env
+from rewardsmith.resources import bundled_dir, import_file, template_env
 
 __all__ = [
     "EnvSpec",
@@ -354,23 +352,19 @@ def load_spec(name: str) -> EnvSpec:
 
 @cache
 def _load_spec_file(path: str) -> EnvSpec:
-    module_name = f"rewardsmith_envs_{Path(path).stem}_{abs(hash(path))}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise UnknownEnvError(f"cannot load spec file {path}")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module  # so fitness functions pickle across processes
     try:
-        loader_spec.loader.exec_module(module)
+        module = import_file(Path(path), "rewardsmith_envs")
     except Exception as exc:
-        del sys.modules[module_name]
         raise UsageError(f"spec file {path} failed to load: {type(exc).__name__}: {exc}") from exc
+    if module is None:
+        raise UnknownEnvError(f"cannot load spec file {path}")
     spec = getattr(module, "SPEC", None)
     if not isinstance(spec, EnvSpec):
         raise UsageError(f"spec file {path} defines no SPEC = EnvSpec(...)")
     return spec
 
 
+@cache  # every training, evaluation and media job resolves the task again: probe once per process
 def introspect(gym_id: str, probe_steps: int = 2000, seed: int = 0) -> EnvSpec:
     """A spec derived from a Gymnasium env's spaces and a random probe rollout.
 

@@ -17,10 +17,8 @@ and is passed as ``--fitness my_fitness.py:fitness``.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 
 from rewardsmith.episode import Episode
 from rewardsmith.errors import UsageError
+from rewardsmith.resources import import_file
 from rewardsmith.spec import EnvSpec, TaskSpec, load_spec
 
 __all__ = ["ResolvedTask", "TaskRef", "load_fitness"]
@@ -51,9 +50,8 @@ class TaskRef:
         task = spec.task(self.task)
         if self.fitness:
             fn, solved, doc = load_fitness(self.fitness)
-            return ResolvedTask(self, spec, task, fn, solved, doc, scored_on_default=False)
-        scored_on_default = self.task is None and self.text.strip() != task.description.strip()
-        return ResolvedTask(self, spec, task, task.fitness, task.solved, task.fitness_doc, scored_on_default)
+            return ResolvedTask(self, spec, task, fn, solved, doc)
+        return ResolvedTask(self, spec, task, task.fitness, task.solved, task.fitness_doc)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,12 +69,30 @@ class ResolvedTask:
     fitness: Callable[[Episode], float]
     solved: float
     fitness_doc: str
-    scored_on_default: bool
-    """No ``--task`` and no ``--fitness``: candidates are scored on the env's default goal, whatever the text says."""
 
     @property
     def text(self) -> str:
         return self.ref.text
+
+    @property
+    def scored_on_default(self) -> bool:
+        """No ``--task`` and no ``--fitness``: candidates are scored on the env's default goal, whatever the text says."""
+        return (self.ref.task is None and not self.ref.fitness
+                and self.text.strip() != self.task.description.strip())
+
+    @property
+    def solved_or_none(self) -> float | None:
+        """The solved threshold, or None where the fitness has none (+inf)."""
+        return self.solved if math.isfinite(self.solved) else None
+
+    @property
+    def fitness_label(self) -> str:
+        """What scores candidates: the user's ``FILE.py:FUNCTION``, else ``env:task``."""
+        return self.ref.fitness or f"{self.spec.name}:{self.task.name}"
+
+    def budget(self, timesteps: int | None = None) -> int:
+        """PPO steps per training: ``timesteps`` where given, else the task's own budget."""
+        return timesteps or self.task.budget(self.spec.ppo)
 
 
 def load_fitness(reference: str) -> tuple[Callable[[Episode], float], float, str]:
@@ -91,16 +107,12 @@ def load_fitness(reference: str) -> tuple[Callable[[Episode], float], float, str
     path = Path(path_text)
     if not path.is_file():
         raise UsageError(f"fitness file {path_text!r} does not exist")
-    module_name = f"rewardsmith_fitness_{path.stem}_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise UsageError(f"cannot load fitness file {path_text!r}")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module
     try:
-        loader_spec.loader.exec_module(module)
+        module = import_file(path, "rewardsmith_fitness")
     except Exception as exc:
         raise UsageError(f"fitness file {path_text!r} failed to load: {type(exc).__name__}: {exc}") from None
+    if module is None:
+        raise UsageError(f"cannot load fitness file {path_text!r}")
     fn = getattr(module, name, None)
     if not callable(fn):
         raise UsageError(f"fitness file {path_text!r} defines no function {name!r}")
