@@ -386,6 +386,7 @@ def introspect(gym_id: str, probe_steps: int = 2000, seed: int = 0) -> EnvSpec:
                              "rewardsmith needs a flat Box observation (write a spec file with a wrapper)")
         dim = obs_space.shape[0]
         obs, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)  # the same ranges in every process that resolves this env
         rows = [obs]
         for _ in range(probe_steps):
             obs, _, terminated, truncated, _ = env.step(env.action_space.sample())

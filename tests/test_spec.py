@@ -38,6 +38,13 @@ def test_an_unbundled_gymnasium_id_is_introspected():
     assert "discrete" in spec.describe()
 
 
+def test_introspected_ranges_are_the_same_in_every_process():
+    from rewardsmith.spec import introspect
+
+    ranges = [[(f.low, f.high) for f in introspect.__wrapped__("CartPole-v0").fields] for _ in range(2)]
+    assert ranges[0] == ranges[1]  # critic, trainer and analyzer processes see the same field ranges
+
+
 def test_a_user_spec_file_loads(tmp_path):
     path = tmp_path / "my_spec.py"
     path.write_text(
