@@ -13,9 +13,9 @@ from rich.text import Text
 from rewardsmith.candidate import Candidate
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchState
 
-__all__ = ["LiveProgress", "candidate_table", "fmt_fitness"]
+__all__ = ["STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
 
-_STYLE = {"proposed": "cyan", "training": "yellow", "scored": "green", "rejected": "red", "failed": "red"}
+STATUS_STYLE = {"proposed": "cyan", "training": "yellow", "scored": "green", "rejected": "red", "failed": "red"}
 
 
 def fmt_fitness(value: float | None) -> str:
@@ -39,7 +39,7 @@ def candidate_table(state: SearchState, progress: dict[str, dict[str, Any]] | No
     cands = [c for c in state.candidates.values() if iteration is None or c.iteration == iteration]
     for cand in cands:
         star = " ★" if best is not None and cand.id == best.id else ""
-        status = Text(cand.status + star, style=_STYLE.get(cand.status, ""))
+        status = Text(cand.status + star, style=STATUS_STYLE.get(cand.status, ""))
         success = ""
         if cand.result is not None and cand.status == "scored":
             success = f"{cand.result.success_rate:.0%}"

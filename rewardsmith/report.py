@@ -205,7 +205,7 @@ def _overview(run: RunDir, state: SearchState, events: list[dict[str, Any]], usa
     info = _read_optional(run, run.run_json) or {}
     options = info.get("designer_options") if isinstance(info.get("designer_options"), dict) else {}
     task, best, exported = state.task, state.best, state.exported
-    solved = task.solved if math.isfinite(task.solved) else None
+    solved = task.solved_or_none
     counts = Counter(c.status for c in state.candidates.values())
     return {
         "task": task.text,
@@ -213,7 +213,7 @@ def _overview(run: RunDir, state: SearchState, events: list[dict[str, Any]], usa
         "spec": task.spec.name,
         "task_name": task.task.name,
         "scored_on_default": task.scored_on_default,
-        "fitness": task.ref.fitness or f"{task.spec.name}:{task.task.name}",
+        "fitness": task.fitness_label,
         "fitness_doc": task.fitness_doc,
         "solved": solved,
         "status": state.status,
@@ -223,7 +223,7 @@ def _overview(run: RunDir, state: SearchState, events: list[dict[str, Any]], usa
         "iterations_done": state.iterations_done,
         "iterations_planned": state.config.iterations,
         "samples": state.config.samples,
-        "timesteps": state.config.timesteps or task.task.budget(task.spec.ppo),
+        "timesteps": task.budget(state.config.timesteps),
         "seed": state.config.seed,
         "counts": sorted(counts.items()),
         "total": len(state.candidates),
@@ -518,6 +518,11 @@ def _tick_label(value: float) -> str:
     return f"{value:g}"
 
 
+def _default_ticks(rng: tuple[float, float]) -> list[tuple[float, str]]:
+    """Round ticks across ``rng``, each labelled with its value."""
+    return [(t, _tick_label(t)) for t in _ticks(*rng)]
+
+
 class _Plot:
     """A chart drawn as SVG: data ranges mapped onto a box with axes, lines, dots and reference lines."""
 
@@ -540,7 +545,7 @@ class _Plot:
               x_ticks: Sequence[tuple[float, str]] | None = None,
               y_ticks: Sequence[tuple[float, str]] | None = None) -> None:
         right, bottom = self.width - self.right, self.height - self.bottom
-        y_ticks = y_ticks if y_ticks is not None else [(t, _tick_label(t)) for t in _ticks(*self.yr)]
+        y_ticks = y_ticks if y_ticks is not None else _default_ticks(self.yr)
         for value, label in y_ticks:
             y = self.py(value)
             self.parts.append(f'<line class="grid" x1="{self.left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>')
@@ -551,7 +556,7 @@ class _Plot:
                 y = self.py(tick, secondary=True)
                 self.parts.append(f'<text class="tick alt" x="{right + 6}" y="{y + 4:.1f}">'
                                   f"{_e(_tick_label(tick))}</text>")
-        x_ticks = x_ticks if x_ticks is not None else [(t, _tick_label(t)) for t in _ticks(*self.xr)]
+        x_ticks = x_ticks if x_ticks is not None else _default_ticks(self.xr)
         for value, label in x_ticks:
             x = self.px(value)
             self.parts.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 4}"/>')
@@ -636,7 +641,7 @@ def _fitness_chart(state: SearchState, colours: dict[str, str]) -> Markup:
     if not cands:
         return _empty_chart("no candidates yet")
     iterations = max(state.iterations_done, max(c.iteration for c in cands) + 1)
-    solved = state.task.solved if math.isfinite(state.task.solved) else None
+    solved = state.task.solved_or_none
     scored = [c for c in cands if c.fitness is not None and math.isfinite(c.fitness)]
     lo, hi = _nice_range([c.fitness for c in scored] + [solved])
     plot = _Plot(960, 320, (-0.5, iterations - 0.5), (lo, hi))
@@ -678,7 +683,7 @@ def _curves_chart(state: SearchState, colours: dict[str, str]) -> Markup:
         return _empty_chart("no training checkpoints yet")
     steps = [s for points in series.values() for s, _ in points]
     values = [f for points in series.values() for _, f in points]
-    solved = state.task.solved if math.isfinite(state.task.solved) else None
+    solved = state.task.solved_or_none
     plot = _Plot(960, 320, (0, max(steps) or 1), _nice_range(values + [solved]))
     plot.frame("training steps", "fitness")
     if solved is not None:

@@ -19,11 +19,12 @@ from rich.text import Text
 from rewardsmith.candidate import Candidate
 from rewardsmith.errors import UsageError
 from rewardsmith.loop import SearchState, load_state
+from rewardsmith.progress import STATUS_STYLE
+from rewardsmith.progress import fmt_fitness as _num
 from rewardsmith.runs import RunDir
 
 __all__ = ["candidate_view", "run_overview", "show"]
 
-_STATUS_STYLE = {"scored": "green", "rejected": "red", "failed": "red", "training": "yellow", "proposed": "cyan"}
 _FLAG_STYLE = {"flat": "yellow", "dominant": "magenta", "against": "red", "hacked": "bold red", "hacking": "bold red"}
 
 
@@ -42,12 +43,6 @@ def show(run_path: str | Path, candidate: str | None = None) -> RenderableType:
         ids = ", ".join(state.candidates) or "none"
         raise UsageError(f"{run_path} has no candidate {candidate!r}; its candidates: {ids}")
     return candidate_view(state, cand)
-
-
-def _num(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.4g}"
 
 
 def _pct(value: Any) -> str:
@@ -90,7 +85,7 @@ def run_overview(state: SearchState) -> RenderableType:
         media = " ".join(p.suffix[1:] for p in (paths.gif, paths.mp4) if p.is_file())
         std = fitness.get("std") if fitness else (cand.result.fitness_std if cand.result else None)
         success = fitness.get("success_rate") if fitness else (cand.result.success_rate if cand.result else None)
-        table.add_row(cand.id, Text(cand.status + star, style=_STATUS_STYLE.get(cand.status, "")),
+        table.add_row(cand.id, Text(cand.status + star, style=STATUS_STYLE.get(cand.status, "")),
                       _num(cand.fitness), _num(std) if cand.status == "scored" else "",
                       _pct(success) if cand.status == "scored" else "", _num(length.get("mean")), flags, media)
     footer = Text(f"details: rewardsmith show {state.run.root} --candidate ID", style="dim")

@@ -43,12 +43,16 @@ class Usage:
     cached_requests: int = 0
     cost: float | None = None
 
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "total_tokens": self.total_tokens,
             "cached_requests": self.cached_requests,
             "cost": self.cost,
         }

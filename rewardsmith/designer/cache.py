@@ -55,10 +55,6 @@ class Exchange:
     """``network`` when this run paid for it, ``replay`` when it came from another run's folder."""
     time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -85,7 +85,9 @@ def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Ex
     text = (reply or "").replace("\r\n", "\n").replace("\r", "\n")
     cut = finish_reason == "length"
     reasoning, answer, unclosed = _split_reasoning(text)
-    note = _note(answer)
+    blocks = _fenced_blocks(answer)
+    prose = _outside_fences(answer, blocks)
+    note = _note(prose)
     if unclosed and not answer.strip():
         if cut:
             return _refuse("truncated", "the reply was cut off by the token limit while still reasoning, before "
@@ -93,7 +95,6 @@ def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Ex
         return _refuse("no_code", "the reply ended inside its reasoning section (<think> was never closed) and "
                                   "gave no program; close the reasoning, then give the program in one ```python "
                                   "block", note=note)
-    blocks = _fenced_blocks(answer)
     candidates = [b for b in blocks if b.defines_reward and (b.python or "def compute_reward" in b.code)]
     if candidates:
         chosen = candidates[-1]
@@ -104,8 +105,8 @@ def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Ex
                            (" and the token limit was reached" if cut else "") + f"); {_TRUNCATED_HINT}",
                            source=code, note=note)
         return _assemble(code, [textwrap.dedent(b.code) for b in others], note)
-    if _DEF.search(_outside_fences(answer, blocks)):
-        region, reaches_end = _unfenced_region(_outside_fences(answer, blocks))
+    if _DEF.search(prose):
+        region, reaches_end = _unfenced_region(prose)
         if region is None or (cut and reaches_end):
             partial = region or _from_def(answer)
             if cut:
@@ -191,8 +192,7 @@ def _fenced_blocks(text: str) -> list[_Block]:
         j = i + 1
         closed = False
         while j < len(lines):
-            stripped = lines[j].strip()
-            if stripped.startswith(fence[0] * len(fence)) and not stripped.lstrip(fence[0]).strip():
+            if _closes(lines[j], fence):
                 closed = True
                 break
             body.append(lines[j])
@@ -200,6 +200,12 @@ def _fenced_blocks(text: str) -> list[_Block]:
         blocks.append(_Block(info, "\n".join(body), closed))
         i = j + 1
     return blocks
+
+
+def _closes(line: str, fence: str) -> bool:
+    """Whether ``line`` closes a block opened by ``fence``: at least as many of its marks, and nothing else."""
+    stripped = line.strip()
+    return stripped.startswith(fence[0] * len(fence)) and not stripped.lstrip(fence[0]).strip()
 
 
 def _outside_fences(text: str, blocks: list[_Block]) -> str:
@@ -217,16 +223,14 @@ def _outside_fences(text: str, blocks: list[_Block]) -> str:
                 continue
             out.append(line)
         else:
-            stripped = line.strip()
-            if stripped.startswith(inside[0] * len(inside)) and not stripped.lstrip(inside[0]).strip():
+            if _closes(line, inside):
                 inside = None
             out.append("")
     return "\n".join(out)
 
 
-def _note(answer: str) -> str:
-    """The first sentence of the reply's prose, for the candidate's origin."""
-    prose = _outside_fences(answer, _fenced_blocks(answer))
+def _note(prose: str) -> str:
+    """The first sentence of the reply's prose (its text outside fences), for the candidate's origin."""
     for line in prose.split("\n"):
         line = re.sub(r"[*_`#>]+", "", line).strip(" -:\t")
         if len(line) < 12 or _CODEISH.match(line) or line.startswith(("def ", "return ")):
@@ -279,22 +283,26 @@ def _assemble(code: str, others: list[str], note: str) -> Extraction:
     except SyntaxError:
         return Extraction(code.strip("\n") + "\n", None, note)  # the critic words the syntax error
     needed = _free_names(tree)
+    bindings = _module_bindings(tree)
+    parsed: list[tuple[int, str, ast.Module]] = []
+    if needed:
+        for b, other in enumerate(others):
+            try:
+                parsed.append((b, other, ast.parse(other)))
+            except SyntaxError:
+                continue
     borrowed: list[tuple[int, int, ast.stmt, str]] = []
     taken: set[tuple[int, int]] = set()
     changed = True
     while changed and needed:
         changed = False
-        for b, other in enumerate(others):
-            try:
-                other_tree = ast.parse(other)
-            except SyntaxError:
-                continue
+        for b, other, other_tree in parsed:
             for s, stmt in enumerate(other_tree.body):
                 if (b, s) in taken or not (_bound_by(stmt) & needed) or _is_example(stmt):
                     continue
                 taken.add((b, s))
                 borrowed.append((b, s, stmt, _segment(other, stmt)))
-                needed |= _free_names(ast.Module(body=[stmt], type_ignores=[])) - _module_bindings(tree)
+                needed |= _free_names(ast.Module(body=[stmt], type_ignores=[])) - bindings
                 needed -= _bound_by(stmt)
                 changed = True
     borrowed.sort(key=lambda item: (item[0], item[1]))
@@ -309,7 +317,7 @@ def _assemble(code: str, others: list[str], note: str) -> Extraction:
             rest += "\n" if previous == (b, False) and not is_def else "\n\n\n"
         rest += text
         previous = (b, is_def)
-    bound = _module_bindings(tree) | {n for _, _, stmt, _ in borrowed for n in _bound_by(stmt)}
+    bound = bindings | {n for _, _, stmt, _ in borrowed for n in _bound_by(stmt)}
     used = _free_names(tree) | {n for _, _, stmt, _ in borrowed for n in _free_names(ast.Module([stmt], []))}
     auto = [line for name, line in _AUTO_IMPORTS.items() if name in used and name not in bound]
     parts = [p for p in ("\n".join(auto + imports), rest, code.strip("\n")) if p.strip()]

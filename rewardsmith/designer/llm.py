@@ -239,10 +239,6 @@ class LLMUsage(Usage):
             return None
         return prompt_tokens / 1000 * (self.price_input or 0.0) + completion_tokens / 1000 * (self.price_output or 0.0)
 
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data["retries"] = self.retries
@@ -331,6 +327,34 @@ def _key_refused(options: LLMOptions, exc: Exception) -> LLMError:
                     "set a valid key there, or name the variable that holds it with --api-key-env")
 
 
+def _unreachable(options: LLMOptions, refused: BaseException) -> LLMError:
+    return LLMError(f"cannot reach {options.url} ({refused}); check --base-url (or OPENAI_BASE_URL) and "
+                    "that the server is running")
+
+
+def _client(options: LLMOptions) -> Any:
+    """An OpenAI client for the endpoint, with the key from ``$api_key_env`` (no retries: we retry ourselves).
+
+    Raises:
+        LLMError: no key set for the OpenAI API itself.
+    """
+    import openai
+
+    key = os.environ.get(options.api_key_env, "").strip()
+    if not key:
+        if options.url == OPENAI_URL:
+            raise LLMError(f"no API key: ${options.api_key_env} is not set; export it, name "
+                           "the variable that holds the key with --api-key-env, or point --base-url "
+                           "at a local server")
+        key = "unused"  # local servers take any key
+    return openai.OpenAI(base_url=options.url, api_key=key, max_retries=0, timeout=options.timeout)
+
+
+def _model_ids(client: Any, timeout: float) -> list[str]:
+    """The ids of the models the endpoint lists (``GET /models``)."""
+    return [m.id for m in client.with_options(timeout=timeout).models.list()]
+
+
 def _error_message(exc: Any) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
@@ -388,8 +412,7 @@ class LLMDesigner:
 
     def propose(self, ctx: DesignContext) -> list[Proposal]:
         messages = self.prompts.propose_messages(ctx)
-        samples = self._samples(messages, ctx.samples, {"purpose": "propose", "iteration": ctx.iteration},
-                                "propose", ctx.iteration)
+        samples = self._samples(messages, ctx.samples, {"purpose": "propose", "iteration": ctx.iteration})
         parent = ctx.parent.id if ctx.parent is not None else None
         return [self._proposal(sample, {"parent": parent}) for sample in samples]
 
@@ -398,7 +421,7 @@ class LLMDesigner:
             return None  # the endpoint failed, not the program: nothing to show the LLM
         messages = self.prompts.repair_messages(ctx, source, problem, attempt, self.options.max_repairs)
         slot = {"purpose": "repair", "iteration": ctx.iteration, "attempt": attempt}
-        sample = self._one(messages, slot, "repair", ctx.iteration)
+        sample = self._one(messages, slot)
         if sample.error is not None:
             return None
         proposal = self._proposal(sample, {"repair": attempt})
@@ -413,7 +436,7 @@ class LLMDesigner:
         sample_values = getattr(verdict, "sample", None)
         messages = self.prompts.review_messages(ctx.task, source, sample_values)
         slot = {"purpose": "review", "iteration": ctx.iteration}
-        sample = self._one(messages, slot, "review", ctx.iteration)
+        sample = self._one(messages, slot)
         origin = {"designer": self.name, "model": self.options.model, "request": sample.key}
         if sample.error is not None:  # a review that never came must not block training
             return Review(True, f"no review: {sample.error}", origin)
@@ -443,15 +466,15 @@ class LLMDesigner:
             body["n"] = n
         return body
 
-    def _samples(self, messages: list[dict[str, str]], k: int, slot: dict[str, Any], purpose: str,
-                 iteration: int) -> list[_Sample]:
+    def _samples(self, messages: list[dict[str, str]], k: int, slot: dict[str, Any]) -> list[_Sample]:
         """``k`` replies to the same messages: one request with ``n`` if the server honours it, else ``k``."""
         results: list[_Sample | None] = [None] * k
         if k > 1 and self._use_n is not False:
             body = self._request(messages, n=k)
-            key = request_key(body, {**slot, "n": k})
+            n_slot = {**slot, "n": k}
+            key = request_key(body, n_slot)
             try:
-                exchange = self._exchange(body, {**slot, "n": k}, purpose, iteration)
+                exchange = self._exchange(body, n_slot, key)
             except _BadRequest:
                 self._use_n = False  # the server refuses n: ask one by one
             except _SampleFailed as exc:
@@ -464,7 +487,7 @@ class LLMDesigner:
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
             def one(i: int) -> _Sample:
-                return self._one(messages, {**slot, "sample": i}, purpose, iteration)
+                return self._one(messages, {**slot, "sample": i})
 
             if len(missing) == 1:
                 results[missing[0]] = one(missing[0])
@@ -481,19 +504,21 @@ class LLMDesigner:
                 pool.shutdown(wait=True)
         return [r for r in results if r is not None]
 
-    def _one(self, messages: list[dict[str, str]], slot: dict[str, Any], purpose: str, iteration: int) -> _Sample:
+    def _one(self, messages: list[dict[str, str]], slot: dict[str, Any]) -> _Sample:
         body = self._request(messages)
+        key = request_key(body, slot)
         try:
-            exchange = self._exchange(body, slot, purpose, iteration)
+            exchange = self._exchange(body, slot, key)
         except (_SampleFailed, _BadRequest) as exc:
-            return _failed(request_key(body, slot), str(exc))
+            return _failed(key, str(exc))
         text, finish = _choices(exchange.reply)[0]
         return _Sample(text, finish, exchange.key, 0)
 
     # -- exchanges: cache, budget, the network ---------------------------------------------------
 
-    def _exchange(self, body: dict[str, Any], slot: dict[str, Any], purpose: str, iteration: int) -> Exchange:
-        key = request_key(body, slot)
+    def _exchange(self, body: dict[str, Any], slot: dict[str, Any], key: str) -> Exchange:
+        """The reply to ``body`` (named ``key``, its :func:`request_key`): cached, replayed, or asked for."""
+        purpose, iteration = slot["purpose"], slot["iteration"]
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
@@ -537,17 +562,7 @@ class LLMDesigner:
     def _openai(self) -> Any:
         with self._lock:
             if self._client is None:
-                import openai
-
-                key = os.environ.get(self.options.api_key_env, "").strip()
-                if not key:
-                    if self.options.url == OPENAI_URL:
-                        raise LLMError(f"no API key: ${self.options.api_key_env} is not set; export it, name "
-                                       "the variable that holds the key with --api-key-env, or point --base-url "
-                                       "at a local server")
-                    key = "unused"  # local servers take any key
-                self._client = openai.OpenAI(base_url=self.options.url, api_key=key, max_retries=0,
-                                             timeout=self.options.timeout)
+                self._client = _client(self.options)
             return self._client
 
     def _post(self, body: dict[str, Any], purpose: str) -> tuple[dict[str, Any], int]:
@@ -591,8 +606,7 @@ class LLMDesigner:
                 with self._lock:
                     reached = self._reached
                 if refused is not None and not reached:
-                    raise LLMError(f"cannot reach {self.options.url} ({refused}); check --base-url (or "
-                                   "OPENAI_BASE_URL) and that the server is running") from None
+                    raise _unreachable(self.options, refused) from None
                 problem = f"connection failed: {refused or exc.__cause__ or exc}"
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
@@ -647,7 +661,7 @@ class LLMDesigner:
 
     def _list_models(self) -> list[str]:
         try:
-            return [m.id for m in self._openai().with_options(timeout=5.0).models.list()]
+            return _model_ids(self._openai(), timeout=5.0)
         except Exception:  # noqa: BLE001 - only used to improve an error message
             return []
 
@@ -697,10 +711,9 @@ def check_endpoint(options: LLMOptions) -> list[str]:
     """
     import openai
 
-    designer = LLMDesigner(options)
-    client = designer._openai().with_options(timeout=min(options.timeout, 15.0))
+    client = _client(options)
     try:
-        return [m.id for m in client.models.list()]
+        return _model_ids(client, timeout=min(options.timeout, 15.0))
     except openai.AuthenticationError as exc:
         raise _key_refused(options, exc) from None
     except openai.PermissionDeniedError as exc:
@@ -709,8 +722,7 @@ def check_endpoint(options: LLMOptions) -> list[str]:
     except openai.APIConnectionError as exc:
         refused = _connect_failure(exc)
         if refused is not None:
-            raise LLMError(f"cannot reach {options.url} ({refused}); check --base-url (or OPENAI_BASE_URL) and "
-                           "that the server is running") from None
+            raise _unreachable(options, refused) from None
         return []
     except openai.APIError:
         return []  # no /models here: the first request will tell

@@ -78,11 +78,10 @@ class Prompts:
         )
 
     def task(self, task: ResolvedTask) -> str:
-        solved = task.solved if math.isfinite(task.solved) else None
         return self._render(
             "task.j2", spec=task.spec, task=task, task_text=task.text,
             env_description=task.spec.describe(task.task, self.override), fitness_doc=task.fitness_doc,
-            solved=solved, scored_on_default=task.scored_on_default, task_name=task.task.name,
+            solved=task.solved_or_none, scored_on_default=task.scored_on_default, task_name=task.task.name,
         )
 
     def reflection(self, ctx: DesignContext) -> str | None:
@@ -96,22 +95,19 @@ class Prompts:
             "reflection.j2", iteration=ctx.iteration, tried=len(ctx.history),
             parent=_parent_view(parent) if parent is not None else None,
             others=[_summary(c) for c in shown], omitted=omitted, feedback=list(ctx.feedback),
-            solved=ctx.task.solved if math.isfinite(ctx.task.solved) else None,
+            solved=ctx.task.solved_or_none,
         )
 
-    def repair(self, source: str, problem: str, attempt: int, max_attempts: int | None = None,
-               heading: str | None = None) -> str:
+    def repair(self, source: str, problem: str, attempt: int, max_attempts: int | None = None) -> str:
         numbered = "\n".join(f"{i:>3} | {line}" for i, line in enumerate(source.rstrip("\n").split("\n"), 1)) \
             if source.strip() else ""
-        if heading is None:
-            heading = _repair_heading(source, problem)
         return self._render("repair.j2", source=source, numbered=numbered, problem=problem, attempt=attempt,
-                            max_attempts=max_attempts, heading=heading)
+                            max_attempts=max_attempts, heading=_repair_heading(source, problem))
 
     def review(self, task: ResolvedTask, source: str, sample: dict[str, Any] | None = None) -> str:
         return self._render(
             "review.j2", task=task, task_text=task.text, fitness_doc=task.fitness_doc,
-            solved=task.solved if math.isfinite(task.solved) else None, source=source,
+            solved=task.solved_or_none, source=source,
             sample=sample if sample and isinstance(sample.get("components"), dict) else None,
         )
 
