@@ -99,9 +99,7 @@ _EMPTY: dict = {}
 
 def _step_info(info: dict) -> dict:
     """The env's own plain info values of one step (what reward code sees besides our four keys)."""
-    if not info:
-        return _EMPTY
-    return plain_info({k: v for k, v in info.items() if k not in ("episode", "TimeLimit.truncated")})
+    return plain_info(info, step=True) if info else _EMPTY
 
 
 def _episode(spec: EnvSpec, task: TaskSpec, obs: Sequence[np.ndarray], actions: Sequence[np.ndarray],
@@ -155,13 +153,7 @@ def episode_transitions(episode: Episode) -> Transitions:
 def annotate_components(episodes: Sequence[Episode], sandbox: RewardSandbox, chunk: int = 1024) -> None:
     """Fill each episode's ``components`` and ``shaped`` with the reward's per-step values."""
     for episode in episodes:
-        batch = episode_transitions(episode)
-        totals: list[float] = []
-        rows: list[dict[str, float]] = []
-        for start in range(0, len(batch), chunk):
-            result = sandbox.call(batch.take(slice(start, start + chunk)))
-            totals.extend(result.totals.tolist())
-            rows.extend(result.components)
+        totals, rows = sandbox.call_chunked(episode_transitions(episode), chunk)
         names = sorted({name for row in rows for name in row})
         episode.components = {name: np.asarray([row.get(name, 0.0) for row in rows]) for name in names}
-        episode.shaped = np.asarray(totals)
+        episode.shaped = totals

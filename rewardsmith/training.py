@@ -31,8 +31,6 @@ from rewardsmith.spec import EnvSpec, TaskSpec
 
 __all__ = ["Checkpoint", "PPOSetup", "TrainConfig", "TrainedPolicy", "TrainingResult", "build_ppo", "train"]
 
-BatchReward = Callable[[Transitions], tuple[np.ndarray, list[dict[str, float]]]]
-_IGNORED_INFO = frozenset({"episode", "terminal_observation", "TimeLimit.truncated"})
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 EVAL_SEED = 10_000
@@ -172,13 +170,12 @@ def _make_deferred_classes() -> tuple[type, type]:
     class DeferredRewardVecEnv(VecEnvWrapper):
         """Records transitions and pays zero now; :meth:`flush` computes the rollout's rewards in one batch."""
 
-        def __init__(self, venv: Any, reward: BatchReward, chunk: int, scaler: _ReturnScaler | None = None) -> None:
+        def __init__(self, venv: Any, sandbox: RewardSandbox, chunk: int, scaler: _ReturnScaler | None = None) -> None:
             super().__init__(venv)
-            self.reward = reward
+            self.sandbox = sandbox
             self.chunk = chunk
             self.scaler = scaler
-            self.pending: list[tuple[np.ndarray, ...]] = []
-            self.pending_extra: list[list[dict[str, Any]]] = []
+            self.pending: list[Transitions] = []
             self.components = _ComponentStats()
             self.shaped_returns: list[float] = []
             self.env_returns: list[float] = []
@@ -193,7 +190,6 @@ def _make_deferred_classes() -> tuple[type, type]:
             self._steps[:] = 0
             self._running[:] = 0.0
             self.pending.clear()
-            self.pending_extra.clear()
             return obs
 
         def step_async(self, actions: np.ndarray) -> None:
@@ -211,14 +207,11 @@ def _make_deferred_classes() -> tuple[type, type]:
                     truncated[i] = bool(info.get("TimeLimit.truncated", False))
                     if "episode" in info:
                         self.env_returns.append(float(info["episode"]["r"]))
-                if len(info) > 0 and not _IGNORED_INFO.issuperset(info):
-                    extra.append(plain_info({k: v for k, v in info.items() if k not in _IGNORED_INFO}))
-                else:
-                    extra.append({})
+                extra.append(plain_info(info, step=True) if info else {})
             self._steps += 1
-            self.pending.append((self._last_obs, self._actions, next_obs, np.asarray(rewards, dtype=np.float64),
-                                 dones & ~truncated, truncated, self._steps.copy(), dones.copy()))
-            self.pending_extra.append(extra)
+            self.pending.append(Transitions(self._last_obs, self._actions, next_obs,  # type: ignore[arg-type]
+                                            np.asarray(rewards, dtype=np.float64), dones & ~truncated, truncated,
+                                            self._steps.copy(), extra if any(extra) else None))
             self._steps[dones] = 0
             self._last_obs = np.array(obs, dtype=np.float64)
             return obs, np.zeros_like(rewards), dones, infos
@@ -228,21 +221,12 @@ def _make_deferred_classes() -> tuple[type, type]:
             steps, envs = len(self.pending), self.num_envs
             if steps == 0:
                 return np.zeros((0, envs))
-            columns = list(zip(*self.pending))
-            dones = np.stack(columns[7])
-            batch = Transitions(
-                obs=np.concatenate(columns[0]), actions=np.concatenate(columns[1]),
-                next_obs=np.concatenate(columns[2]), env_reward=np.concatenate(columns[3]),
-                terminated=np.concatenate(columns[4]), truncated=np.concatenate(columns[5]),
-                step=np.concatenate(columns[6]),
-                extra=[row for extra in self.pending_extra for row in extra] if any(map(any, self.pending_extra))
-                else None,
-            )
+            batch = Transitions.concatenate(self.pending)
             self.pending.clear()
-            self.pending_extra.clear()
-            totals, rows = _call_in_chunks(self.reward, batch, self.chunk)
+            totals, rows = self.sandbox.call_chunked(batch, self.chunk)
             self.components.add(rows)
             shaped = totals.reshape(steps, envs)
+            dones = (batch.terminated | batch.truncated).reshape(steps, envs)
             for t in range(steps):
                 self._running += shaped[t]
                 for i in np.flatnonzero(dones[t]):
@@ -291,27 +275,6 @@ class _ReturnScaler:
             scaled[t] = np.clip(rewards[t] / np.sqrt(self.rms.var + self.epsilon), -self.clip, self.clip)
             self.returns[dones[t]] = 0.0
         return scaled
-
-
-def _call_in_chunks(reward: BatchReward, batch: Transitions, chunk: int) -> tuple[np.ndarray, list[dict[str, float]]]:
-    if len(batch) <= chunk:
-        return reward(batch)
-    totals, rows = [], []
-    for start in range(0, len(batch), chunk):
-        part_totals, part_rows = reward(batch.take(slice(start, start + chunk)))
-        totals.append(part_totals)
-        rows.extend(part_rows)
-    return np.concatenate(totals), rows
-
-
-def sandboxed_reward(sandbox: RewardSandbox) -> BatchReward:
-    """A batch reward that runs in the sandbox worker."""
-
-    def reward(batch: Transitions) -> tuple[np.ndarray, list[dict[str, float]]]:
-        result = sandbox.call(batch)
-        return result.totals, result.components
-
-    return reward
 
 
 @dataclass
@@ -368,7 +331,7 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
             raise RewardCallError(next((i for i in loaded.issues if i.severity == "error"), loaded.issues[-1]))
         deferred_cls, buffer_class = _make_deferred_classes()
         scaler = _ReturnScaler(ppo.n_envs, ppo.gamma) if ppo.normalize_reward else None
-        deferred = deferred_cls(venv, sandboxed_reward(sandbox), config.reward_chunk, scaler)
+        deferred = deferred_cls(venv, sandbox, config.reward_chunk, scaler)
         venv = deferred
     vecnorm = None
     if ppo.normalize_obs or (ppo.normalize_reward and deferred is None):

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,15 @@ import numpy as np
 
 from rewardsmith.sandbox.issues import CODES, Issue, sanitize
 from rewardsmith.sandbox.policy import CompileLimits
-from rewardsmith.sandbox.protocol import FrameError, FrameTimeout, read_frame, wait_readable, write_frame
+from rewardsmith.sandbox.protocol import (
+    MAX_COMPONENT_NAME,
+    MAX_COMPONENTS,
+    FrameError,
+    FrameTimeout,
+    read_frame,
+    wait_readable,
+    write_frame,
+)
 
 __all__ = [
     "BatchResult",
@@ -134,6 +142,16 @@ class Transitions:
         if self.extra:
             extra = self.extra[rows] if isinstance(rows, slice) else [self.extra[int(i)] for i in index]
         return Transitions(*(np.asarray(getattr(self, name))[index] for name in _ARRAY_FIELDS), extra=extra)
+
+    def chunks(self, size: int) -> Iterator[Transitions]:
+        """Consecutive parts of at most ``size`` transitions: the batch itself when it fits, none when empty."""
+        n = len(self)
+        if n <= size:
+            if n:
+                yield self
+            return
+        for start in range(0, n, size):
+            yield self.take(slice(start, start + size))
 
     @classmethod
     def concatenate(cls, parts: Sequence[Transitions]) -> Transitions:
@@ -339,6 +357,20 @@ class RewardSandbox:
                                   index, printed)
         return _parse_batch(reply, reply_blob, len(batch), printed)
 
+    def call_chunked(self, batch: Transitions, chunk: int) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """:meth:`call` on consecutive parts of at most ``chunk`` transitions: the totals and components of all.
+
+        Raises:
+            RewardCallError: as :meth:`call`; its ``index`` counts from the start of the failing part.
+        """
+        totals: list[np.ndarray] = []
+        rows: list[dict[str, float]] = []
+        for part in batch.chunks(chunk):
+            result = self.call(part)
+            totals.append(result.totals)
+            rows.extend(result.components)
+        return (np.concatenate(totals) if totals else np.zeros(0)), rows
+
     def diagnose(self) -> dict[str, Any]:
         """The isolation in effect in the worker, as the worker sees it, plus what the host sees.
 
@@ -426,7 +458,7 @@ def _sweep_orphans() -> None:
 def _parse_batch(reply: dict[str, Any], blob: bytes, expected: int, printed: str) -> BatchResult:
     """Check everything the worker sent: shapes, finiteness, component names and counts."""
     keys = reply.get("k")
-    if not isinstance(keys, list) or len(keys) > _MAX_COMPONENTS or not all(_good_name(k) for k in keys):
+    if not isinstance(keys, list) or len(keys) > MAX_COMPONENTS or not all(_good_name(k) for k in keys):
         raise _malformed()
     if len(blob) % 8:
         raise _malformed()
@@ -440,7 +472,7 @@ def _parse_batch(reply: dict[str, Any], blob: bytes, expected: int, printed: str
             raise _malformed()
         components = []
         for row in rows:
-            if (not isinstance(row, dict) or len(row) > _MAX_COMPONENTS
+            if (not isinstance(row, dict) or len(row) > MAX_COMPONENTS
                     or not all(_good_name(k) and type(v) in (int, float) and math.isfinite(v) for k, v in row.items())):
                 raise _malformed()
             components.append({k: float(v) for k, v in row.items()})
@@ -454,15 +486,12 @@ def _parse_batch(reply: dict[str, Any], blob: bytes, expected: int, printed: str
     return BatchResult(totals, components, reply.get("bare") is True, printed)
 
 
-_MAX_COMPONENTS = 32
-
-
 def _malformed() -> RewardCallError:
     return RewardCallError(Issue("worker_crashed", "the worker sent a malformed reply"))
 
 
 def _good_name(key: Any) -> bool:
-    return type(key) is str and 0 < len(key) <= 64 and key.isprintable()
+    return type(key) is str and 0 < len(key) <= MAX_COMPONENT_NAME and key.isprintable()
 
 
 def _crash_reason(returncode: int | None, stderr_tail: str, exc: BaseException) -> str:
@@ -514,11 +543,20 @@ def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
                 pass
 
 
-def plain_info(info: Mapping[str, Any], limit: int = 64) -> dict[str, Any]:
-    """The JSON-safe part of an env's info dict: numbers, bools, short strings and small arrays."""
+_NOT_INFO = frozenset({"terminal_observation"})
+_NOT_STEP_INFO = _NOT_INFO | {"episode", "TimeLimit.truncated"}
+
+
+def plain_info(info: Mapping[str, Any], limit: int = 64, *, step: bool = False) -> dict[str, Any]:
+    """The JSON-safe part of an env's info dict: numbers, bools, short strings and small arrays.
+
+    ``step``: the info of one step as reward code sees it, without the wrappers' bookkeeping
+    (``episode`` statistics, ``TimeLimit.truncated``) besides ``terminal_observation``.
+    """
+    skip = _NOT_STEP_INFO if step else _NOT_INFO
     plain: dict[str, Any] = {}
     for key, value in info.items():
-        if not isinstance(key, str) or key.startswith("_") or key == "terminal_observation":
+        if not isinstance(key, str) or key.startswith("_") or key in skip:
             continue
         if isinstance(value, (bool, np.bool_)):
             plain[key] = bool(value)

@@ -160,15 +160,16 @@ copysign heaviside sinc clip where select interp unwrap signbit
 _REDUCTIONS = """
 sum prod mean average std var min max amin amax argmin argmax median percentile quantile ptp cumsum cumprod
 nansum nanmean nanmax nanmin all any count_nonzero dot vdot inner cross matmul diff gradient trapezoid
-sort argsort searchsorted nonzero flatnonzero argwhere unique count_nonzero
+sort argsort searchsorted nonzero flatnonzero argwhere unique
 """.split()
 
 _SHAPING = """
 asarray asanyarray atleast_1d atleast_2d reshape ravel squeeze expand_dims transpose concatenate stack hstack
-vstack column_stack zeros_like ones_like full_like copy shape size ndim broadcast_to flip roll
+vstack column_stack copy shape size ndim broadcast_to flip roll
 """.split()
 
 _CAPPED_LIKE = ("zeros_like", "ones_like", "full_like")
+"""Also shaping functions; exposed with a check on the size of what they built."""
 
 _TYPES = """
 float64 float32 float16 int64 int32 int16 int8 uint8 bool_ integer floating number ndarray generic

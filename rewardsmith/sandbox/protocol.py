@@ -14,9 +14,16 @@ import struct
 import time
 from typing import Any
 
-__all__ = ["MAX_FRAME", "FrameError", "FrameTimeout", "read_frame", "wait_readable", "write_frame"]
+__all__ = [
+    "MAX_COMPONENTS", "MAX_COMPONENT_NAME", "MAX_FRAME", "FrameError", "FrameTimeout", "read_frame", "wait_readable",
+    "write_frame",
+]
 
 MAX_FRAME = 16 * 1024 * 1024
+MAX_COMPONENTS = 32
+"""The most named components one reward call may return (the worker refuses more; the host checks again)."""
+MAX_COMPONENT_NAME = 64
+"""The longest component name, in characters."""
 _HEADER = struct.Struct("<II")
 
 

@@ -38,11 +38,9 @@ from rewardsmith.sandbox.guards import GuardState, SandboxViolation, make_global
 from rewardsmith.sandbox.issues import Issue
 from rewardsmith.sandbox.namespaces import ModuleAttributeError, SizeCapError, safe_modules
 from rewardsmith.sandbox.policy import FILENAME, CompileLimits, compile_reward
-from rewardsmith.sandbox.protocol import FrameError, read_frame, write_frame
-from rewardsmith.sandbox.views import ObservationBase, make_view_class, readonly_array
+from rewardsmith.sandbox.protocol import MAX_COMPONENT_NAME, MAX_COMPONENTS, FrameError, read_frame, write_frame
+from rewardsmith.sandbox.views import ObservationBase, make_view_class
 
-MAX_COMPONENTS = 32
-MAX_COMPONENT_NAME = 64
 NOBODY = 65534
 """The uid and gid a worker started as root switches to."""
 MIN_HEADROOM_MB = 128
@@ -289,19 +287,23 @@ def _set_limits(limits: dict[str, Any], baseline_kb: int = 0) -> dict[str, Any]:
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(which, (value, value))
-    _set_cpu_limit(int(limits.get("cpu_seconds", 30)))
+    _set_cpu_limit(_cpu_soft_limit(int(limits.get("cpu_seconds", 30))))
     for name in _LIMIT_NAMES:
         applied[name] = list(resource.getrlimit(getattr(resource, name)))
     return applied
 
 
-def _set_cpu_limit(seconds: int) -> int:
-    """Allow ``seconds`` more CPU seconds from now (soft limit: SIGXCPU kills the worker).
+def _cpu_soft_limit(seconds: int) -> int:
+    """The soft RLIMIT_CPU that allows ``seconds`` more CPU seconds from now."""
+    return int(time.process_time()) + seconds + 1
+
+
+def _set_cpu_limit(soft: int) -> int:
+    """Set the soft CPU-time limit (SIGXCPU kills the worker) to ``soft``, or the hard limit if lower; returns it.
 
     The hard limit is left where it was so the worker can move the soft limit on at the next
-    request; a worker left spinning by a host that died is still stopped within ``seconds``.
+    request; a worker left spinning by a host that died is still stopped within its allowance.
     """
-    soft = int(time.process_time()) + seconds + 1
     hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
@@ -338,9 +340,9 @@ class _Worker:
     def _rearm_cpu(self, timeout: float) -> None:
         """Give this request its CPU allowance: ``cpu_seconds``, never less than its wall-clock deadline."""
         budget = max(self.cpu_seconds, int(math.ceil(timeout + self.kill_grace)) + 1)
-        soft = int(time.process_time()) + budget + 1
+        soft = _cpu_soft_limit(budget)
         if soft != self.cpu_soft:  # changes about once per CPU second: one cheap syscall per request otherwise
-            self.cpu_soft = _set_cpu_limit(budget)
+            self.cpu_soft = _set_cpu_limit(soft)
 
     def timed_out(self, message: str, index: int = 0) -> dict[str, Any]:
         return self._failed(index, Issue("timeout", message))
@@ -375,7 +377,8 @@ class _Worker:
             return self._failed(0, Issue("no_compute_reward", "no program is loaded")), b""
         view, function, violations = self.view, self.function, self.state.violations
         n, d, width = int(request["n"]), int(request["d"]), int(request["a"])
-        obs, next_obs, actions, info = _decode_batch(blob, n, d, width, bool(request["ai"]))
+        obs, next_obs, actions, (rewards, terminated, truncated, steps) = _decode_batch(blob, n, d, width,
+                                                                                        bool(request["ai"]))
         extra = request.get("x")
         totals: list[float] = []
         rows: list[dict[str, float]] = []
@@ -383,8 +386,8 @@ class _Worker:
         _arm(timeout)
         try:
             for i in range(n):
-                step_info = {"env_reward": info[0][i], "terminated": info[1][i] > 0.5,
-                             "truncated": info[2][i] > 0.5, "step": int(info[3][i])}
+                step_info = {"env_reward": rewards[i], "terminated": terminated[i], "truncated": truncated[i],
+                             "step": steps[i]}
                 if extra:
                     step_info.update(extra[i])
                 try:
@@ -515,9 +518,7 @@ class _Worker:
                                    "address space; reward code needs small arrays only)", line)
         if isinstance(exc, RecursionError):
             return Issue(code, "RecursionError: the program recursed too deeply; use a loop", line)
-        if isinstance(exc, SandboxViolation):
-            return Issue("forbidden_attribute", _short(exc), line)
-        if isinstance(exc, ModuleAttributeError):
+        if isinstance(exc, (SandboxViolation, ModuleAttributeError)):
             return Issue("forbidden_attribute", _short(exc), line)
         if isinstance(exc, NameError):
             return Issue("forbidden_name", f"{type(exc).__name__}: {_short(exc)} (only math, numpy, typing and "
@@ -552,41 +553,39 @@ def _reward_line(tb: Any) -> int | None:
     return line
 
 
-def _decode_batch(blob: bytes, n: int, d: int, width: int, integer_actions: bool) -> tuple[Any, Any, Any, Any]:
+def _decode_batch(blob: bytes, n: int, d: int, width: int,
+                  integer_actions: bool) -> tuple[list[Any], list[Any], list[Any], tuple[list[Any], ...]]:
+    """Observations and actions per transition, and the info columns (env_reward, terminated, truncated, step)."""
     floats = n * d * 8
     obs = np.frombuffer(blob, np.float64, n * d, 0).reshape(n, d).tolist()
     next_obs = np.frombuffer(blob, np.float64, n * d, floats).reshape(n, d).tolist()
-    if integer_actions:
-        raw = np.frombuffer(blob, np.int64, n * width, 2 * floats).reshape(n, width)
-        actions = raw[:, 0].tolist() if width == 1 else [readonly_array(row, np.int64) for row in raw]
-    else:
-        raw = np.frombuffer(blob, np.float64, n * width, 2 * floats).reshape(n, width)
-        actions = [readonly_array(row) for row in raw]
-    info = np.frombuffer(blob, np.float64, 4 * n, 2 * floats + n * width * 8).reshape(4, n).tolist()
-    return obs, next_obs, actions, info
+    raw = np.frombuffer(blob, np.int64 if integer_actions else np.float64, n * width, 2 * floats).reshape(n, width)
+    if integer_actions and width == 1:
+        actions = raw[:, 0].tolist()
+    else:  # one read-only copy of the block; each action is a read-only view of its row
+        block = raw.copy()
+        block.flags.writeable = False
+        actions = list(block)
+    info = np.frombuffer(blob, np.float64, 4 * n, 2 * floats + n * width * 8).reshape(4, n)
+    columns = (info[0].tolist(), (info[1] > 0.5).tolist(), (info[2] > 0.5).tolist(), list(map(int, info[3].tolist())))
+    return obs, next_obs, actions, columns
 
 
 def _to_float(value: Any, what: str) -> float:
     kind = type(value)
-    if kind is float or kind is int:
-        try:
-            number = float(value)
-        except OverflowError:
-            raise _BadReturn("non_finite", f"{what} is an integer too large for a float") from None
-        if number - number == 0.0:
-            return number
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise _BadReturn("bad_return", f"{what} is an array of shape {value.shape}; it must be one number "
-                                           "(sum it, or take one element)")
-        value = value.reshape(-1)[0]
-    if not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
-        raise _BadReturn("bad_return", f"{what} is a {type(value).__name__}; it must be a number")
+    if kind is not float and kind is not int:
+        if isinstance(value, np.ndarray):
+            if value.size != 1:
+                raise _BadReturn("bad_return", f"{what} is an array of shape {value.shape}; it must be one number "
+                                               "(sum it, or take one element)")
+            value = value.reshape(-1)[0]
+        if not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
+            raise _BadReturn("bad_return", f"{what} is a {type(value).__name__}; it must be a number")
     try:
         number = float(value)
     except OverflowError:
         raise _BadReturn("non_finite", f"{what} is an integer too large for a float") from None
-    if not math.isfinite(number):
+    if number - number != 0.0:
         raise _BadReturn("non_finite", f"{what} is {number}; guard divisions and logs so every value stays finite")
     return number
 
@@ -597,6 +596,12 @@ def _coerce(out: Any) -> tuple[float, dict[str, float], bool]:
         for key, value in out[1].items():  # the common case, checked with the least work
             if type(key) is not str or not 0 < len(key) <= MAX_COMPONENT_NAME:
                 break
+            kind = type(value)
+            if kind is float or kind is np.float64:  # finite floats need no conversion check (nor message)
+                number = float(value)
+                if number - number == 0.0:
+                    clean[key] = number
+                    continue
             clean[key] = _to_float(value, f"component {key!r}")
         else:
             return _to_float(out[0], "the total"), clean, False
