@@ -250,6 +250,16 @@ def test_print_goes_to_a_capped_buffer_never_to_stdout(capfd):
     assert capfd.readouterr().out == ""
 
 
+def test_the_print_cap_applies_to_each_call_not_to_the_programs_life():
+    reward = Restricted(program("print('x' * 10_000)\nprint('more')\nreturn 1.0, {}"))
+    view = make_view_class(FIELDS)
+    for _ in range(3):  # once a call filled the cap, later calls still get theirs
+        reward("compute_reward", view([0] * 4), 0, view([0] * 4), {})
+        assert reward.state.take_printed() == "x" * 200
+    reward.state.write("after")
+    assert reward.state.take_printed() == "after"
+
+
 def test_the_import_guard_hands_out_namespaces_only():
     state = GuardState()
     modules = safe_modules()
@@ -758,3 +768,45 @@ def test_the_workdir_of_a_killed_host_is_swept_by_the_next_sandbox(tmp_path):
     with RewardSandbox(["x"]) as box:
         assert box.load("def compute_reward(o, a, n, i):\n    return 0.0, {}\n").ok
         assert not workdir.exists()
+
+
+def test_prints_of_a_later_call_are_captured_after_an_earlier_one_filled_the_cap():
+    source = program("print('step', info['step'], 'x' * 50)\nreturn 1.0, {}")
+    with RewardSandbox(FIELDS, SandboxLimits(print_cap=100)) as sandbox:
+        assert sandbox.load(source).ok
+        first = sandbox.call(transitions(5), want_print=True).printed
+        assert len(first) == 100 and first.startswith("step 1 ")
+        for _ in range(2):
+            later = sandbox.call(transitions(2), want_print=True).printed
+            assert len(later) == 100 and later.startswith("step 1 ") and "step 2 " in later
+
+
+def test_vector_actions_arrive_intact_and_read_only():
+    rng = np.random.default_rng(3)
+    obs = rng.normal(size=(4, 4))
+    for actions in (rng.normal(size=(4, 3)), rng.integers(-5, 5, size=(4, 2))):
+        batch = Transitions(obs, actions, obs + 0.1, np.ones(4), np.zeros(4, bool), np.zeros(4, bool),
+                            np.arange(1, 5))
+        with RewardSandbox(FIELDS) as sandbox:
+            assert sandbox.load(program("""
+                total = float(np.sum(action * np.arange(1, len(action) + 1)))
+                return total, {"first": float(action[0]), "size": float(action.size)}
+            """)).ok
+            result = sandbox.call(batch)
+            expected = (actions * np.arange(1, actions.shape[1] + 1)).sum(axis=1)
+            assert np.allclose(result.totals, expected)
+            assert [row["first"] for row in result.components] == [float(a) for a in actions[:, 0]]
+            assert all(row["size"] == actions.shape[1] for row in result.components)
+            for body, code_, words in (
+                ("action[0] = 1\nreturn 1.0, {}", "runtime_error", "read-only"),
+                ("action += 1\nreturn 1.0, {}", "runtime_error", "read-only"),
+                ("action.fill(0)\nreturn 1.0, {}", "runtime_error", "read-only"),
+                ("np.add(1, 1, out=action[0:1])\nreturn 1.0, {}", "runtime_error", "read-only"),
+                ("b = action.base\nreturn 1.0, {}", "forbidden_attribute", "'base'"),
+                ("action.setflags(write=True)\nreturn 1.0, {}", "forbidden_attribute", "'setflags'"),
+                ("f = action.flags\nreturn 1.0, {}", "forbidden_attribute", "'flags'"),
+            ):
+                assert sandbox.load(program(body)).ok
+                with pytest.raises(RewardCallError) as info:
+                    sandbox.call(batch)
+                assert info.value.issue.code == code_ and words in info.value.issue.message, (body, info.value.issue)

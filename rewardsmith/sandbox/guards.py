@@ -115,8 +115,10 @@ class GuardState:
             self.printed_size += len(piece)
 
     def take_printed(self) -> str:
+        """The output printed since the last take; the next request gets its own ``print_cap`` characters."""
         text = "".join(self.printed)
         self.printed.clear()
+        self.printed_size = 0
         return text
 
 
