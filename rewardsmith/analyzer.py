@@ -10,19 +10,22 @@ The result is a plain JSON-able dict (``analysis.json``)::
     fitness          mean, std, min, max, success_rate, values, solved — the deterministic episodes
                      (the candidate's score); ``stochastic`` holds the same for the sampled policy
     episode_length   mean, std, min, max over every analysed episode
-    training         per checkpoint: steps, fitness, shaped_return, env_return, episode_length
+    training         per checkpoint: steps, fitness, shaped_return, env_return, episode_length (evaluation),
+                     train_episode_length (the training episodes the returns come from)
     components       per component: series (its per-step mean at each checkpoint); mean, std, min, max
                      per step; episode_return; share (of the summed |component| magnitudes);
                      spread_share (of the summed per-step std); corr_fitness (Pearson r, across
-                     episodes, of its per-step mean with fitness); corr_training (the same across
-                     checkpoints); constant; active (fraction of steps it pays); tracks (the
+                     episodes, of its per-step mean with fitness); corr_return (the same of its episode
+                     sum); corr_training (per-step mean across checkpoints); constant; active (fraction of steps it pays); tracks (the
                      observation field it follows); flags ⊂ {flat, dominant, against, hacked}
     terminations     {cause: episodes}, causes named by the env spec's termination rules
     failure_states   failed episodes' last states against the range seen in successful episodes
                      (else the field's documented range): per field, and one line per finding
     coverage         per key field: a histogram, quantiles, and how the field moves in an episode
     hacking          [{kind, component, evidence, numbers}] — kind ``return``: the shaped return rose
-                     while fitness did not (component: the farmed one when one clearly is, else None);
+                     while fitness did not (component: the term carrying most of the rise of the episode
+                     return when one clearly does, else None; numbers.attribution splits the rise by term
+                     and into longer episodes vs more per step);
                      kind ``farmed``: the policy increasingly collects a component that is against the task
     flags            every finding as ``flag:component`` (``hacking:return`` for the return-level one)
     reflection       the compact numeric text of ``prompts/analysis.j2`` that designers and people read
@@ -75,7 +78,9 @@ is *dominant*: the others together weigh a quarter of it or less, and PPO optimi
 
 AGAINST_CORR = -0.5
 """Across episodes, a component whose per-step mean correlates with fitness at r ≤ −0.5 is *against*
-the task: episodes that collect more of it score clearly worse (p < 0.05 at 16 episodes)."""
+the task: episodes that collect more of it score clearly worse (p < 0.05 at 16 episodes) — unless its
+episode sum goes with fitness (r ≥ ``ALIGNED_CORR``), as the env's own reward does with a fitness that is
+the env's return: then the per-step view compares a mean with a sum and is no evidence."""
 
 AGAINST_TRAINING_CORR = -0.8
 """Where fitness does not vary across the evaluation episodes, the checkpoint series decides: a
@@ -116,8 +121,8 @@ FARM_MIN_SHARE = 0.1
 """…and it carries at least 10 % of the reward's magnitude, enough to steer the policy."""
 
 FARM_RISE_SHARE = 0.6
-"""When the shaped return rises without fitness, a component whose per-step value rose by at least
-60 % of all components' rises (each in its own standard deviations) is the one being farmed. With no
+"""When the shaped return rises without fitness, a component carrying at least 60 % of the rise of the
+episode return (per-step mean × episode length, summed over the terms that rose) is its source. With no
 clear majority the finding names no component: guessing would send the designer after the wrong term."""
 
 TRACK_MIN_CORR = 0.7
@@ -288,6 +293,7 @@ def _training_series(checkpoints: Sequence[Checkpoint]) -> dict[str, list[Any]]:
         "shaped_return": [c.shaped_return for c in checkpoints],
         "env_return": [c.env_return for c in checkpoints],
         "episode_length": [c.episode_length for c in checkpoints],
+        "train_episode_length": [getattr(c, "train_episode_length", None) for c in checkpoints],
     }
 
 
@@ -340,6 +346,7 @@ def component_stats(episodes: Sequence[Episode], fitness_values: np.ndarray, che
             "constant": bool(high - low <= _EPS * max(1.0, abs(high))),
             "active": float(np.mean(np.abs(pooled) > _EPS)) if len(pooled) else 0.0,
             "corr_fitness": pearson(per_step, fitness_values, MIN_CORR_EPISODES),
+            "corr_return": pearson(returns, fitness_values, MIN_CORR_EPISODES),
             "corr_training": pearson([math.nan if v is None else v for v in series], checkpoint_fitness,
                                      MIN_CORR_CHECKPOINTS),
             "tracks": _tracked_field(pooled, episodes, name, spec),
@@ -377,8 +384,12 @@ def _flags(s: dict[str, Any], count: int, lengths_fixed: bool) -> list[str]:
     if count > 1 and s["share"] >= DOMINANT_SHARE:
         flags.append("dominant")
     corr, corr_training = s["corr_fitness"], s["corr_training"]
+    per_episode_aligned = s["corr_return"] is not None and s["corr_return"] >= ALIGNED_CORR
     if corr is not None:
-        if corr <= AGAINST_CORR:
+        # A lower per-step mean in episodes that score higher is no verdict when the term's episode sum
+        # goes with fitness: a fitness that sums over the episode (the env's own return, its length) is
+        # compared like with like through the sum, and the policy is paid, and maximises, the sum.
+        if corr <= AGAINST_CORR and not per_episode_aligned:
             flags.append("against")
     elif corr_training is not None and corr_training <= AGAINST_TRAINING_CORR and not s["constant"]:
         flags.append("against")
@@ -427,15 +438,15 @@ def detect_hacking(checkpoints: Sequence[Checkpoint], components: dict[str, dict
         gain = (fit_last - fit_first) / scale
         unsolved = not (math.isfinite(solved) and fit_last >= HACK_NEAR_SOLVED * solved)
         if rise >= HACK_SHAPED_RISE and gain < HACK_FITNESS_GAIN and unsolved:
-            farmed = _farmed_by_rise(components)
+            attribution = attribute_rise([c for _, c in shaped], components)
+            farmed = attribution["source"]
             verb = "fell" if gain < -HACK_FITNESS_GAIN else "stayed flat"
             evidence = (f"the shaped return rose {_g(first)} → {_g(last)} ({rise:+.0%}) over training while "
                         f"fitness {verb} ({_g(fit_first)} → {_g(fit_last)})")
-            if farmed is not None:
-                evidence += f"; most of the rise comes from {farmed}"
+            evidence += _attribution_evidence(attribution)
             found.append({"kind": "return", "component": farmed, "evidence": evidence,
                           "numbers": {"shaped_first": first, "shaped_last": last, "fitness_first": fit_first,
-                                      "fitness_last": fit_last}})
+                                      "fitness_last": fit_last, "attribution": attribution}})
     for name, s in components.items():
         if "against" not in s["flags"] or s["share"] < FARM_MIN_SHARE:
             continue
@@ -472,29 +483,95 @@ def _fitness_scale(checkpoints: Sequence[Checkpoint], values: np.ndarray, solved
     return max(seen + [1.0])
 
 
-def _farmed_by_rise(components: dict[str, dict[str, Any]]) -> str | None:
-    """The component whose per-step value rose the most over training, in its own standard deviations,
-    by a clear majority.
+def _checkpoint_length(checkpoint: Checkpoint) -> float:
+    """The mean length of the training episodes a checkpoint's shaped return and component windows come from
+    (the evaluation's when a training did not record it)."""
+    length = getattr(checkpoint, "train_episode_length", None)
+    return float(length) if length is not None and math.isfinite(length) else float(checkpoint.episode_length)
 
-    Per-step values, not per-episode contributions: an episode that lasts longer pays every
-    positive term more, and the question is which behaviour the policy changed to collect more.
-    Constant terms change no behaviour and events (terms paid on a few steps) follow episode length:
-    neither is ever named. Nor is a term that goes with fitness across episodes (r ≥ ``ALIGNED_CORR``):
-    the policy collecting more of it is the task being learned, not a hack.
+
+def attribute_rise(checkpoints: Sequence[Checkpoint], components: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Which components the rise of the shaped return comes from, and whether through longer episodes or
+    more reward per step.
+
+    A component's share of an episode's return is its per-step mean × the episode length, so a term
+    that pays ~1 on every step carries a return that grows with the episode even when its per-step
+    value does not move, and a term that moves a lot in its own units may move the return by nothing.
+    Between the start and the end of training (each the mean of two checkpoints once there are four)
+    the change of each contribution splits exactly into a *length* part (mean per-step value × change
+    of length) and a *per-step* part (mean length × change of per-step value).
+
+    The source is the component carrying at least ``FARM_RISE_SHARE`` of the components' summed
+    positive changes, and only when it does not go with fitness across episodes (r ≥ ``ALIGNED_CORR``,
+    per step or per episode): collecting more of such a term is the task being learned, not a hack.
+
+    Returns:
+        ``{"source", "through", "length_first", "length_last", "length_part", "per_step_part",
+        "terms": {name: {"change", "length_part", "per_step_part", "share"}}}``; ``through`` is
+        ``"length"`` or ``"per_step"`` for the source (else for the whole reward), ``share`` a term's
+        fraction of the summed positive changes.
     """
-    rises: dict[str, float] = {}
-    for name, s in components.items():
-        series = [v for v in s["series"] if v is not None]
-        aligned = s["corr_fitness"] is not None and s["corr_fitness"] >= ALIGNED_CORR
-        if s["constant"] or s["active"] < EVENT_FRACTION or aligned or len(series) < 2 or s["spread"] <= _EPS:
+    lengths = [_checkpoint_length(c) for c in checkpoints]
+    length_first, length_last = _ends(lengths) if lengths else (0.0, 0.0)
+    mean_length = (length_first + length_last) / 2
+    terms: dict[str, dict[str, float]] = {}
+    for name in components:
+        per_step = [c.components[name]["mean"] for c in checkpoints if name in c.components]
+        per_step = [float(v) for v in per_step if v is not None and math.isfinite(v)]
+        if len(per_step) < 2:
             continue
-        start, end = _ends(series)
-        rises[name] = (end - start) / s["spread"]
-    positive = {n: r for n, r in rises.items() if r > 0}
-    if not positive:
-        return None
-    name = max(positive, key=positive.__getitem__)
-    return name if positive[name] >= FARM_RISE_SHARE * sum(positive.values()) else None
+        start, end = _ends(per_step)
+        length_part = (start + end) / 2 * (length_last - length_first)
+        per_step_part = mean_length * (end - start)
+        terms[name] = {"change": length_part + per_step_part, "length_part": length_part,
+                       "per_step_part": per_step_part, "per_step_first": start, "per_step_last": end}
+    positive = sum(max(t["change"], 0.0) for t in terms.values())
+    for t in terms.values():
+        t["share"] = max(t["change"], 0.0) / positive if positive > _EPS else 0.0
+    length_part = sum(t["length_part"] for t in terms.values())
+    per_step_part = sum(t["per_step_part"] for t in terms.values())
+    source = None
+    if terms and positive > _EPS:
+        top = max(terms, key=lambda n: terms[n]["change"])
+        if terms[top]["share"] >= FARM_RISE_SHARE and not _aligned(components[top]):
+            source = top
+    by = terms[source] if source is not None else {"length_part": length_part, "per_step_part": per_step_part}
+    top = max(terms, key=lambda n: terms[n]["change"]) if terms else None
+    return {"source": source, "top": top, "top_aligned": top is not None and source is None and _aligned(components[top]),
+            "through": "length" if by["length_part"] >= by["per_step_part"] else "per_step",
+            "length_first": length_first, "length_last": length_last,
+            "length_part": length_part, "per_step_part": per_step_part, "terms": terms}
+
+
+def _aligned(stats: dict[str, Any]) -> bool:
+    """The component goes with fitness across episodes, per step or per episode."""
+    return any(r is not None and r >= ALIGNED_CORR for r in (stats["corr_fitness"], stats.get("corr_return")))
+
+
+def _attribution_evidence(attribution: dict[str, Any]) -> str:
+    """The attribution in words: longer episodes or more per step, and the term (if one) the rise comes from."""
+    terms = attribution["terms"]
+    if not terms:
+        return ""
+    l0, l1 = attribution["length_first"], attribution["length_last"]
+    text = (f"; per episode, longer episodes ({_g(l0)} → {_g(l1)} steps) account for "
+            f"{_sg(attribution['length_part'])} and more reward per step for {_sg(attribution['per_step_part'])}")
+    source = attribution["source"]
+    if source is not None:
+        t = terms[source]
+        text += f"; most of the rise comes from {source} ({_sg(t['change'])} per episode, {t['share']:.0%} of the rise"
+        per_step = f"{_g(t['per_step_first'])} → {_g(t['per_step_last'])} per step"
+        if attribution["through"] == "length":
+            text += f") through longer episodes, not more per step ({per_step})"
+        else:
+            text += f") collected more per step ({per_step})"
+    elif attribution["top"] is not None:
+        top = attribution["top"]
+        t = terms[top]
+        text += f"; the largest part comes from {top} ({_sg(t['change'])} per episode, {t['share']:.0%} of the rise)"
+        if attribution["top_aligned"]:
+            text += f", which goes with fitness across episodes"
+    return text
 
 
 def _behaviour_evidence(stats: dict[str, Any], episodes: Sequence[Episode], spec: EnvSpec) -> str:
@@ -665,6 +742,17 @@ _ADVICE = {
 }
 
 
+_LASTING_ADVICE = ("the return rose because episodes got longer and it pays on their every step, not because "
+                   "the policy did the task: pay it only with progress toward the task, or give the term that "
+                   "measures the task more weight than it")
+
+
+def _through(entry: dict[str, Any]) -> str | None:
+    """How a return-level finding's rise came: ``"length"`` (longer episodes) or ``"per_step"``."""
+    attribution = (entry.get("numbers") or {}).get("attribution") or {}
+    return attribution.get("through")
+
+
 def render_reflection(analysis: dict[str, Any], spec: EnvSpec | None = None, prompts_dir: Path | None = None) -> str:
     """The compact text of ``prompts/analysis.j2`` for an analysis dict."""
     from rewardsmith.resources import template_env
@@ -675,9 +763,14 @@ def render_reflection(analysis: dict[str, Any], spec: EnvSpec | None = None, pro
     env.filters["signed"] = lambda v: "–" if v is None else f"{v:+.2f}"
     env.filters["path"] = _path
     advice = []
+    lasting = {entry.get("component") for entry in analysis["hacking"]
+               if entry.get("kind") == "return" and _through(entry) == "length"}
     for name, s in analysis["components"].items():
         for flag in s["flags"]:
-            advice.append(f"{name} ({flag}): {_ADVICE[flag]}")
+            if flag == "hacked" and name in lasting:
+                advice.append(f"{name} ({flag}): {_LASTING_ADVICE}")
+            else:
+                advice.append(f"{name} ({flag}): {_ADVICE[flag]}")
     for entry in analysis["hacking"]:
         if entry.get("component") is None:
             advice.append("the reward pays for something other than the task: tie the largest terms to the "
@@ -721,6 +814,11 @@ def _g(value: Any) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{value:.4g}"
+
+
+def _sg(value: float) -> str:
+    """A change in 4 significant digits, with its sign."""
+    return f"{value:+.4g}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -74,6 +74,8 @@ class Checkpoint:
     """Mean return under the env's own reward of the same episodes."""
     components: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per component: mean, std, min, max of its per-step values since the last checkpoint."""
+    train_episode_length: float | None = None
+    """Mean length of the same episodes (the analyzer turns per-step components into episode returns with it)."""
 
 
 @dataclass
@@ -179,6 +181,7 @@ def _make_deferred_classes() -> tuple[type, type]:
             self.components = _ComponentStats()
             self.shaped_returns: list[float] = []
             self.env_returns: list[float] = []
+            self.episode_lengths: list[float] = []
             self._running = np.zeros(self.num_envs)
             self._last_obs: np.ndarray | None = None
             self._actions: np.ndarray | None = None
@@ -207,6 +210,7 @@ def _make_deferred_classes() -> tuple[type, type]:
                     truncated[i] = bool(info.get("TimeLimit.truncated", False))
                     if "episode" in info:
                         self.env_returns.append(float(info["episode"]["r"]))
+                        self.episode_lengths.append(float(info["episode"]["l"]))
                 extra.append(plain_info(info, step=True) if info else {})
             self._steps += 1
             self.pending.append(Transitions(self._last_obs, self._actions, next_obs,  # type: ignore[arg-type]
@@ -382,6 +386,7 @@ def train(
             shaped_return=_mean_and_clear(deferred.shaped_returns) if deferred else None,
             env_return=_mean_and_clear(deferred.env_returns) if deferred else _monitor_returns(model),
             components=deferred.components.snapshot() if deferred else {},
+            train_episode_length=_mean_and_clear(deferred.episode_lengths) if deferred else None,
         )
         checkpoints.append(checkpoint)
         if on_checkpoint is not None:

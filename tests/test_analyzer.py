@@ -523,3 +523,69 @@ def test_the_builtin_designer_strengthens_a_dense_term_rather_than_a_rare_event(
     child = designer.propose(DesignContext(task, 1, 1, 0, [parent], parent))[0]
     assert "strengthened near_target" in child.origin["note"]
     assert child.origin["genome"]["fell"]["weight"] == parent.origin["genome"]["fell"]["weight"]
+
+
+# ------------------------------------------------------------------- attribution of a rising return
+
+
+def _hold_right_calm_checkpoints(lengths, upright, centred, calm, calm_std=0.004):
+    """Checkpoints of ``upright + 0.5 * centred + calm`` (calm = -0.01 * pole_angular_velocity²) whose
+    training episodes grow longer; the shaped return is each term's per-step mean × the episode length."""
+    windows = {"upright": [_window(m, 0.01, m - 0.03, 1.0) for m in upright],
+               "centred": [_window(m, 0.02) for m in centred],
+               "calm": [_window(m, calm_std, m - 3 * calm_std, 0.0) for m in calm]}
+    shaped = [(u + c + k) * n for u, c, k, n in zip(upright, centred, calm, lengths)]
+    checkpoints = _checkpoints(len(lengths), 0.0, shaped, windows, length=lengths)
+    for checkpoint, n in zip(checkpoints, lengths):
+        checkpoint.train_episode_length = float(n)
+    return checkpoints
+
+
+def test_a_rise_from_longer_episodes_is_attributed_by_contribution_not_by_per_step_movement(cartpole):
+    """cartpole hold-right, ``upright + 0.5 * centred + calm``: the shaped return rose 41.96 → 115 while
+    fitness stayed at 0. calm went −0.0067 → −0.001 per step — a rise of more than one of its own standard
+    deviations, but a few hundredths of the episode return; the rise is longer episodes paying upright."""
+    rng = np.random.default_rng(20)
+    episodes = [_episode(cartpole, n, {"upright": 0.99 + 0.005 * rng.random(n), "centred": 0.01 * _varied(rng, n),
+                                       "calm": -0.002 * rng.random(n)}, seed=i, cause="pole_fell")
+                for i, n in enumerate([90, 100, 110, 120, 105, 95])]
+    lengths = [41.0, 43.0, 60.0, 85.0, 113.0, 117.0]
+    checkpoints = _hold_right_calm_checkpoints(lengths, upright=[0.99, 0.99, 0.992, 0.993, 0.995, 0.995],
+                                               centred=[0.015] * 6,
+                                               calm=[-0.0067, -0.0067, -0.004, -0.002, -0.001, -0.001])
+    a = _run(cartpole, episodes, checkpoints, solved=400.0, fitness=lambda e: 0.0)
+    [entry] = a["hacking"]
+    assert entry["kind"] == "return" and entry["component"] == "upright"
+    attribution = entry["numbers"]["attribution"]
+    assert attribution["through"] == "length"
+    assert attribution["length_first"] == pytest.approx(42.0) and attribution["length_last"] == pytest.approx(115.0)
+    terms = attribution["terms"]
+    assert terms["upright"]["share"] > 0.95 and terms["calm"]["share"] < 0.01
+    assert terms["upright"]["length_part"] > 10 * terms["upright"]["per_step_part"]
+    # the change of each return splits exactly into its length part and its per-step part
+    for name, t in terms.items():
+        first = np.mean([c.components[name]["mean"] for c in checkpoints[:2]]) * 42.0
+        last = np.mean([c.components[name]["mean"] for c in checkpoints[-2:]]) * 115.0
+        assert t["change"] == pytest.approx(last - first)
+        assert t["length_part"] + t["per_step_part"] == pytest.approx(t["change"])
+    assert "longer episodes (42 → 115 steps)" in entry["evidence"]
+    assert "most of the rise comes from upright" in entry["evidence"] and "through longer episodes" in entry["evidence"]
+    assert "calm" not in entry["evidence"]
+    assert _flags(a)["calm"] == set() and "hacked:calm" not in a["flags"]
+    assert "hacked:upright" in a["flags"]
+    assert "upright (hacked): the return rose because episodes got longer" in a["reflection"]
+    assert "calm (" not in a["reflection"]
+
+
+def test_a_rise_in_a_term_with_a_negligible_share_is_never_named_even_alone(cartpole):
+    """With no term carrying a clear majority of the rise, the finding names none — least of all a small one."""
+    rng = np.random.default_rng(21)
+    episodes = [_episode(cartpole, 100, {"a": _varied(rng, 100), "b": _varied(rng, 100),
+                                         "calm": -0.002 * rng.random(100)}, seed=i) for i in range(4)]
+    windows = {"a": [_window(m, 0.2) for m in (0.3, 0.5, 0.7)], "b": [_window(m, 0.2) for m in (0.3, 0.5, 0.7)],
+               "calm": [_window(m, 0.004) for m in (-0.0067, -0.003, -0.001)]}
+    a = _run(cartpole, episodes, _checkpoints(3, 0.0, [60, 100, 140], windows), solved=400.0,
+             fitness=lambda e: 0.0)
+    [entry] = a["hacking"]
+    assert entry["component"] is None and entry["numbers"]["attribution"]["through"] == "per_step"
+    assert "calm" not in entry["evidence"] and "hacking:return" in a["flags"]

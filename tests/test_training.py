@@ -49,6 +49,8 @@ def test_checkpoints_record_fitness_and_component_statistics(cartpole):
         for stats in last.values():
             assert stats["min"] <= stats["mean"] <= stats["max"]
         assert result.checkpoints[0].shaped_return is not None
+        # …and the mean length of the training episodes that return comes from (the analyzer's attribution)
+        assert all(c.train_episode_length is not None and c.train_episode_length >= 1 for c in result.checkpoints)
         # The final evaluation episodes carry the reward's per-step components for the analyzer.
         episode = trained.episodes[0]
         assert set(episode.components) == {"upright", "near_target", "settle"}
