@@ -31,12 +31,13 @@ def _length(episode: Episode) -> float:
 
 
 def _episode(spec, steps: int, components: dict[str, np.ndarray], *, cause: str = "timeout",
-             obs: np.ndarray | None = None, seed: int = 0) -> Episode:
+             obs: np.ndarray | None = None, seed: int = 0, env_rewards: np.ndarray | None = None) -> Episode:
     rng = np.random.default_rng(seed)
     if obs is None:
         obs = rng.normal(0.0, 0.05, size=(steps + 1, len(spec.field_names)))
     terminated = cause != "timeout"
-    episode = Episode(NamedArrays(spec.field_names, obs), np.zeros(steps, dtype=np.int64), np.ones(steps),
+    env_rewards = np.ones(steps) if env_rewards is None else np.asarray(env_rewards, dtype=np.float64)
+    episode = Episode(NamedArrays(spec.field_names, obs), np.zeros(steps, dtype=np.int64), env_rewards,
                       terminated=terminated, truncated=not terminated, cause=cause)
     episode.components = {k: np.asarray(v, dtype=np.float64) for k, v in components.items()}
     episode.shaped = sum(episode.components.values()) if components else np.zeros(steps)
@@ -589,3 +590,47 @@ def test_a_rise_in_a_term_with_a_negligible_share_is_never_named_even_alone(cart
     [entry] = a["hacking"]
     assert entry["component"] is None and entry["numbers"]["attribution"]["through"] == "per_step"
     assert "calm" not in entry["evidence"] and "hacking:return" in a["flags"]
+
+
+# ---------------------------------------------------------------- like with like: the env's own return
+
+
+def _env_return_analysis(spec):
+    """Fitness is the env's own return and the reward is that reward: longer episodes score more while
+    paying slightly less per step, so the per-step mean of env_reward falls as fitness rises."""
+    from rewardsmith.spec import env_reward_fitness
+
+    rng = np.random.default_rng(22)
+    episodes = []
+    for i, n in enumerate([500, 450, 400, 300, 200, 150, 100, 80]):
+        paid = 1.0 - 0.0004 * n + rng.normal(0.0, 0.005, n)
+        episodes.append(_episode(spec, n, {"env_reward": paid}, seed=i, env_rewards=paid,
+                                 cause="timeout" if n == 500 else "pole_fell"))
+    return _run(spec, episodes, solved=195.0, fitness=env_reward_fitness)
+
+
+def test_the_env_reward_is_not_against_a_fitness_that_is_its_own_return():
+    from rewardsmith.spec import load_spec
+
+    spec = load_spec("CartPole-v0")  # introspected: its one hint is the env's own reward
+    a = _env_return_analysis(spec)
+    stats = a["components"]["env_reward"]
+    assert stats["corr_fitness"] <= AGAINST_CORR  # per-step mean against an episode sum: the wrong comparison
+    assert stats["corr_return"] == pytest.approx(1.0)  # the episode sum *is* the fitness
+    assert "against" not in stats["flags"] and a["flags"] == []
+    assert "flip its sign" not in a["reflection"]
+
+
+def test_the_builtin_designer_keeps_the_env_reward_when_fitness_is_its_return():
+    from rewardsmith.candidate import Candidate
+    from rewardsmith.designer import BuiltinDesigner, DesignContext
+    from rewardsmith.training import TrainingResult
+
+    task = TaskRef("CartPole-v0", "balance").resolve()
+    designer = BuiltinDesigner()
+    first = designer.propose(DesignContext(task, 0, 1, 0, [], None))[0]
+    parent = Candidate("00-00", 0, 0, first.source, first.origin, status="scored",
+                       result=TrainingResult("scored", 100.0), analysis=_env_return_analysis(task.spec))
+    child = designer.propose(DesignContext(task, 1, 1, 0, [parent], parent))[0]
+    assert child.origin["note"] == "random mutation"  # no guidance: nothing was found wrong with env_reward
+    assert child.origin["genome"]["env_reward"]["on"]
