@@ -554,8 +554,13 @@ def _attribution_evidence(attribution: dict[str, Any]) -> str:
     if not terms:
         return ""
     l0, l1 = attribution["length_first"], attribution["length_last"]
-    text = (f"; per episode, longer episodes ({_g(l0)} → {_g(l1)} steps) account for "
-            f"{_sg(attribution['length_part'])} and more reward per step for {_sg(attribution['per_step_part'])}")
+    if abs(l1 - l0) <= 0.01 * max(l0, l1, 1.0):
+        text = (f"; per episode, at a steady length of {_g(l1)} steps, more reward per step accounts for "
+                f"{_sg(attribution['per_step_part'])}")
+    else:
+        longer = "longer" if l1 > l0 else "shorter"
+        text = (f"; per episode, {longer} episodes ({_g(l0)} → {_g(l1)} steps) account for "
+                f"{_sg(attribution['length_part'])} and more reward per step for {_sg(attribution['per_step_part'])}")
     source = attribution["source"]
     if source is not None:
         t = terms[source]

@@ -397,11 +397,10 @@ def test_each_iteration_carries_the_best_its_reflection_the_others_and_feedback(
     best = max((c for c in first if c.status == "scored"), key=lambda c: c.fitness)
     prompt = last_user_text(server.chats_for("propose")[1])
     assert best.source.strip() in prompt and f"The program to improve: {best.id}" in prompt
-    reflection = (best.analysis or {}).get("reflection")
-    if reflection:  # the analyzer's reflection, verbatim
-        assert reflection.strip() in prompt
-    else:  # else its training curves and components, from the checkpoints
-        assert "What training showed" in prompt and "- upright:" in prompt
+    # every scored candidate is analysed; the analyzer's reflection goes into the prompt verbatim
+    reflection = best.analysis["reflection"]
+    assert reflection.strip() and reflection.strip() in prompt
+    assert "What training showed" not in prompt  # the curves-only fallback is for parents without an analysis
     for other in first:
         if other.id != best.id:
             assert f"- {other.id}" in prompt
