@@ -506,23 +506,25 @@ def attribute_rise(checkpoints: Sequence[Checkpoint], components: dict[str, dict
     per step or per episode): collecting more of such a term is the task being learned, not a hack.
 
     Returns:
-        ``{"source", "through", "length_first", "length_last", "length_part", "per_step_part",
-        "terms": {name: {"change", "length_part", "per_step_part", "share"}}}``; ``through`` is
+        ``{"source", "top", "top_aligned", "through", "length_first", "length_last", "length_part",
+        "per_step_part", "terms": {name: {"change", "length_part", "per_step_part", "share", "per_step_first",
+        "per_step_last"}}}``; ``top`` is the term with the largest change, named or not; ``through`` is
         ``"length"`` or ``"per_step"`` for the source (else for the whole reward), ``share`` a term's
         fraction of the summed positive changes.
     """
     lengths = [_checkpoint_length(c) for c in checkpoints]
     length_first, length_last = _ends(lengths) if lengths else (0.0, 0.0)
-    mean_length = (length_first + length_last) / 2
     terms: dict[str, dict[str, float]] = {}
     for name in components:
-        per_step = [c.components[name]["mean"] for c in checkpoints if name in c.components]
-        per_step = [float(v) for v in per_step if v is not None and math.isfinite(v)]
-        if len(per_step) < 2:
+        pairs = [(float(c.components[name]["mean"]), length) for c, length in zip(checkpoints, lengths)
+                 if name in c.components and c.components[name].get("mean") is not None]
+        pairs = [(m, n) for m, n in pairs if math.isfinite(m) and math.isfinite(n)]
+        if len(pairs) < 2:
             continue
-        start, end = _ends(per_step)
-        length_part = (start + end) / 2 * (length_last - length_first)
-        per_step_part = mean_length * (end - start)
+        start, end = _ends([m for m, _ in pairs])
+        n0, n1 = _ends([n for _, n in pairs])
+        length_part = (start + end) / 2 * (n1 - n0)
+        per_step_part = (n0 + n1) / 2 * (end - start)
         terms[name] = {"change": length_part + per_step_part, "length_part": length_part,
                        "per_step_part": per_step_part, "per_step_first": start, "per_step_last": end}
     positive = sum(max(t["change"], 0.0) for t in terms.values())
@@ -530,14 +532,11 @@ def attribute_rise(checkpoints: Sequence[Checkpoint], components: dict[str, dict
         t["share"] = max(t["change"], 0.0) / positive if positive > _EPS else 0.0
     length_part = sum(t["length_part"] for t in terms.values())
     per_step_part = sum(t["per_step_part"] for t in terms.values())
-    source = None
-    if terms and positive > _EPS:
-        top = max(terms, key=lambda n: terms[n]["change"])
-        if terms[top]["share"] >= FARM_RISE_SHARE and not _aligned(components[top]):
-            source = top
-    by = terms[source] if source is not None else {"length_part": length_part, "per_step_part": per_step_part}
     top = max(terms, key=lambda n: terms[n]["change"]) if terms else None
-    return {"source": source, "top": top, "top_aligned": top is not None and source is None and _aligned(components[top]),
+    top_aligned = top is not None and _aligned(components[top])
+    source = top if top is not None and terms[top]["share"] >= FARM_RISE_SHARE and not top_aligned else None
+    by = terms[source] if source is not None else {"length_part": length_part, "per_step_part": per_step_part}
+    return {"source": source, "top": top, "top_aligned": top_aligned,
             "through": "length" if by["length_part"] >= by["per_step_part"] else "per_step",
             "length_first": length_first, "length_last": length_last,
             "length_part": length_part, "per_step_part": per_step_part, "terms": terms}
@@ -570,12 +569,12 @@ def _attribution_evidence(attribution: dict[str, Any]) -> str:
             text += f") through longer episodes, not more per step ({per_step})"
         else:
             text += f") collected more per step ({per_step})"
-    elif attribution["top"] is not None:
+    elif attribution["top"] is not None and terms[attribution["top"]]["share"] > 0:
         top = attribution["top"]
         t = terms[top]
         text += f"; the largest part comes from {top} ({_sg(t['change'])} per episode, {t['share']:.0%} of the rise)"
         if attribution["top_aligned"]:
-            text += f", which goes with fitness across episodes"
+            text += ", which goes with fitness across episodes"
     return text
 
 
