@@ -1,7 +1,9 @@
 """The analyzer: statistics, flags, failure analysis, hacking detection and the reflection.
 
 Most tests build episodes and checkpoints by hand, so each pathology is exact and each threshold
-is crossed on purpose; a few train real (tiny) PPO policies on rewards crafted with a known flaw.
+is crossed on purpose; others run scripted controllers through the real env and score rewards crafted
+with a known flaw in the real sandbox. Real PPO trainings assert only what holds wherever they land:
+their floats differ between CPU families and builds.
 """
 
 from __future__ import annotations
