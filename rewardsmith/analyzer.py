@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rewardsmith.bounds import TEXT_SHOWN, clip
 from rewardsmith.episode import Episode
 from rewardsmith.rollouts import annotate_components, record_episodes
 from rewardsmith.spec import EnvSpec
@@ -181,7 +182,7 @@ def analyze_candidate(
             try:
                 annotate_components(stochastic, trained.sandbox)
             except RewardCallError as exc:
-                warnings.append(f"the reward failed on a sampled episode ({exc.issue.message}); "
+                warnings.append(f"the reward failed on a sampled episode ({clip(exc.issue.message, TEXT_SHOWN)}); "
                                 "only the deterministic episodes are analysed")
                 stochastic = []
     analysis = analyze(task.spec, task.fitness, task.solved, trained.episodes, stochastic,
@@ -195,11 +196,11 @@ def analyzer_failure(exc: BaseException) -> dict[str, Any]:
     """The analysis recorded when the analyzer itself fails: the training's score stands, the error is kept."""
     import traceback
 
-    message = f"{type(exc).__name__}: {exc}"
+    message = clip(f"{type(exc).__name__}: {exc}", TEXT_SHOWN)
     return {
         "version": ANALYSIS_VERSION,
         "error": message,
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "traceback": clip("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), TEXT_SHOWN),
         "components": {}, "hacking": [], "flags": [],
         "reflection": f"The analyzer failed on this candidate ({message}); only its fitness is known.\n",
     }

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardsmith.bounds import TEXT_SHOWN, clip
 from rewardsmith.rollouts import episode_transitions, record_episodes
 from rewardsmith.sandbox import Issue, RewardCallError, RewardSandbox, SandboxLimits, Transitions
 from rewardsmith.spec import EnvSpec, TaskSpec
@@ -156,7 +157,7 @@ class Critic:
         names = tuple(sorted({name for row in result.components for name in row}))
         sample = {"total": float(result.totals[0]), "components": result.components[0]}
         accepted = not any(i.severity == "error" for i in issues)
-        return Verdict(accepted, tuple(issues), call_us, names, len(probes), result.printed[:2000], sample)
+        return Verdict(accepted, tuple(issues), call_us, names, len(probes), clip(result.printed, TEXT_SHOWN), sample)
 
 
 def check(source: str, spec: EnvSpec, task: TaskSpec | None = None, limits: SandboxLimits | None = None) -> Verdict:

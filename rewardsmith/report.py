@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
+from rewardsmith.bounds import DIFF_ROWS, REFLECTION_SHOWN, SOURCE_SHOWN, TEXT_SHOWN, clip
 from rewardsmith.errors import RunDirError
 from rewardsmith.runs import RunDir, atomic_write_text
+from rewardsmith.sandbox.protocol import MAX_COMPONENTS
 
 if TYPE_CHECKING:
     from rewardsmith.candidate import Candidate
@@ -268,16 +270,17 @@ def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[st
         "solved_at": result.solved_at if result is not None else None,
         "steps": result.steps if result is not None else None,
         "seconds": result.seconds if result is not None else None,
-        "reason": cand.reason,
+        "reason": clip(cand.reason, TEXT_SHOWN) if cand.reason else cand.reason,
         "is_best": best is not None and best.id == cand.id,
         "is_exported": exported is not None and exported.id == cand.id,
         "colour": colour,
         "swatch": _swatch(colour),
         "designer": cand.origin.get("designer"),
-        "note": cand.origin.get("note"),
+        "note": clip(str(cand.origin["note"]), TEXT_SHOWN) if cand.origin.get("note") else None,
         "parent": cand.parent,
         "parent_known": parent is not None,
-        "origin_json": json.dumps(origin_extra, indent=2, default=str, ensure_ascii=False) if origin_extra else "",
+        "origin_json": clip(json.dumps(origin_extra, indent=2, default=str, ensure_ascii=False), TEXT_SHOWN)
+        if origin_extra else "",
         "lines": _code_lines(cand.source, flagged if cand.status == "rejected" else set()),
         "diff": _diff(parent.source, cand.source, parent.id, cand.id) if parent is not None else None,
         "repairs": _repairs(cand),
@@ -290,20 +293,24 @@ def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[st
                      "evidence": str(h.get("evidence", ""))}
                     for h in _list(analysis.get("hacking")) if isinstance(h, dict)],
         "terminations": _terminations(analysis),
-        "reflection": analysis.get("reflection") if isinstance(analysis.get("reflection"), str) else "",
-        "analysis_error": analysis.get("error") if isinstance(analysis.get("error"), str) else "",
+        "reflection": clip(analysis["reflection"], REFLECTION_SHOWN)
+        if isinstance(analysis.get("reflection"), str) else "",
+        "analysis_error": clip(analysis["error"], TEXT_SHOWN) if isinstance(analysis.get("error"), str) else "",
         "gif": _gif(paths.gif),
         "mp4": str(paths.mp4) if paths.mp4.is_file() else None,
     }
 
 
 def _code_lines(source: str, flagged: set[int] | frozenset[int] = frozenset()) -> list[dict[str, Any]]:
-    return [{"n": n, "text": text, "bad": n in flagged} for n, text in enumerate(source.splitlines(), 1)]
+    """The numbered lines of (the first ``SOURCE_SHOWN`` characters of) a program."""
+    shown = clip(source, SOURCE_SHOWN)
+    return [{"n": n, "text": text, "bad": n in flagged} for n, text in enumerate(shown.splitlines(), 1)]
 
 
 def _diff(old: str, new: str, old_name: str, new_name: str) -> list[dict[str, str]]:
-    """A unified diff as (kind, text) rows; empty when the programs are the same."""
-    rows = []
+    """A unified diff as (kind, text) rows, at most ``DIFF_ROWS`` of them; empty when the programs are the same."""
+    rows: list[dict[str, str]] = []
+    shown = 0
     for line in difflib.unified_diff(old.splitlines(), new.splitlines(), f"{old_name}/reward.py",
                                      f"{new_name}/reward.py", lineterm="", n=3):
         if line.startswith(("+++", "---")):
@@ -316,6 +323,11 @@ def _diff(old: str, new: str, old_name: str, new_name: str) -> list[dict[str, st
             kind = "del"
         else:
             kind = "ctx"
+        if len(rows) == DIFF_ROWS or shown > SOURCE_SHOWN:
+            rows.append({"kind": "meta", "text": "… (the rest of the diff is not shown)"})
+            break
+        line = clip(line, TEXT_SHOWN)
+        shown += len(line)
         rows.append({"kind": kind, "text": line})
     return rows
 
@@ -327,7 +339,7 @@ def _repairs(cand: Candidate) -> list[dict[str, Any]]:
     for n, attempt in enumerate(cand.attempts):
         repairs.append({
             "attempt": n + 1,
-            "problem": str(attempt.get("problem", "")),
+            "problem": clip(str(attempt.get("problem", "")), TEXT_SHOWN),
             "diff": _diff(versions[n], versions[n + 1], f"{cand.id} v{n}", f"{cand.id} v{n + 1}"),
         })
     return repairs
@@ -347,7 +359,7 @@ def _component_rows(checkpoints: Sequence[Any], analysis: dict[str, Any]) -> lis
     last = checkpoints[-1].components if checkpoints else {}
     found = analysis.get("components") if isinstance(analysis.get("components"), dict) else {}
     rows = []
-    for name in sorted(set(last) | set(found), key=str):
+    for name in sorted(set(last) | set(found), key=str)[:MAX_COMPONENTS]:  # a hand-edited run may hold more
         window = last.get(name) if isinstance(last.get(name), dict) else {}
         stats = found.get(name) if isinstance(found.get(name), dict) else {}
         tracks = stats.get("tracks")
@@ -420,11 +432,11 @@ def _rejections(state: SearchState, events: list[dict[str, Any]]) -> list[dict[s
 
 def _rejection_row(cid: str, attempt: int, stage: str, code: str, line: int | None, message: str,
                    lines: list[str]) -> dict[str, Any]:
-    text = lines[line - 1] if line is not None and 0 < line <= len(lines) else None
+    text = clip(lines[line - 1], TEXT_SHOWN) if line is not None and 0 < line <= len(lines) else None
     if stage == "critic" and code == "review":
         stage = "reviewer"
     return {"id": cid, "anchor": f"cand-{cid}", "attempt": attempt, "stage": stage, "code": code, "line": line,
-            "source_line": text, "message": message, "outcome": None}
+            "source_line": text, "message": clip(message, TEXT_SHOWN), "outcome": None}
 
 
 def _feedback(state: SearchState, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -352,7 +352,7 @@ ATTACKS = [
       "bad_components", "at most"),
     A("non_string_component_name", "returns", program("return 1.0, {1: 1.0}"), "bad_components", "name"),
     A("control_characters_in_component_name", "returns", program("return 1.0, {'\\x1b[2J': 1.0}"),
-      "bad_components", "control characters"),
+      "bad_components", "ASCII letters"),
     A("exception_object_total", "returns", program("return ValueError('x'), {}"), "bad_return", "ValueError"),
     # --- BaseException, terminal injection ----------------------------------------------------------------
     A("raise_base_exception", "base_exceptions", program("raise BaseException('stop the host')"), "runtime_error",

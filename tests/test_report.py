@@ -50,9 +50,9 @@ COMPONENT = "<svg onload=alert(1)>"
 HOSTILE = f'''
 import math
 def compute_reward(obs, action, next_obs, info):
-    # {MARKUP} & "quoted"
+    # {MARKUP} & "quoted" {COMPONENT}
     upright = math.cos(next_obs.pole_angle)
-    return upright, {{"{COMPONENT}": upright}}
+    return upright, {{"upright": upright}}
 '''
 GOOD = """
 import math
@@ -224,7 +224,7 @@ def test_charts_show_every_scored_candidate(report_run, page_html):
     curves = _section(page_html, "curves")
     assert curves.count('<svg class="chart small"') == len(scored)
     components = _section(page_html, "components")
-    assert "&lt;svg onload=alert(1)&gt;" in components and "centred" in components
+    assert "upright" in components and "centred" in components  # markup in a name is refused by the sandbox
 
 
 def test_code_shows_diffs_against_parents_and_repairs(report_run, page_html):

@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from rewardsmith.bounds import REFLECTION_SHOWN, SOURCE_SHOWN, TERMS_SHOWN, clip
 from rewardsmith.candidate import Candidate
 from rewardsmith.designer.base import DesignContext
 from rewardsmith.resources import template_env
@@ -161,13 +162,14 @@ def _repair_heading(source: str, problem: str) -> str:
 
 
 def _parent_view(cand: Candidate) -> dict[str, Any]:
-    view: dict[str, Any] = {"id": cand.id, "source": cand.source, "fitness": cand.fitness, "reflection": None,
+    view: dict[str, Any] = {"id": cand.id, "source": clip(cand.source, SOURCE_SHOWN), "fitness": cand.fitness,
+                            "reflection": None,
                             "steps": [], "fitness_curve": [], "success_curve": [], "length_curve": [],
                             "shaped_curve": [], "env_curve": [], "components": {}, "flags": []}
     analysis = cand.analysis or {}
     reflection = analysis.get("reflection")
     if isinstance(reflection, str) and reflection.strip():
-        view["reflection"] = reflection
+        view["reflection"] = clip(reflection, REFLECTION_SHOWN)
         return view
     result = cand.result
     if result is not None:
@@ -214,6 +216,8 @@ def _outcome(cand: Candidate) -> str:
 
 def _summary(cand: Candidate) -> dict[str, Any]:
     components = list(cand.verdict.components) if cand.verdict is not None else []
+    if len(components) > TERMS_SHOWN:
+        components = components[:TERMS_SHOWN] + [f"{len(components) - TERMS_SHOWN} more"]
     return {"id": cand.id, "status": cand.status, "fitness": cand.fitness, "components": components,
             "note": _short(str(cand.origin.get("note") or ""), 160), "outcome": _outcome(cand),
             "parent": cand.parent}

@@ -28,10 +28,11 @@ import numpy as np
 from rewardsmith.sandbox.issues import CODES, Issue, sanitize
 from rewardsmith.sandbox.policy import CompileLimits
 from rewardsmith.sandbox.protocol import (
-    MAX_COMPONENT_NAME,
+    COMPONENT_NAME_RULE,
     MAX_COMPONENTS,
     FrameError,
     FrameTimeout,
+    is_component_name,
     read_frame,
     wait_readable,
     write_frame,
@@ -219,6 +220,8 @@ class RewardSandbox:
         self._source: str | None = None
         self._poller: Any = None
         self._finalizer: weakref.finalize | None = None
+        self._names: set[str] = set()
+        """Every component name the loaded program returned since it was loaded (at most ``MAX_COMPONENTS``)."""
         self.restarts = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -319,6 +322,10 @@ class RewardSandbox:
 
     def load(self, source: str) -> LoadResult:
         """Compile and run a program's top level in the worker; refusals come back as issues."""
+        self._names = set()
+        return self._load(source)
+
+    def _load(self, source: str) -> LoadResult:
         self._source = source
         try:
             reply, _ = self._request({"op": "load", "source": source, "fields": self.fields,
@@ -340,7 +347,7 @@ class RewardSandbox:
         if self._source is None:
             raise RewardCallError(Issue("no_compute_reward", "no program loaded"))
         if self._proc is None:  # a previous call killed the worker: start again with the same program
-            loaded = self.load(self._source)
+            loaded = self._load(self._source)  # the same program: the names it returned still count
             if not loaded.ok:
                 raise RewardCallError(loaded.issues[-1])
         header, blob = batch.encode()
@@ -355,7 +362,24 @@ class RewardSandbox:
             raise RewardCallError(_issue(issue) if isinstance(issue, dict) else
                                   Issue("worker_crashed", "the worker refused the batch without saying why"),
                                   index, printed)
-        return _parse_batch(reply, reply_blob, len(batch), printed)
+        result = _parse_batch(reply, reply_blob, len(batch), printed)
+        self._count_names(result.components)
+        return result
+
+    def _count_names(self, rows: list[dict[str, float]]) -> None:
+        """Refuse a program once it has returned more than ``MAX_COMPONENTS`` distinct names since it was loaded.
+
+        The worker sees one batch; only the host sees a program's whole life (across batches and respawns).
+        """
+        seen = self._names
+        for index, row in enumerate(rows):
+            if row.keys() <= seen:
+                continue
+            seen.update(row)
+            if len(seen) > MAX_COMPONENTS:  # at most two calls' worth: the program is refused from here on
+                raise RewardCallError(Issue(
+                    "bad_components", f"compute_reward returned {len(seen)} distinct component names over its life; "
+                                      f"at most {MAX_COMPONENTS} are allowed: {COMPONENT_NAME_RULE}"), index)
 
     def call_chunked(self, batch: Transitions, chunk: int) -> tuple[np.ndarray, list[dict[str, float]]]:
         """:meth:`call` on consecutive parts of at most ``chunk`` transitions: the totals and components of all.
@@ -458,7 +482,7 @@ def _sweep_orphans() -> None:
 def _parse_batch(reply: dict[str, Any], blob: bytes, expected: int, printed: str) -> BatchResult:
     """Check everything the worker sent: shapes, finiteness, component names and counts."""
     keys = reply.get("k")
-    if not isinstance(keys, list) or len(keys) > MAX_COMPONENTS or not all(_good_name(k) for k in keys):
+    if not isinstance(keys, list) or len(keys) > MAX_COMPONENTS or not all(map(is_component_name, keys)):
         raise _malformed()
     if len(blob) % 8:
         raise _malformed()
@@ -473,7 +497,8 @@ def _parse_batch(reply: dict[str, Any], blob: bytes, expected: int, printed: str
         components = []
         for row in rows:
             if (not isinstance(row, dict) or len(row) > MAX_COMPONENTS
-                    or not all(_good_name(k) and type(v) in (int, float) and math.isfinite(v) for k, v in row.items())):
+                    or not all(is_component_name(k) and type(v) in (int, float) and math.isfinite(v)
+                               for k, v in row.items())):
                 raise _malformed()
             components.append({k: float(v) for k, v in row.items()})
     else:
@@ -490,8 +515,6 @@ def _malformed() -> RewardCallError:
     return RewardCallError(Issue("worker_crashed", "the worker sent a malformed reply"))
 
 
-def _good_name(key: Any) -> bool:
-    return type(key) is str and 0 < len(key) <= MAX_COMPONENT_NAME and key.isprintable()
 
 
 def _crash_reason(returncode: int | None, stderr_tail: str, exc: BaseException) -> str:

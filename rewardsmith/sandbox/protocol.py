@@ -9,22 +9,37 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import struct
 import time
 from typing import Any
 
 __all__ = [
-    "MAX_COMPONENTS", "MAX_COMPONENT_NAME", "MAX_FRAME", "FrameError", "FrameTimeout", "read_frame", "wait_readable",
-    "write_frame",
+    "COMPONENT_NAME_RULE", "MAX_COMPONENTS", "MAX_COMPONENT_NAME", "MAX_FRAME", "FrameError", "FrameTimeout",
+    "is_component_name", "read_frame", "wait_readable", "write_frame",
 ]
 
 MAX_FRAME = 16 * 1024 * 1024
 MAX_COMPONENTS = 32
-"""The most named components one reward call may return (the worker refuses more; the host checks again)."""
-MAX_COMPONENT_NAME = 64
+"""The most distinct component names a program may return over its whole life (one call, or all the
+calls since it was loaded, together): the worker refuses more in one call, the host counts across calls.
+Every name becomes a row in the curves, the analysis, the report and the next prompt, so a program that
+invents new names as it runs would grow all of them without bound."""
+MAX_COMPONENT_NAME = 40
 """The longest component name, in characters."""
+COMPONENT_NAME_RULE = (f"component names are 1 to {MAX_COMPONENT_NAME} ASCII letters, digits, '_', '.' or '-' "
+                       "(such as 'upright' or 'pole.angle'), and a program returns the same fixed set of at most "
+                       f"{MAX_COMPONENTS} of them on every call")
+"""The rule on component names, as every refusal states it."""
+_COMPONENT_NAME = re.compile(f"[A-Za-z0-9_.\\-]{{1,{MAX_COMPONENT_NAME}}}")
 _HEADER = struct.Struct("<II")
+
+
+def is_component_name(name: object) -> bool:
+    """Whether ``name`` follows :data:`COMPONENT_NAME_RULE`: plain ASCII, so no spaces, markup, control
+    characters or look-alike letters reach a terminal, a page or a prompt."""
+    return type(name) is str and _COMPONENT_NAME.fullmatch(name) is not None
 
 
 class FrameError(Exception):

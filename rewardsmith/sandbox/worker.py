@@ -38,7 +38,15 @@ from rewardsmith.sandbox.guards import GuardState, SandboxViolation, make_global
 from rewardsmith.sandbox.issues import Issue
 from rewardsmith.sandbox.namespaces import ModuleAttributeError, SizeCapError, safe_modules
 from rewardsmith.sandbox.policy import FILENAME, CompileLimits, compile_reward
-from rewardsmith.sandbox.protocol import MAX_COMPONENT_NAME, MAX_COMPONENTS, FrameError, read_frame, write_frame
+from rewardsmith.sandbox.protocol import (
+    COMPONENT_NAME_RULE,
+    MAX_COMPONENT_NAME,
+    MAX_COMPONENTS,
+    FrameError,
+    is_component_name,
+    read_frame,
+    write_frame,
+)
 from rewardsmith.sandbox.views import ObservationBase, make_view_class
 
 NOBODY = 65534
@@ -421,10 +429,9 @@ class _Worker:
             names = list({name: None for row in rows for name in row})
             reply["cd"] = rows
         for name in names:  # once per batch, not per call
-            if not name.isprintable():
-                issue = Issue("bad_components", f"component name {name!r} holds control characters; use plain "
-                                                "names such as 'upright'")
-                return self._failed(0, issue), b""
+            if not is_component_name(name):
+                first = next(i for i, row in enumerate(rows) if name in row)
+                return self._failed(first, _bad_name(name)), b""
         printed = self.state.take_printed()
         if request.get("want_print"):
             reply["printed"] = printed
@@ -590,6 +597,15 @@ def _to_float(value: Any, what: str) -> float:
     return number
 
 
+def _bad_name(name: Any) -> Issue:
+    """The refusal of a component name that breaks the rule, quoting (the start of) the name."""
+    if isinstance(name, str):
+        shown = repr(name if len(name) <= MAX_COMPONENT_NAME + 8 else name[:MAX_COMPONENT_NAME + 8] + "…")
+    else:
+        shown = f"of type {type(name).__name__}"
+    return Issue("bad_components", f"component name {shown} is not allowed: {COMPONENT_NAME_RULE}")
+
+
 def _coerce(out: Any) -> tuple[float, dict[str, float], bool]:
     if type(out) is tuple and len(out) == 2 and type(out[1]) is dict and len(out[1]) <= MAX_COMPONENTS:
         clean = {}
@@ -615,12 +631,12 @@ def _coerce(out: Any) -> tuple[float, dict[str, float], bool]:
             raise _BadReturn("bad_components", f"components is a {type(components).__name__}; it must be a dict "
                                                "of name -> float")
         if len(components) > MAX_COMPONENTS:
-            raise _BadReturn("bad_components", f"{len(components)} components; at most {MAX_COMPONENTS}")
+            raise _BadReturn("bad_components", f"{len(components)} components in one call; "
+                                               f"{COMPONENT_NAME_RULE}")
         clean: dict[str, float] = {}
         for key, value in components.items():
             if not isinstance(key, str) or not key or len(key) > MAX_COMPONENT_NAME:
-                raise _BadReturn("bad_components", f"component name {str(key)[:80]!r} must be a non-empty string "
-                                                   f"of at most {MAX_COMPONENT_NAME} characters")
+                raise _BadReturn("bad_components", _bad_name(key).message)
             clean[key] = _to_float(value, f"component {key!r}")
         return total, clean, False
     if not isinstance(out, (int, float, np.integer, np.floating, np.bool_, np.ndarray)):
