@@ -232,9 +232,20 @@ class EnvSpec:
     source: str = "bundled"
     """Where the spec came from: ``bundled``, a file path, or ``introspected``."""
 
+    def __post_init__(self) -> None:
+        # Fields are kept in index order, however the spec lists them, so everything that walks them
+        # (describe, the analyzer) shows them as the observation holds them.
+        object.__setattr__(self, "fields", tuple(sorted(self.fields, key=lambda f: f.index)))
+
     @property
     def field_names(self) -> tuple[str, ...]:
+        """The field names in index order."""
         return tuple(f.name for f in self.fields)
+
+    @property
+    def field_index(self) -> dict[str, int]:
+        """Each field name with the observation index it reads: how every named view binds its fields."""
+        return {f.name: f.index for f in self.fields}
 
     @property
     def default_task(self) -> TaskSpec:

@@ -94,3 +94,69 @@ def test_ppo_config_maps_to_sb3_and_clips_the_batch():
     kwargs = PPOConfig(n_envs=1, n_steps=8, batch_size=256).sb3_kwargs(1000)
     assert kwargs["batch_size"] == 8
     assert math.isclose(kwargs["learning_rate"], 3e-4)
+
+
+# ------------------------------------------------------------------- fields bind by their index
+
+SHUFFLED_SPEC = (
+    "from rewardsmith.spec import EnvSpec, Field, TaskSpec, env_reward_fitness\n"
+    "SPEC = EnvSpec(name='shuffled', gym_id='CartPole-v1', description='d', actions='a', reward_doc='r',\n"
+    "    fields=(Field('pole_angular_velocity', 3), Field('cart_position', 0), Field('pole_angle', 2),\n"
+    "            Field('cart_velocity', 1)),\n"
+    "    terminations=(), tasks=(TaskSpec('t', 'do it', env_reward_fitness, 'return', 10.0, default=True),))\n"
+)
+READS_VELOCITY = (
+    "def compute_reward(obs, action, next_obs, info):\n"
+    "    return 0.0, {'by_name': next_obs.cart_velocity, 'by_index': next_obs[1],\n"
+    "                 'by_key': next_obs['pole_angular_velocity']}\n"
+)
+
+
+def test_fields_listed_out_of_order_bind_by_their_index(tmp_path):
+    """A spec that lists its fields out of index order: every named view reads each field's own column."""
+    import gymnasium as gym
+    import numpy as np
+
+    from rewardsmith.analyzer import failure_states
+    from rewardsmith.critic import Critic
+    from rewardsmith.export import render_export
+    from rewardsmith.rollouts import annotate_components, record_episodes
+
+    path = tmp_path / "shuffled.py"
+    path.write_text(SHUFFLED_SPEC)
+    spec = load_spec(str(path))
+    task = spec.default_task
+    # The fitness's Episode.obs.<field>: the recorded column at the field's index.
+    (episode,), _ = record_episodes(lambda obs: np.zeros(len(obs), dtype=np.int64), spec, task, 1, seed=0)
+    velocity = episode.obs.data[:, 1]
+    assert np.ptp(velocity) > 0  # a column that moves, so a wrong binding shows
+    assert np.array_equal(episode.obs.cart_velocity, velocity)
+    assert np.array_equal(episode.obs["pole_angular_velocity"], episode.obs.data[:, 3])
+    assert episode.final.cart_velocity == velocity[-1]
+
+    # The analyzer's state at failure, field by field.
+    failures = failure_states(spec, [episode], np.array([False]), np.array([0.0]), 10.0)
+    assert failures["fields"]["cart_velocity"]["mean"] == velocity[-1]
+
+    # The reward's next_obs.<field>, in the critic's sandbox worker.
+    with Critic(spec, task) as critic:
+        assert critic.check(READS_VELOCITY).accepted
+        annotate_components([episode], critic.sandbox)
+    assert np.array_equal(episode.components["by_name"], velocity[1:])
+    assert np.array_equal(episode.components["by_index"], velocity[1:])
+    assert np.array_equal(episode.components["by_key"], episode.obs.data[1:, 3])
+
+    # The exported standalone module.
+    namespace: dict = {}
+    exec(compile(render_export(READS_VELOCITY, spec, {"task": "t", "task_name": "t"}), "export", "exec"), namespace)
+    env = namespace["SynthesizedReward"](gym.make("CartPole-v1"))
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(0)
+    assert info["reward_components"]["by_name"] == info["reward_components"]["by_index"] == float(obs[1])
+    assert info["reward_components"]["by_key"] == float(obs[3])
+    env.close()
+
+    # describe (and everything that walks the fields) sees them in index order.
+    assert spec.field_names == ("cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity")
+    described = spec.describe()
+    assert described.index("[0] cart_position") < described.index("[1] cart_velocity") < described.index("[3] pole")
