@@ -406,6 +406,34 @@ def prompts_command(
         sys.stdout.write(f"──── {message['role']} ────\n{message['content'].rstrip()}\n\n")
 
 
+# ------------------------------------------------------------------------------------ spec init
+
+spec_app = typer.Typer(help="Write env specs.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+
+
+@spec_app.command("init")
+def spec_init(
+    env: Annotated[str, typer.Argument(help="A registered Gymnasium id (or module:id).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write an editable spec file for an env from its own documentation, spaces and a probe."""
+    from rewardsmith.introspect import introspect
+    from rewardsmith.runs import atomic_write_text
+    from rewardsmith.specfile import render_spec_file
+
+    source = render_spec_file(introspect(env.strip()))
+    if output is None:
+        sys.stdout.write(source)
+        return
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists (--force overwrites it)")
+    atomic_write_text(output, source)
+    err_console.print(f"wrote {escape(str(output))}: check it with `rewardsmith describe {escape(str(output))}`",
+                      highlight=False, soft_wrap=True)
+
+
 # --------------------------------------------------------------------------------------- export
 
 

@@ -120,7 +120,7 @@ class Critic:
         self.task = task
         self.probe_count = probes
         self.seed = seed
-        self.sandbox = RewardSandbox(spec.field_names, limits)
+        self.sandbox = RewardSandbox(spec.field_index, limits)
 
     def __enter__(self) -> Critic:
         return self

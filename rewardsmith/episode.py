@@ -17,7 +17,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episode", "NamedArrays", "NamedValues"]
+__all__ = ["Episode", "FieldNames", "NamedArrays", "NamedValues", "field_index"]
+
+FieldNames = Sequence[str] | Mapping[str, int]
+"""Field names with the observation index each reads (a spec's ``field_index``), or names bound by position."""
+
+
+def field_index(fields: FieldNames) -> dict[str, int]:
+    """Each field name with its observation index: a mapping as given, a sequence by position."""
+    if isinstance(fields, Mapping):
+        return {str(name): int(index) for name, index in fields.items()}
+    return {str(name): i for i, name in enumerate(fields)}
 
 
 class NamedValues(Mapping[str, float]):
@@ -25,8 +35,8 @@ class NamedValues(Mapping[str, float]):
 
     __slots__ = ("_index", "_values")
 
-    def __init__(self, names: Sequence[str], values: Sequence[float]) -> None:
-        self._index = {name: i for i, name in enumerate(names)}
+    def __init__(self, names: FieldNames, values: Sequence[float]) -> None:
+        self._index = field_index(names)
         self._values = [float(v) for v in values]
 
     def __getitem__(self, key: str | int) -> float:
@@ -47,18 +57,19 @@ class NamedValues(Mapping[str, float]):
         return len(self._index)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v:.4g}" for k, v in zip(self._index, self._values))
+        inner = ", ".join(f"{k}={self._values[i]:.4g}" for k, i in self._index.items() if i < len(self._values))
         return f"NamedValues({inner})"
 
 
 class NamedArrays(Mapping[str, np.ndarray]):
-    """A (steps, fields) array whose columns are reachable by field name."""
+    """A (steps, observation values) array whose columns are reachable by field name (each its own index)."""
 
     __slots__ = ("_index", "data")
 
-    def __init__(self, names: Sequence[str], data: np.ndarray) -> None:
-        self._index = {name: i for i, name in enumerate(names)}
-        self.data = np.asarray(data, dtype=np.float64).reshape(len(data), len(self._index))
+    def __init__(self, names: FieldNames, data: np.ndarray) -> None:
+        self._index = field_index(names)
+        array = np.asarray(data, dtype=np.float64)
+        self.data = array if array.ndim == 2 else array.reshape(len(array), -1 if array.size else len(self._index))
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.data[:, self._index[key]]
@@ -77,7 +88,7 @@ class NamedArrays(Mapping[str, np.ndarray]):
 
     def row(self, step: int) -> NamedValues:
         """The observation at ``step`` (0 is the reset observation, -1 the last)."""
-        return NamedValues(list(self._index), self.data[step])
+        return NamedValues(self._index, self.data[step])
 
 
 @dataclass

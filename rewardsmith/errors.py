@@ -6,7 +6,8 @@ gets a traceback (without locals, so keys never leak).
     RewardsmithError
      ├── UsageError            a bad option, file or name: exit 2
      │    ├── UnknownEnvError
-     │    └── UnknownTaskError
+     │    ├── UnknownTaskError
+     │    └── SpecError        a spec that does not match its env's observation
      ├── RunDirError           a run directory that cannot be read, resumed or written
      ├── LLMError              the designer's endpoint refused us for good (bad key, model, host)
      └── BudgetExceeded        a token budget ran out; the search stops cleanly
@@ -19,6 +20,7 @@ __all__ = [
     "LLMError",
     "RewardsmithError",
     "RunDirError",
+    "SpecError",
     "UnknownEnvError",
     "UnknownTaskError",
     "UsageError",
@@ -43,6 +45,10 @@ class UnknownEnvError(UsageError):
 
 class UnknownTaskError(UsageError):
     """A task name the environment's spec does not define."""
+
+
+class SpecError(UsageError):
+    """An env spec that does not fit its env: field count, indices or names against the real observation."""
 
 
 class RunDirError(RewardsmithError):

@@ -24,7 +24,7 @@ _WRAPPER = '''
 import gymnasium as _rs_gym
 import numpy as _rs_np
 
-_RS_FIELDS = {fields!r}
+_RS_FIELDS = {fields!r}  # each field name with the observation index it reads
 
 
 class RewardsmithObservation:
@@ -37,8 +37,8 @@ class RewardsmithObservation:
 
     def __getattr__(self, name):
         try:
-            return self._values[_RS_FIELDS.index(name)]
-        except ValueError:
+            return self._values[_RS_FIELDS[name]]
+        except KeyError:
             raise AttributeError(f"no observation field {{name!r}}; fields: {{', '.join(_RS_FIELDS)}}") from None
 
     def __getitem__(self, key):
@@ -47,7 +47,7 @@ class RewardsmithObservation:
             view.flags.writeable = False
             return view
         if isinstance(key, str):
-            return self._values[_RS_FIELDS.index(key)]
+            return self._values[_RS_FIELDS[key]]
         return self._values[key]
 
     def __len__(self):
@@ -60,7 +60,7 @@ class RewardsmithObservation:
         return _rs_np.array(self._values, dtype=dtype or _rs_np.float64)
 
     def keys(self):
-        return _RS_FIELDS
+        return tuple(_RS_FIELDS)
 
 
 def _rs_action(action):
@@ -148,8 +148,9 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
         f"#     env = SynthesizedReward(gym.make({spec.gym_id!r}))",
         "",
     ]
-    fields = spec.field_names
-    wrapper = _WRAPPER.format(version=__version__, fields=tuple(fields), first=fields[0] if fields else "x")
+    fields = spec.field_index
+    first = next(iter(fields), "x")
+    wrapper = _WRAPPER.format(version=__version__, fields=fields, first=first)
     return "\n".join(header) + source.rstrip() + "\n" + wrapper
 
 

@@ -2,25 +2,29 @@
 
 A bundled spec is a Python file in ``envs/`` that defines ``SPEC = EnvSpec(...)``; a user can
 write their own and pass its path as ``--env``. Any other registered Gymnasium id gets a spec
-derived by introspection (fields ``obs_0 … obs_n``, ranges from probe rollouts, the env's own
-return as the fitness).
+derived by introspection (``rewardsmith.introspect``: the env's docstring, spaces, a probe and its
+code, the env's own return as the fitness). Every spec is checked against its env's real
+observation space when it loads.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+import keyword
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
 from rewardsmith.episode import Episode, NamedValues
-from rewardsmith.errors import UnknownEnvError, UnknownTaskError, UsageError
+from rewardsmith.errors import SpecError, UnknownEnvError, UnknownTaskError, UsageError
 from rewardsmith.resources import bundled_dir, import_file, template_env
+
+if TYPE_CHECKING:
+    from rewardsmith.introspect import Introspection
 
 __all__ = [
     "EnvSpec",
@@ -32,6 +36,7 @@ __all__ = [
     "env_reward_fitness",
     "list_specs",
     "load_spec",
+    "validate_spec",
 ]
 
 FitnessFn = Callable[[Episode], float]
@@ -231,10 +236,27 @@ class EnvSpec:
     """The pip extra this env needs (``box2d``), if any."""
     source: str = "bundled"
     """Where the spec came from: ``bundled``, a file path, or ``introspected``."""
+    termination_doc: str = ""
+    """What ends an episode, in the env's own words, where no ``TerminationCause`` tests it."""
+    introspection: Introspection | None = None
+    """What probing the env showed (observed ranges, info keys, episode ends, its code): introspected envs only."""
+
+    def __post_init__(self) -> None:
+        # Fields are kept in index order, however the spec lists them, so everything that walks them
+        # (describe, the analyzer) shows them as the observation holds them.
+        # A field whose index is not an int sorts last; validate_spec refuses it with a clear message.
+        object.__setattr__(self, "fields", tuple(sorted(
+            self.fields, key=lambda f: (0, f.index) if isinstance(f.index, (int, np.integer)) else (1, 0))))
 
     @property
     def field_names(self) -> tuple[str, ...]:
+        """The field names in index order."""
         return tuple(f.name for f in self.fields)
+
+    @property
+    def field_index(self) -> dict[str, int]:
+        """Each field name with the observation index it reads: how every named view binds its fields."""
+        return {f.name: f.index for f in self.fields}
 
     @property
     def default_task(self) -> TaskSpec:
@@ -313,41 +335,51 @@ def describe_space(space: gym.Space) -> str:
 
 
 def list_specs() -> list[EnvSpec]:
-    """Every bundled spec, in name order (specs whose extra is not installed are skipped)."""
-    specs = []
-    for path in sorted(bundled_dir("envs").glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        specs.append(_load_spec_file(str(path)))
-    return sorted(specs, key=lambda s: s.name)
+    """Every bundled spec, in name order (as written: not checked against its env)."""
+    return sorted((_load_spec_file(str(path)) for path in _bundled_paths()), key=lambda s: s.name)
+
+
+def _bundled_paths() -> list[Path]:
+    return sorted(p for p in bundled_dir("envs").glob("*.py") if not p.name.startswith("_"))
 
 
 def bundled_names() -> list[str]:
-    return sorted(p.stem.replace("_", "-") for p in bundled_dir("envs").glob("*.py") if not p.name.startswith("_"))
+    return sorted(p.stem.replace("_", "-") for p in _bundled_paths())
 
 
 def load_spec(name: str) -> EnvSpec:
-    """An EnvSpec from a bundled short name, a spec file path, a Gymnasium id, or ``module:Class``.
+    """An EnvSpec from a bundled short name, a spec file path, or a Gymnasium id, checked against its env.
 
     Raises:
         UnknownEnvError: nothing by that name exists.
+        SpecError: the spec's fields do not fit the env's observation.
     """
     if not name or not name.strip():
         raise UnknownEnvError("an env name is required (try `rewardsmith envs`)")
     name = name.strip()
     bundled = bundled_dir("envs") / f"{name.replace('-', '_')}.py"
     if bundled.is_file():
-        return _load_spec_file(str(bundled))
-    for spec in list_specs():
-        if spec.gym_id == name:
-            return spec
+        return _checked_spec_file(str(bundled), "bundled")
+    for path in _bundled_paths():
+        if _load_spec_file(str(path)).gym_id == name:
+            return _checked_spec_file(str(path), "bundled")
     path = Path(name)
     if path.suffix == ".py":
         if not path.is_file():
             raise UnknownEnvError(f"spec file {name!r} does not exist")
-        spec = _load_spec_file(str(path.resolve()))
-        return replace(spec, source=str(path))
+        return _checked_spec_file(str(path.resolve()), str(path))
+    from rewardsmith.introspect import introspect
+
     return introspect(name)
+
+
+@cache
+def _checked_spec_file(path: str, source: str) -> EnvSpec:
+    spec = _load_spec_file(path)
+    if source != spec.source:
+        spec = replace(spec, source=source)
+    validate_spec(spec)
+    return spec
 
 
 @cache
@@ -364,65 +396,94 @@ def _load_spec_file(path: str) -> EnvSpec:
     return spec
 
 
-@cache  # every training, evaluation and media job resolves the task again: probe once per process
-def introspect(gym_id: str, probe_steps: int = 2000, seed: int = 0) -> EnvSpec:
-    """A spec derived from a Gymnasium env's spaces and a random probe rollout.
+# ----------------------------------------------------------------------------- checking a spec
+
+RESERVED_FIELD_NAMES = frozenset({"keys", "items", "values", "get", "data", "row"})
+"""Attributes the observation views already have: a field by one of these names would be hidden."""
+
+
+def field_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name an observation field, or None when it can."""
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
+        return "is not a Python identifier (use snake_case: letters, digits and _)"
+    if keyword.iskeyword(name):
+        return "is a Python keyword"
+    if name.startswith("_"):
+        return "starts with an underscore"
+    if name in RESERVED_FIELD_NAMES:
+        return "is already a method of the observation views"
+    return None
+
+
+def flat_box_size(space: gym.Space, env_label: str) -> int:
+    """The length of a flat Box observation.
 
     Raises:
-        UnknownEnvError: the id is not registered or cannot be made.
+        SpecError: the observation is not a flat Box.
     """
-    try:
-        env = gym.make(gym_id)
-    except gym.error.Error as exc:
-        known = ", ".join(bundled_names())
-        raise UnknownEnvError(f"unknown env {gym_id!r}: bundled envs are {known}; "
-                              f"or give a registered Gymnasium id or a spec file ({exc})") from None
-    except Exception as exc:  # the env's own constructor failed (a missing extra, say)
-        raise UnknownEnvError(f"env {gym_id!r} could not be made: {type(exc).__name__}: {exc}") from None
-    try:
-        obs_space = env.observation_space
-        if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
-            raise UsageError(f"env {gym_id!r} has observation space {obs_space}; "
-                             "rewardsmith needs a flat Box observation (write a spec file with a wrapper)")
-        dim = obs_space.shape[0]
-        obs, _ = env.reset(seed=seed)
-        env.action_space.seed(seed)  # the same ranges in every process that resolves this env
-        rows = [obs]
-        for _ in range(probe_steps):
-            obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            rows.append(obs)
-            if terminated or truncated:
-                obs, _ = env.reset()
-                rows.append(obs)
-        seen = np.asarray(rows, dtype=np.float64)
-        fields = tuple(
-            Field(name=f"obs_{i}", index=i, meaning="observation component (no documentation available)",
-                  low=float(seen[:, i].min()), high=float(seen[:, i].max()))
-            for i in range(dim)
-        )
-        threshold = env.spec.reward_threshold if env.spec is not None else None
-        actions = describe_space(env.action_space)
-    finally:
-        env.close()
-    task = TaskSpec(
-        name="default",
-        description=f"Maximise the return of {gym_id}'s own reward.",
-        fitness=env_reward_fitness,
-        fitness_doc="the episode's return under the env's own reward",
-        solved=float(threshold) if threshold is not None else math.inf,
-        default=True,
-        hints=(ShapingHint("env_reward", 'info["env_reward"]', "gain", scale=1.0, weight=1.0,
-                           doc="the environment's own reward"),),
-    )
-    return EnvSpec(
-        name=gym_id,
-        gym_id=gym_id,
-        description=f"{gym_id} (introspected: field names and ranges come from a random rollout)",
-        fields=fields,
-        actions=actions,
-        reward_doc="the env's own reward (undocumented: introspected env)",
-        terminations=(),
-        tasks=(task,),
-        source="introspected",
-    )
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return int(space.shape[0])
+    shown = " ".join(str(space).split())
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    raise SpecError(f"{env_label} has observation space {shown}; rewardsmith needs a flat Box observation "
+                    "(wrap the env, e.g. in gymnasium.wrappers.FlattenObservation, in a spec file)")
 
+
+def check_fields(fields: Sequence[Field], size: int, where: str) -> None:
+    """Check a spec's fields against an observation of ``size`` values.
+
+    Raises:
+        SpecError: an invalid or duplicate name, an index that is not an int, out of range or
+            duplicate, or a field count other than ``size``.
+    """
+    seen_names: set[str] = set()
+    seen_index: dict[int, str] = {}
+    for f in fields:
+        label = _short_repr(f.name)
+        problem = field_name_problem(f.name)
+        if problem:
+            raise SpecError(f"{where}: field name {label} {problem}")
+        if f.name in seen_names:
+            raise SpecError(f"{where}: field name {label} is used twice")
+        seen_names.add(f.name)
+        if isinstance(f.index, bool) or not isinstance(f.index, (int, np.integer)):
+            raise SpecError(f"{where}: field {label} has index {_short_repr(f.index)}; an index is an int")
+        if not 0 <= f.index < size:
+            raise SpecError(f"{where}: field {label} has index {f.index}, but the observation has {size} "
+                            f"values (indices 0..{size - 1})")
+        if int(f.index) in seen_index:
+            raise SpecError(f"{where}: fields {_short_repr(seen_index[int(f.index)])} and {label} "
+                            f"both have index {f.index}")
+        seen_index[int(f.index)] = f.name
+    if len(fields) != size:
+        missing = ", ".join(str(i) for i in range(size) if i not in seen_index)
+        raise SpecError(f"{where}: the spec names {len(fields)} fields but the observation has {size} values; "
+                        f"name every index (missing: {missing})")
+
+
+def validate_spec(spec: EnvSpec) -> None:
+    """Check ``spec`` against its env's real observation space (the env and each task's wrapped env).
+
+    Raises:
+        SpecError: the env cannot be made, its observation is no flat Box, or the fields do not fit it.
+    """
+    where = f"spec {spec.name!r}" if spec.source == "bundled" else f"spec file {spec.source}"
+    wrapped = [task for task in spec.tasks if task.wrappers]
+    for task in [None, *wrapped]:
+        label = spec.gym_id if task is None else f"{spec.gym_id} with task {task.name!r}'s wrappers"
+        try:
+            env = spec.make(task)
+        except Exception as exc:  # the env's own constructor, or a wrapper, failed
+            extra = f" (it needs the {spec.extra} extra: pip install 'rewardsmith[{spec.extra}]')" if spec.extra else ""
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            raise SpecError(f"{where}: {label} could not be made{extra}: {message}") from None
+        try:
+            size = flat_box_size(env.observation_space, f"{where}: {label}")
+        finally:
+            env.close()
+        check_fields(spec.fields, size, f"{where} ({label})" if task is not None else where)
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

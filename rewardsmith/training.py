@@ -327,7 +327,7 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
     deferred = None
     buffer_class = None
     if reward_source is not None:
-        sandbox = RewardSandbox(spec.field_names, config.sandbox)
+        sandbox = RewardSandbox(spec.field_index, config.sandbox)
         loaded = sandbox.load(reward_source)
         if not loaded.ok:
             sandbox.close()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardsmith.episode import field_index
 from rewardsmith.sandbox.issues import CODES, Issue, sanitize
 from rewardsmith.sandbox.policy import CompileLimits
 from rewardsmith.sandbox.protocol import (
@@ -212,8 +213,9 @@ class RewardSandbox:
         ...     result = box.call(transitions)
     """
 
-    def __init__(self, fields: Sequence[str], limits: SandboxLimits | None = None) -> None:
-        self.fields = list(fields)
+    def __init__(self, fields: Sequence[str] | Mapping[str, int], limits: SandboxLimits | None = None) -> None:
+        self.fields = field_index(fields)
+        """Each field name with the observation index it reads (a spec's ``field_index``)."""
         self.limits = limits or SandboxLimits()
         self._proc: subprocess.Popen[bytes] | None = None
         self._workdir: str | None = None

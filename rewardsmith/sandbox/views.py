@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from rewardsmith.episode import FieldNames, field_index
+
 __all__ = ["ObservationBase", "make_view_class", "readonly_array"]
 
 
@@ -16,6 +18,7 @@ class ObservationBase:
 
     __slots__ = ("_v",)
     _fields: tuple[str, ...] = ()
+    _positions: dict[str, int] = {}
 
     def __init__(self, values: Sequence[float]) -> None:
         self._v = tuple(values)
@@ -25,8 +28,8 @@ class ObservationBase:
             return readonly_array(self._v[key])
         if isinstance(key, str):
             try:
-                return self._v[self._fields.index(key)]
-            except ValueError:
+                return self._v[self._positions[key]]
+            except KeyError:
                 raise KeyError(f"no observation field {key!r}; valid fields: {', '.join(self._fields)}") from None
         return self._v[operator.index(key)]
 
@@ -44,17 +47,18 @@ class ObservationBase:
         return readonly_array(self._v, dtype)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={value:.4g}" for name, value in zip(self._fields, self._v))
+        inner = ", ".join(f"{name}={self._v[i]:.4g}" for name, i in self._positions.items() if i < len(self._v))
         return f"Observation({inner})"
 
     def keys(self) -> tuple[str, ...]:
         return self._fields
 
 
-def make_view_class(fields: Sequence[str]) -> type[ObservationBase]:
-    """A view class whose properties are the env's field names."""
-    namespace: dict[str, Any] = {"__slots__": (), "_fields": tuple(fields)}
-    for index, name in enumerate(fields):
+def make_view_class(fields: FieldNames) -> type[ObservationBase]:
+    """A view class whose properties are the env's field names, each reading its own index."""
+    positions = field_index(fields)
+    namespace: dict[str, Any] = {"__slots__": (), "_fields": tuple(positions), "_positions": positions}
+    for name, index in positions.items():
         namespace[name] = property(_field_getter(index), doc=f"observation[{index}]")
     return type("Observation", (ObservationBase,), namespace)
 

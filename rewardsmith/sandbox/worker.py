@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardsmith.episode import field_index
 from rewardsmith.sandbox.guards import GuardState, SandboxViolation, make_globals
 from rewardsmith.sandbox.issues import Issue
 from rewardsmith.sandbox.namespaces import ModuleAttributeError, SizeCapError, safe_modules
@@ -340,7 +341,7 @@ class _Worker:
         if op == "call":
             return self.call(request, blob, timeout)
         if op == "load":
-            return self.load(str(request["source"]), list(request["fields"]), timeout), b""
+            return self.load(str(request["source"]), field_index(request["fields"]), timeout), b""
         if op == "diagnose":
             return self.diagnose(), b""
         return {"ok": False, "issue": Issue("worker_crashed", f"unknown request {op!r}").to_dict()}, b""
@@ -355,12 +356,13 @@ class _Worker:
     def timed_out(self, message: str, index: int = 0) -> dict[str, Any]:
         return self._failed(index, Issue("timeout", message))
 
-    def load(self, source: str, fields: list[str], timeout: float) -> dict[str, Any]:
+    def load(self, source: str, fields: dict[str, int], timeout: float) -> dict[str, Any]:
         self.function = None
         self.state = GuardState(int(self.limits.get("print_cap", 4096)))
         self.view = make_view_class(fields)
         compiled: list[Any] = []
-        error = self._run_guarded(lambda: compiled.append(compile_reward(source, fields, self.compile_limits)),
+        names = list(fields)
+        error = self._run_guarded(lambda: compiled.append(compile_reward(source, names, self.compile_limits)),
                                   timeout, "module_error", "compiling the program")
         if error is not None:
             return {"ok": False, "issues": [error.to_dict()]}
