@@ -498,16 +498,16 @@ def main() -> None:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         raise SystemExit(1) from None
-    except Exception:  # a bug; its message may quote a reward program, so the traceback is shown as literal text
-        err_console.print(literal(traceback.format_exc().rstrip()), highlight=False, soft_wrap=True)
-        raise SystemExit(_exit("an internal error (the traceback above is worth reporting)", 1)) from None
     except TyperException as exc:  # usage errors: unknown options, bad values
         show = getattr(exc, "show", None)
         if show is not None:
             show()
         else:
-            err_console.print(f"error: {exc.format_message()}")
+            err_console.print(literal(f"error: {exc.format_message()}"))
         raise SystemExit(exc.exit_code) from None
+    except Exception:  # a bug; its message may quote a reward program, so the traceback is shown as literal text
+        err_console.print(literal(traceback.format_exc().rstrip()), highlight=False, soft_wrap=True)
+        raise SystemExit(_exit("an internal error (the traceback above is worth reporting)", 1)) from None
     raise SystemExit(code if isinstance(code, int) else 0)
 
 
