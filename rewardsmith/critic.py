@@ -172,13 +172,13 @@ def check(source: str, spec: EnvSpec, task: TaskSpec | None = None, limits: Sand
 
 
 def _control_issues(source: str) -> list[Issue]:
-    """One ``control_character`` issue per offending character (the first few), refused before the sandbox.
+    """A ``control_character`` issue per offending character and line (the first few), before the sandbox.
 
     Such a character has no use in reward code and, once the program is accepted, would act on
     the terminal of whoever prints it (``export`` to stdout, ``--interactive``): clear the screen,
     fake an "accepted" line, reorder code with a bidirectional override.
     """
-    found = control_characters(source)
+    found = list(dict.fromkeys(control_characters(source)))  # each character once per line
     issues = [Issue("control_character", f"the source holds the control character {ascii(char)[1:-1]}; reward "
                                          "code needs none: delete it (inside a string, write it as an escape)", line)
               for line, char in found[:MAX_CONTROL_FINDINGS]]
