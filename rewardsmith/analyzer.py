@@ -394,9 +394,7 @@ def _tracked_field(values: np.ndarray, episodes: Sequence[Episode], name: str,
     if len(rows) != len(values):
         return None
     best: dict[str, Any] | None = None
-    for field_name, i in spec.field_index.items():
-        if i >= rows.shape[1]:
-            continue
+    for i, field_name in enumerate(spec.field_names[: rows.shape[1]]):
         for magnitude in (False, True):
             column = np.abs(rows[:, i]) if magnitude else rows[:, i]
             r = pearson(values, column)
@@ -545,9 +543,7 @@ def failure_states(spec: EnvSpec, episodes: Sequence[Episode], success: np.ndarr
         return result
     finals = np.asarray([e.obs.data[-1] for e in failed])
     seen = np.concatenate([e.obs.data for e in succeeded]) if succeeded else None
-    for name, i in spec.field_index.items():
-        if i >= finals.shape[1]:
-            continue
+    for i, name in enumerate(spec.field_names[: finals.shape[1]]):
         column = finals[:, i]
         doc_low, doc_high = _field_range(spec, name)
         entry: dict[str, Any] = {"mean": float(column.mean()), "min": float(column.min()), "max": float(column.max())}
