@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,9 +13,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.exceptions import TyperException
 
 from rewardsmith.errors import RewardsmithError, UsageError
+from rewardsmith.safetext import control_characters, literal
 
 app = typer.Typer(
     name="rewardsmith",
@@ -142,16 +145,16 @@ def run(
     name, llm_options = choose_designer(designer, {k: v for k, v in llm_given.items() if v is not None}, prices)
     if llm_options is not None:
         source = f"replaying {llm_options.replay}" if llm_options.replay else llm_options.url
-        console.print(f"designer: {llm_options.model} ({source})", style="dim", soft_wrap=True)
+        console.print(literal(f"designer: {llm_options.model} ({source})", "dim"), soft_wrap=True)
     elif designer == "auto":
         console.print("no LLM endpoint configured: using the built-in designer (offline, composes the env spec's "
                       "shaping hints)", style="dim")
     if resolved.scored_on_default:
-        console.print(f"note: candidates are scored on {resolved.spec.name}'s default task "
-                      f"'{resolved.task.name}' ({resolved.fitness_doc}); pass --task or --fitness to score "
-                      "another goal", style="yellow")
+        console.print(literal(f"note: candidates are scored on {resolved.spec.name}'s default task "
+                              f"'{resolved.task.name}' ({resolved.fitness_doc}); pass --task or --fitness to score "
+                              "another goal", "yellow"))
     run_dir = RunDir.create(out, resolved.spec.name, ref.text)
-    console.print(f"run: {run_dir.root}", soft_wrap=True)
+    console.print(literal(f"run: {run_dir.root}"), soft_wrap=True)
     chosen = make_designer(name, llm_options.to_dict() if llm_options else None, run_dir)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     if final_eval < 0:
@@ -190,23 +193,24 @@ def _print_outcome(state) -> None:
 
     run_dir, solved_at = state.run, state.task.solved
     if state.stop_reason:
-        console.print(f"stopped: {state.stop_reason}", style="yellow")
+        console.print(literal(f"stopped: {state.stop_reason}", "yellow"), soft_wrap=True)
     report_path = _write_report(state)
     best = state.best
     if best is None:
-        console.print(f"[red]no candidate trained successfully[/]; see {report_path or run_dir.summary_json}",
-                      soft_wrap=True)
+        console.print(Text.assemble(("no candidate trained successfully", "red"),
+                                    literal(f"; see {report_path or run_dir.summary_json}")), soft_wrap=True)
         raise typer.Exit(1)
     solved = best.fitness is not None and best.fitness >= solved_at
     threshold = ""
     if math.isfinite(solved_at):
         threshold = f" (solved: ≥ {solved_at:g})" if solved else f" (solved at ≥ {solved_at:g})"
-    console.print(f"\nbest: [bold]{best.id}[/] fitness [bold]{fmt_fitness(best.fitness)}[/]{threshold}")
-    console.print(f"reward:   {run_dir.candidate(best.iteration, best.index).reward}", soft_wrap=True)
-    console.print(f"exported: {run_dir.best_dir / 'reward.py'}", soft_wrap=True)
-    console.print(f"summary:  {run_dir.summary_json}", soft_wrap=True)
+    console.print(Text.assemble("\nbest: ", literal(best.id, "bold"), " fitness ",
+                                (fmt_fitness(best.fitness), "bold"), threshold))
+    console.print(literal(f"reward:   {run_dir.candidate(best.iteration, best.index).reward}"), soft_wrap=True)
+    console.print(literal(f"exported: {run_dir.best_dir / 'reward.py'}"), soft_wrap=True)
+    console.print(literal(f"summary:  {run_dir.summary_json}"), soft_wrap=True)
     if report_path is not None:
-        console.print(f"report:   {report_path}", soft_wrap=True)
+        console.print(literal(f"report:   {report_path}"), soft_wrap=True)
 
 
 def _write_report(state) -> Path | None:
@@ -216,7 +220,8 @@ def _write_report(state) -> Path | None:
     try:
         return write_report(state.run, state=state)
     except (RewardsmithError, OSError) as exc:
-        err_console.print(f"[yellow]warning:[/] report not written: {escape(str(exc))}", highlight=False)
+        err_console.print(Text.assemble(("warning:", "yellow"), literal(f" report not written: {exc}")),
+                          highlight=False)
         return None
 
 
@@ -254,8 +259,8 @@ def resume(
     designer = make_designer(info.get("designer", "builtin"), info.get("designer_options"), run)
     state = load_state(run)
     finished = sum(c.status in ("scored", "failed", "rejected") for c in state.candidates.values())
-    console.print(f"resuming {run.root}: {state.iterations_done} round(s) done, {finished} candidate(s) finished",
-                  soft_wrap=True)
+    console.print(literal(f"resuming {run.root}: {state.iterations_done} round(s) done, {finished} candidate(s) "
+                          "finished"), soft_wrap=True)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     try:
         state = resume_search(run, designer, iterations, hooks, workers)
@@ -275,8 +280,8 @@ def feedback(
     from rewardsmith.runs import RunDir
 
     iteration = record_feedback(RunDir.open(run_dir), text)
-    console.print(f"recorded: round {iteration + 1} will receive it (run `rewardsmith resume {run_dir} "
-                  "--iterations N`)", soft_wrap=True)
+    console.print(literal(f"recorded: round {iteration + 1} will receive it (run `rewardsmith resume {run_dir} "
+                          "--iterations N`)"), soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------- evaluate
@@ -314,7 +319,7 @@ def evaluate(
     verdict = run_check(source, resolved.spec, resolved.task)
     if not verdict.accepted:
         for issue in verdict.errors:
-            err_console.print(f"[red]error[/] {escape(str(issue))}", highlight=False)
+            err_console.print(Text.assemble(("error", "red"), " ", literal(issue)), highlight=False)
         raise typer.Exit(1)
     evaluation = evaluate_rewards(ref, {file.name: source}, seeds, timesteps, workers or default_workers(), device)
     if as_json:
@@ -341,12 +346,14 @@ def check(
     verdict = run_check(source, spec, spec.task(task))
     for issue in verdict.issues:
         style = "red" if issue.severity == "error" else "yellow"
-        console.print(f"[{style}]{issue.severity}[/] {escape(str(issue))}", highlight=False)
+        console.print(Text.assemble((issue.severity, style), " ", literal(issue)), highlight=False)
     if verdict.accepted:
         timing = f" ({verdict.call_us:.0f} µs per call)" if verdict.call_us else ""
-        console.print(f"[green]accepted[/]{timing}: components {', '.join(verdict.components) or '(none)'}")
+        components = ", ".join(verdict.components) or "(none)"
+        console.print(Text.assemble(("accepted", "green"), literal(f"{timing}: components {components}")),
+                      highlight=False)
         return
-    console.print("[red]rejected[/]")
+    console.print("rejected", style="red")
     raise typer.Exit(1)
 
 
@@ -458,11 +465,16 @@ def export(
         if chosen is None:
             raise UsageError(f"{run_dir} has no candidate {candidate!r}; ids: {', '.join(state.candidates)}")
     module = render_export(chosen.source, state.task.spec, best_manifest(state, chosen))
+    found = control_characters(module)
+    if found:  # the critic refuses such a program, but any candidate can be named, and old runs predate the rule
+        line, char = found[0]
+        raise RewardsmithError(f"candidate {chosen.id} is not exported: its module would hold the control character "
+                               f"{ascii(char)[1:-1]} on line {line}, which acts on a terminal that prints it")
     if output is None:
         sys.stdout.write(module)
         return
     atomic_write_text(output, module)
-    err_console.print(f"wrote {output} (candidate {chosen.id}, fitness {chosen.fitness})")
+    err_console.print(literal(f"wrote {output} (candidate {chosen.id}, fitness {chosen.fitness})"))
 
 
 # --------------------------------------------------------------------------------------- report
@@ -479,7 +491,7 @@ def report(
     from rewardsmith.runs import RunDir
 
     path = write_report(RunDir.open(run_dir), output)
-    console.print(f"report: {path}", soft_wrap=True)
+    console.print(literal(f"report: {path}"), soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------------------- show
@@ -519,13 +531,16 @@ def main() -> None:
         if show is not None:
             show()
         else:
-            err_console.print(f"error: {exc.format_message()}")
+            err_console.print(literal(f"error: {exc.format_message()}"))
         raise SystemExit(exc.exit_code) from None
+    except Exception:  # a bug; its message may quote a reward program, so the traceback is shown as literal text
+        err_console.print(literal(traceback.format_exc().rstrip()), highlight=False, soft_wrap=True)
+        raise SystemExit(_exit("an internal error (the traceback above is worth reporting)", 1)) from None
     raise SystemExit(code if isinstance(code, int) else 0)
 
 
 def _exit(message: str, code: int) -> int:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", literal(message)), highlight=False, soft_wrap=True)
     return code
 
 

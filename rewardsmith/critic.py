@@ -15,6 +15,7 @@ import numpy as np
 
 from rewardsmith.bounds import TEXT_SHOWN, clip
 from rewardsmith.rollouts import episode_transitions, record_episodes
+from rewardsmith.safetext import control_characters
 from rewardsmith.sandbox import Issue, RewardCallError, RewardSandbox, SandboxLimits, Transitions
 from rewardsmith.spec import EnvSpec, TaskSpec
 
@@ -23,6 +24,8 @@ __all__ = ["Critic", "Verdict", "check", "probe_transitions"]
 MAX_MEAN_CALL_MS = 2.0
 """Mean time per call above which a reward is refused as too slow to train with."""
 HUGE = 1e4
+MAX_CONTROL_FINDINGS = 5
+"""Control characters named one by one before the rest are summed up in a count."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,9 @@ class Critic:
         """The verdict on one program."""
         if not source.strip():
             return Verdict(False, (Issue("no_compute_reward", "the program is empty; define compute_reward"),))
+        controls = _control_issues(source)
+        if controls:
+            return Verdict(False, tuple(controls))
         loaded = self.sandbox.load(source)
         issues = list(loaded.issues)
         if not loaded.ok:
@@ -164,6 +170,22 @@ def check(source: str, spec: EnvSpec, task: TaskSpec | None = None, limits: Sand
     """Check one reward program against ``spec`` (``rewardsmith check``)."""
     with Critic(spec, task or spec.default_task, limits) as critic:
         return critic.check(source)
+
+
+def _control_issues(source: str) -> list[Issue]:
+    """A ``control_character`` issue per offending character and line (the first few), before the sandbox.
+
+    Such a character has no use in reward code and, once the program is accepted, would act on
+    the terminal of whoever prints it (``export`` to stdout, ``--interactive``): clear the screen,
+    fake an "accepted" line, reorder code with a bidirectional override.
+    """
+    found = list(dict.fromkeys(control_characters(source)))  # each character once per line
+    issues = [Issue("control_character", f"the source holds the control character {ascii(char)[1:-1]}; reward "
+                                         "code needs none: delete it (inside a string, write it as an escape)", line)
+              for line, char in found[:MAX_CONTROL_FINDINGS]]
+    if len(found) > MAX_CONTROL_FINDINGS:
+        issues.append(Issue("control_character", f"{len(found) - MAX_CONTROL_FINDINGS} more control characters"))
+    return issues
 
 
 def _probe_description(probes: Transitions, index: int) -> str:

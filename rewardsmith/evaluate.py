@@ -100,8 +100,11 @@ class Evaluation:
     def __rich__(self) -> Any:
         from rich.table import Table
 
+        from rewardsmith.safetext import literal
+
         solved = f"solved at ≥ {self.solved:g}" if math.isfinite(self.solved) else "no solved threshold"
-        table = Table(title=f"{self.env} · {self.task_name}: {self.seeds} seeds × {self.timesteps} steps ({solved})")
+        table = Table(title=literal(f"{self.env} · {self.task_name}: {self.seeds} seeds × {self.timesteps} steps "
+                                    f"({solved})"))
         for column in ("reward", "fitness (mean ± 95% CI)", "per seed", "solved", "steps to solved",
                        "human-normalised"):
             table.add_column(column, justify="left" if column in ("reward", "per seed") else "right")
@@ -109,7 +112,7 @@ class Evaluation:
             reached = [s for s in arm.solved_at if s is not None]
             steps = f"{statistics.median(reached):.0f} ({len(reached)}/{len(arm.solved_at)})" if reached else "–"
             score = self.normalised(arm.label)
-            table.add_row(arm.label, f"{arm.mean:.4g} ± {arm.ci95:.3g}",
+            table.add_row(literal(arm.label), f"{arm.mean:.4g} ± {arm.ci95:.3g}",
                           " ".join(f"{f:.4g}" for f in arm.fitness),
                           f"{arm.solved_rate(self.solved):.0%}" if math.isfinite(self.solved) else "–", steps,
                           "–" if score is None else f"{score:.2f}")

@@ -19,7 +19,7 @@ from typing import Any
 from rewardsmith.candidate import Candidate, candidate_id, source_hash
 from rewardsmith.critic import Critic, Verdict
 from rewardsmith.designer.base import DesignContext, Designer, Proposal
-from rewardsmith.errors import BudgetExceeded, LLMError, RunDirError, UsageError
+from rewardsmith.errors import BudgetExceeded, LLMError, RewardsmithError, RunDirError, UsageError
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, default_workers
 from rewardsmith.runs import RunDir, atomic_write_text, to_json
 from rewardsmith.sandbox import Issue
@@ -265,6 +265,11 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
         raise
     except KeyboardInterrupt:
         state.status, state.stop_reason = "interrupted", "interrupted (Ctrl-C); resume with `rewardsmith resume`"
+        _finish(state, designer)
+        raise
+    except Exception as exc:  # a bug (in a hook's rendering, say) must not leave the run "running" with no reason
+        reason = str(exc) if isinstance(exc, RewardsmithError) else f"internal error: {type(exc).__name__}: {exc}"
+        state.status, state.stop_reason = "failed", reason
         _finish(state, designer)
         raise
     _finish(state, designer)

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from rewardsmith.candidate import Candidate
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchState
+from rewardsmith.safetext import literal, sanitize
 
 __all__ = ["STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
 
@@ -52,7 +53,7 @@ def candidate_table(state: SearchState, progress: dict[str, dict[str, Any]] | No
         note = cand.reason or cand.origin.get("note", "")
         if cand.attempts:
             note = f"(repaired {len(cand.attempts)}×) {note}"
-        table.add_row(cand.id, status, fmt_fitness(cand.fitness), success, training, str(note))
+        table.add_row(literal(cand.id), status, fmt_fitness(cand.fitness), success, training, literal(note))
     return table
 
 
@@ -92,9 +93,9 @@ class LiveProgress(LoopHooks):
             self.console.print()
         best = state.best
         if best is not None:
-            self.console.print(f"best so far: [bold]{best.id}[/] fitness [bold]{fmt_fitness(best.fitness)}[/]"
-                               + (" (solved)" if best.fitness is not None and best.fitness >= state.task.solved
-                                  else ""))
+            solved = " (solved)" if best.fitness is not None and best.fitness >= state.task.solved else ""
+            self.console.print(Text.assemble("best so far: ", literal(best.id, "bold"), " fitness ",
+                                             (fmt_fitness(best.fitness), "bold"), solved))
         return None
 
     def on_run_end(self, state: SearchState) -> None:
@@ -121,9 +122,10 @@ class InteractiveProgress(LiveProgress):
         best = state.best
         if best is not None:
             paths = state.run.candidate(best.iteration, best.index)
-            self.console.print(Syntax(best.source, "python", line_numbers=False, word_wrap=True))
+            # the critic refuses control characters, but a run recorded before it did may hold some
+            self.console.print(Syntax(sanitize(best.source), "python", line_numbers=False, word_wrap=True))
             if paths.gif.exists():
-                self.console.print(f"rollout of {best.id}: {paths.gif}", soft_wrap=True)
+                self.console.print(literal(f"rollout of {best.id}: {paths.gif}"), soft_wrap=True)
         last = iteration + 1 >= state.config.iterations
         hint = " (last round: feedback is kept for `rewardsmith resume`)" if last else ""
         self.console.print(f"[bold]Enter[/] to go on · type feedback · [bold]use ID[/] to pick the parent · "
@@ -143,10 +145,11 @@ class InteractiveProgress(LiveProgress):
                 chosen = line[4:].strip()
                 if chosen in state.candidates and state.candidates[chosen].status == "scored":
                     decision.parent = chosen
-                    self.console.print(f"next parent: {chosen}")
+                    self.console.print(literal(f"next parent: {chosen}"))
                 else:
                     scored = ", ".join(c.id for c in state.candidates.values() if c.status == "scored")
-                    self.console.print(f"[red]no scored candidate {chosen!r}[/]; scored: {scored}")
+                    self.console.print(Text.assemble(literal(f"no scored candidate {chosen!r}", "red"),
+                                                     literal(f"; scored: {scored}")))
                 continue
             decision.feedback.append(line)
             self.console.print("noted (Enter to go on, or add more)")

@@ -22,6 +22,7 @@ from rewardsmith.loop import SearchState, load_state
 from rewardsmith.progress import STATUS_STYLE
 from rewardsmith.progress import fmt_fitness as _num
 from rewardsmith.runs import RunDir
+from rewardsmith.safetext import literal
 
 __all__ = ["candidate_view", "run_overview", "show"]
 
@@ -55,7 +56,7 @@ def _flags_text(flags: list[str]) -> Text:
         kind = flag.split(":", 1)[0]
         if i:
             text.append(", ")
-        text.append(flag, style=_FLAG_STYLE.get(kind, ""))
+        text.append(literal(flag, _FLAG_STYLE.get(kind, "")))
     return text
 
 
@@ -65,11 +66,11 @@ def run_overview(state: SearchState) -> RenderableType:
     best = state.best
     solved = f"; solved at ≥ {task.solved:g}" if math.isfinite(task.solved) else ""
     header = Text.assemble(
-        (f"{state.run.root.name}\n", "bold"),
-        f"task: {task.text}\n",
-        f"env: {task.spec.gym_id} · fitness: {task.fitness_doc}{solved}\n",
-        f"status: {state.status} · iterations: {state.iterations_done}/{state.config.iterations} · "
-        f"designer: {state.designer}",
+        literal(f"{state.run.root.name}\n", "bold"),
+        literal(f"task: {task.text}\n"),
+        literal(f"env: {task.spec.gym_id} · fitness: {task.fitness_doc}{solved}\n"),
+        literal(f"status: {state.status} · iterations: {state.iterations_done}/{state.config.iterations} · "
+                f"designer: {state.designer}"),
     )
     table = Table(title="candidates", show_lines=False)
     for name, justify in (("id", "left"), ("status", "left"), ("fitness", "right"), ("± std", "right"),
@@ -80,15 +81,15 @@ def run_overview(state: SearchState) -> RenderableType:
         star = " ★" if best is not None and cand.id == best.id else ""
         fitness = analysis.get("fitness", {})
         length = analysis.get("episode_length", {})
-        flags = _flags_text(analysis.get("flags", [])) if analysis else Text(cand.reason or "", style="dim")
+        flags = _flags_text(analysis.get("flags", [])) if analysis else literal(cand.reason or "", "dim")
         paths = state.run.candidate(cand.iteration, cand.index)
         media = " ".join(p.suffix[1:] for p in (paths.gif, paths.mp4) if p.is_file())
         std = fitness.get("std") if fitness else (cand.result.fitness_std if cand.result else None)
         success = fitness.get("success_rate") if fitness else (cand.result.success_rate if cand.result else None)
-        table.add_row(cand.id, Text(cand.status + star, style=STATUS_STYLE.get(cand.status, "")),
+        table.add_row(literal(cand.id), Text(cand.status + star, style=STATUS_STYLE.get(cand.status, "")),
                       _num(cand.fitness), _num(std) if cand.status == "scored" else "",
                       _pct(success) if cand.status == "scored" else "", _num(length.get("mean")), flags, media)
-    footer = Text(f"details: rewardsmith show {state.run.root} --candidate ID", style="dim")
+    footer = literal(f"details: rewardsmith show {state.run.root} --candidate ID", "dim")
     return Group(header, table, footer)
 
 
@@ -96,16 +97,16 @@ def candidate_view(state: SearchState, cand: Candidate) -> RenderableType:
     """One candidate: fitness, components with flags, terminations, failures, hacking, reflection, media."""
     parts: list[RenderableType] = []
     origin = cand.origin.get("note") or cand.origin.get("designer", "")
-    parts.append(Text.assemble((f"candidate {cand.id}", "bold"), f" · {cand.status}",
-                               f" · fitness {_num(cand.fitness)}", (f" · {origin}" if origin else "", "dim")))
+    parts.append(Text.assemble(literal(f"candidate {cand.id}", "bold"), f" · {cand.status}",
+                               f" · fitness {_num(cand.fitness)}", literal(f" · {origin}" if origin else "", "dim")))
     analysis = cand.analysis
     if not analysis:
         reason = cand.reason or ("not analysed (trained before the analyzer existed, or still training)"
                                  if cand.status in ("scored", "training", "proposed") else "")
-        parts.append(Text(f"no analysis: {reason}", style="yellow"))
+        parts.append(literal(f"no analysis: {reason}", "yellow"))
         return Group(*parts)
     if analysis.get("error"):
-        parts.append(Text(f"the analyzer failed: {analysis['error']}", style="red"))
+        parts.append(literal(f"the analyzer failed: {analysis['error']}", "red"))
         return Group(*parts)
     parts.append(_fitness_table(analysis))
     if analysis.get("components"):
@@ -113,20 +114,20 @@ def candidate_view(state: SearchState, cand: Candidate) -> RenderableType:
     parts.append(_terminations_table(analysis))
     failures = analysis.get("failure_states", {})
     if failures.get("summary"):
-        parts.append(Panel("\n".join(f"• {line}" for line in failures["summary"]),
-                           title=f"at failure ({failures['failures']} of {failures['episodes']} episodes, "
-                                 f"against {failures['compared_with']})", title_align="left"))
+        parts.append(Panel(literal("\n".join(f"• {line}" for line in failures["summary"])),
+                           title=literal(f"at failure ({failures['failures']} of {failures['episodes']} episodes, "
+                                         f"against {failures['compared_with']})"), title_align="left"))
     if analysis.get("hacking"):
-        parts.append(Panel(Text("\n".join(f"• {h['evidence']}" for h in analysis["hacking"]), style="red"),
+        parts.append(Panel(literal("\n".join(f"• {h['evidence']}" for h in analysis["hacking"]), "red"),
                            title="reward hacking", title_align="left"))
     for warning in analysis.get("warnings", []):
-        parts.append(Text(f"warning: {warning}", style="yellow"))
-    parts.append(Panel(Text(analysis.get("reflection", "").rstrip()), title="reflection (what designers read)",
+        parts.append(literal(f"warning: {warning}", "yellow"))
+    parts.append(Panel(literal(analysis.get("reflection", "").rstrip()), title="reflection (what designers read)",
                        title_align="left"))
     paths = state.run.candidate(cand.iteration, cand.index)
     media = [str(p) for p in (paths.gif, paths.mp4) if p.is_file()]
     if media:
-        parts.append(Text("watch: " + "  ".join(media), style="dim"))
+        parts.append(literal("watch: " + "  ".join(media), "dim"))
     return Group(*parts)
 
 
@@ -161,7 +162,7 @@ def _components_table(analysis: dict[str, Any]) -> Table:
         series = [v for v in c.get("series", []) if v is not None]
         trend = f"{_num(series[0])} → {_num(series[-1])}" if len(series) >= 2 else _num(series[0] if series else None)
         r = c.get("corr_fitness")
-        table.add_row(name, _num(c.get("mean")), _num(c.get("min")), _num(c.get("max")), _pct(c.get("share")),
+        table.add_row(literal(name), _num(c.get("mean")), _num(c.get("min")), _num(c.get("max")), _pct(c.get("share")),
                       "–" if r is None else f"{r:+.2f}", trend, _flags_text(c.get("flags", [])))
     return table
 
@@ -172,5 +173,5 @@ def _terminations_table(analysis: dict[str, Any]) -> Table:
     table.add_column("episodes", justify="right")
     total = sum(analysis.get("terminations", {}).values()) or 1
     for cause, count in analysis.get("terminations", {}).items():
-        table.add_row(cause, f"{count} ({count / total:.0%})")
+        table.add_row(literal(cause), f"{count} ({count / total:.0%})")
     return table

@@ -24,6 +24,7 @@ CODES: dict[str, str] = {
     "too_large": "the source exceeds the size cap",
     "too_deep": "brackets, blocks or expressions nest deeper than the cap",
     "syntax": "the source does not parse",
+    "control_character": "the source holds a terminal control character (ESC, BEL, a bidi override, ...)",
     "no_compute_reward": "no module-level function compute_reward",
     "bad_signature": "compute_reward does not take (obs, action, next_obs, info)",
     "forbidden_import": "an import other than math, numpy or typing",
