@@ -264,7 +264,8 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
         _finish(state, designer)
         raise
     except KeyboardInterrupt:
-        state.status, state.stop_reason = "interrupted", "interrupted (Ctrl-C); resume with `rewardsmith resume`"
+        state.status = "interrupted"
+        state.stop_reason = f"interrupted (Ctrl-C); resume with `rewardsmith resume {run.root}`"
         _finish(state, designer)
         raise
     _finish(state, designer)
