@@ -252,6 +252,7 @@ def _print_usage(designer) -> None:
 
 def _print_outcome(state) -> None:
     from rewardsmith.progress import fmt_fitness
+    from rewardsmith.task import is_solved
 
     run_dir, solved_at = state.run, state.task.solved
     if state.stop_reason:
@@ -262,10 +263,16 @@ def _print_outcome(state) -> None:
         console.print(f"[red]no candidate trained successfully[/]; see {report_path or run_dir.summary_json}",
                       soft_wrap=True)
         raise typer.Exit(1)
-    solved = best.fitness is not None and best.fitness >= solved_at
     threshold = ""
     if math.isfinite(solved_at):
-        threshold = f" (solved: ≥ {solved_at:g})" if solved else f" (solved at ≥ {solved_at:g})"
+        threshold = (f" (solved: fitness ≥ {solved_at:g})" if is_solved(best.fitness, solved_at)
+                     else f" (not solved: solved at fitness ≥ {solved_at:g})")
+    if state.no_progress:
+        scored = sum(c.status == "scored" for c in state.candidates.values())
+        console.print(f"\nno progress: all {scored} scored candidates have the same fitness "
+                      f"({fmt_fitness(best.fitness)}), so none beat the others; {best.id} is exported only as the "
+                      "first of equals, no better than a random choice. Check that the fitness can tell rewards "
+                      "apart (a constant fitness cannot).", style="yellow", markup=False, highlight=False)
     console.print(f"\nbest: [bold]{best.id}[/] fitness [bold]{fmt_fitness(best.fitness)}[/]{threshold}")
     console.print(f"reward:   {run_dir.candidate(best.iteration, best.index).reward}", soft_wrap=True)
     console.print(f"exported: {run_dir.best_dir / 'reward.py'}", soft_wrap=True)

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from rewardsmith.candidate import Candidate
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchState
+from rewardsmith.task import is_solved
 
 __all__ = ["STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
 
@@ -33,7 +34,7 @@ def candidate_table(state: SearchState, progress: dict[str, dict[str, Any]] | No
     table.add_column("id", no_wrap=True)
     table.add_column("status")
     table.add_column("fitness", justify="right")
-    table.add_column("success", justify="right")
+    table.add_column("episodes ≥ threshold", justify="right")
     table.add_column("training", no_wrap=True)
     table.add_column("note / reason", overflow="fold", max_width=70)
     cands = [c for c in state.candidates.values() if iteration is None or c.iteration == iteration]
@@ -93,8 +94,7 @@ class LiveProgress(LoopHooks):
         best = state.best
         if best is not None:
             self.console.print(f"best so far: [bold]{best.id}[/] fitness [bold]{fmt_fitness(best.fitness)}[/]"
-                               + (" (solved)" if best.fitness is not None and best.fitness >= state.task.solved
-                                  else ""))
+                               + (" (solved)" if is_solved(best.fitness, state.task.solved) else ""))
         return None
 
     def on_run_end(self, state: SearchState) -> None:

@@ -35,6 +35,7 @@ from markupsafe import Markup
 
 from rewardsmith.errors import RunDirError
 from rewardsmith.runs import RunDir, atomic_write_text
+from rewardsmith.task import is_solved
 
 if TYPE_CHECKING:
     from rewardsmith.candidate import Candidate
@@ -244,7 +245,7 @@ def _brief(cand: Candidate | None, solved: float | None) -> dict[str, Any] | Non
     if cand is None:
         return None
     return {"id": cand.id, "fitness": cand.fitness,
-            "solved": solved is not None and cand.fitness is not None and cand.fitness >= solved}
+            "solved": is_solved(cand.fitness, solved)}
 
 
 # ------------------------------------------------------------------------------------- candidates
@@ -264,6 +265,7 @@ def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[st
         "iteration": cand.iteration,
         "status": cand.status,
         "fitness": cand.fitness,
+        "solved": is_solved(cand.fitness, state.task.solved) if cand.status == "scored" else None,
         "success_rate": result.success_rate if result is not None and cand.status == "scored" else None,
         "solved_at": result.solved_at if result is not None else None,
         "steps": result.steps if result is not None else None,

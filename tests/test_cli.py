@@ -278,3 +278,75 @@ def test_usage_lines_name_arguments_plainly(command, usage):
     first = result.stdout.splitlines()[0]
     assert first.endswith(usage), first
     assert "{" not in first
+
+
+CONSTANT_FITNESS = '''
+SOLVED = 1.0
+
+
+def flat(episode):
+    """Scores every episode 0, whatever the policy does."""
+    return 0.0
+'''
+
+
+@pytest.fixture(scope="module")
+def flat_run(tmp_path_factory):
+    """A real built-in search whose fitness returns a constant: every candidate ties."""
+    root = tmp_path_factory.mktemp("flat")
+    (root / "const.py").write_text(CONSTANT_FITNESS)
+    result = rewardsmith("run", "keep the pole upright", "--env", "cartpole", "--fitness", "const.py:flat",
+                         "--iterations", "1", "--samples", "2", "--timesteps", "512", "--no-media", "--out",
+                         str(root / "runs"), cwd=root, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result, next((root / "runs").iterdir())
+
+
+def test_a_search_whose_candidates_all_tie_says_no_progress(flat_run):
+    import json
+
+    result, run_dir = flat_run
+    assert "no progress: all 2 scored candidates have the same fitness (0)" in " ".join(result.stdout.split())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["no_progress"] is True
+    header = (run_dir / "best" / "reward.py").read_text().split("def compute_reward")[0]
+    assert "# NO PROGRESS: every candidate of the search scored this same fitness" in header
+    assert "no better than a random choice" in header
+
+
+def test_solved_means_the_final_fitness_reaches_the_threshold_in_every_place(flat_run):
+    """A checkpoint that touched the threshold is not "solved": CLI, show, report, summary and export agree."""
+    import json
+    import re
+
+    from rewardsmith.loop import load_state, summary_of
+    from rewardsmith.runs import RunDir
+
+    result, run_dir = flat_run
+    assert "(not solved: solved at fitness ≥ 1)" in result.stdout
+    assert "(solved)" not in result.stdout
+    curves = RunDir.open(run_dir).candidate(0, 0).curves
+    data = json.loads(curves.read_text())
+    data["solved_at"] = 256  # a checkpoint reached the threshold; the final policy (fitness 0) did not hold it
+    curves.write_text(json.dumps(data))
+
+    def everywhere() -> set[str]:
+        state = load_state(RunDir.open(run_dir))
+        says = {"summary": "yes" if summary_of(state)["best"]["solved"] else "no"}
+        shown = rewardsmith("show", str(run_dir))
+        row = next(line for line in shown.stdout.splitlines() if "00-00" in line)
+        says["show"] = "yes" if re.search(r"\byes\b", row) else "no"
+        assert "episodes ≥ threshold" in shown.stdout
+        assert rewardsmith("report", str(run_dir)).returncode == 0
+        page = (run_dir / "report.html").read_text()
+        cells = next(row for row in page.split("<tr>") if 'href="#cand-00-00">00-00</a></td>' in row)
+        says["report"] = "yes" if "<td>yes</td>" in cells else "no"
+        assert "checkpoint ≥ threshold at step" in page and "<td class=\"num\">256</td>" in cells
+        exported = rewardsmith("export", str(run_dir), "--candidate", "00-00").stdout
+        says["export"] = "no" if "(not solved:" in exported else "yes"
+        return set(says.values())
+
+    assert everywhere() == {"no"}
+    data["fitness"] = 1.5
+    curves.write_text(json.dumps(data))
+    assert everywhere() == {"yes"}
