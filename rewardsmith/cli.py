@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand
 from typer.exceptions import TyperException
 
 from rewardsmith.errors import RewardsmithError, UsageError
@@ -29,6 +32,64 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+class _PlainUsage(TyperCommand):
+    """Usage lines name arguments as their help does (``RUN``, ``[TEXT]``), without Typer's braces."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.display_name_raw.upper() + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class SearchInterrupted(Exception):
+    """Ctrl-C stopped a search; the run recorded itself as interrupted and can be resumed."""
+
+    def __init__(self, run_root: Path) -> None:
+        super().__init__(f"interrupted: {run_root}")
+        self.run_root = run_root
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from rewardsmith import __version__
+
+        console.print(f"rewardsmith {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print rewardsmith's version and exit.")] = False) -> None:
+    """Design, check, train and export reward functions for Gymnasium environments."""
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers} (leave it out to use every CPU core)")
+
+
+def _check_device(device: str) -> None:
+    """``--device cuda`` (or ``cuda:N``) on a machine where torch sees no such device is a usage error."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = device.partition(":")[2]
+    wanted = int(index) + 1 if index.isdigit() else 1
+    if count >= wanted:
+        return
+    build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU build"
+    seen = "no CUDA device" if count == 0 else f"{count} CUDA device(s), numbered from 0"
+    raise UsageError(f"--device {device}: torch sees {seen} (torch {torch.__version__}, {build}); "
+                     "use --device cpu or auto")
 
 EnvOption = Annotated[str, typer.Option("--env", "-e", help="Bundled env name, spec file, or Gymnasium id.")]
 TaskOption = Annotated[Optional[str], typer.Option("--task", "-t", help="A task the env spec names.")]
@@ -72,7 +133,7 @@ def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None)
 # ------------------------------------------------------------------------------------------ run
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def run(
     text: Annotated[Optional[str], typer.Argument(help="What the agent should do, in words.")] = None,
     env: EnvOption = ...,  # type: ignore[assignment]
@@ -133,10 +194,12 @@ def run(
     from rewardsmith.progress import InteractiveProgress, LiveProgress
     from rewardsmith.runs import RunDir
 
+    _check_workers(workers)
     ref, resolved = _task_ref(env, text, task, fitness)
     config = SearchConfig(iterations=iterations, samples=samples, timesteps=timesteps, seed=seed,
                           workers=workers or min(default_workers(), samples), device=device, repairs=repairs,
                           media=media)
+    _check_device(device)
     llm_given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "temperature": temperature,
                  "max_tokens": max_tokens, "max_total_tokens": max_total_tokens, "max_cost": max_cost,
                  "concurrency": concurrency, "timeout": llm_timeout, "prompts": str(prompts) if prompts else None,
@@ -161,6 +224,8 @@ def run(
         raise UsageError("--final-eval must be 0 or more")
     try:
         state = run_search(run_dir, ref, chosen, config, hooks)
+    except KeyboardInterrupt:
+        raise SearchInterrupted(run_dir.root) from None
     finally:
         hooks.close()
         _print_usage(chosen)
@@ -190,6 +255,7 @@ def _print_usage(designer) -> None:
 
 def _print_outcome(state) -> None:
     from rewardsmith.progress import fmt_fitness
+    from rewardsmith.task import is_solved
 
     run_dir, solved_at = state.run, state.task.solved
     if state.stop_reason:
@@ -200,10 +266,16 @@ def _print_outcome(state) -> None:
         console.print(Text.assemble(("no candidate trained successfully", "red"),
                                     literal(f"; see {report_path or run_dir.summary_json}")), soft_wrap=True)
         raise typer.Exit(1)
-    solved = best.fitness is not None and best.fitness >= solved_at
     threshold = ""
     if math.isfinite(solved_at):
-        threshold = f" (solved: ≥ {solved_at:g})" if solved else f" (solved at ≥ {solved_at:g})"
+        threshold = (f" (solved: fitness ≥ {solved_at:g})" if is_solved(best.fitness, solved_at)
+                     else f" (not solved: solved at fitness ≥ {solved_at:g})")
+    if state.no_progress:
+        scored = sum(c.status == "scored" for c in state.candidates.values())
+        console.print(f"\nno progress: all {scored} scored candidates have the same fitness "
+                      f"({fmt_fitness(best.fitness)}), so none beat the others; {best.id} is exported only as the "
+                      "first of equals, no better than a random choice. Check that the fitness can tell rewards "
+                      "apart (a constant fitness cannot).", style="yellow", markup=False, highlight=False)
     console.print(Text.assemble("\nbest: ", literal(best.id, "bold"), " fitness ",
                                 (fmt_fitness(best.fitness), "bold"), threshold))
     console.print(literal(f"reward:   {run_dir.candidate(best.iteration, best.index).reward}"), soft_wrap=True)
@@ -228,7 +300,7 @@ def _write_report(state) -> Path | None:
 # ------------------------------------------------------------------------------ resume, feedback
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def resume(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     iterations: Annotated[Optional[int], typer.Option("--iterations", "-n",
@@ -250,6 +322,7 @@ def resume(
 
     if iterations is not None and iterations < 1:
         raise UsageError("--iterations must be at least 1")
+    _check_workers(workers)
     run = RunDir.open(run_dir)
     info = run.read_run()
     budgets = {k: v for k, v in (("max_total_tokens", max_total_tokens), ("max_cost", max_cost)) if v is not None}
@@ -264,13 +337,15 @@ def resume(
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     try:
         state = resume_search(run, designer, iterations, hooks, workers)
+    except KeyboardInterrupt:
+        raise SearchInterrupted(run.root) from None
     finally:
         hooks.close()
         _print_usage(designer)
     _print_outcome(state)
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def feedback(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     text: Annotated[str, typer.Argument(help="What is wrong with the best policy, in words.")],
@@ -287,7 +362,7 @@ def feedback(
 # ------------------------------------------------------------------------------------- evaluate
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def evaluate(
     file: Annotated[Path, typer.Argument(metavar="REWARD_FILE", help="A reward program (compute_reward).")],
     env: EnvOption = ...,  # type: ignore[assignment]
@@ -310,6 +385,8 @@ def evaluate(
         raise UsageError("--seeds must be at least 1")
     if timesteps is not None and timesteps < 64:
         raise UsageError("--timesteps must be at least 64")
+    _check_workers(workers)
+    _check_device(device)
     source = _read_source(file)
     if task is None and fitness is None:
         from rewardsmith.spec import load_spec
@@ -331,9 +408,9 @@ def evaluate(
 # ---------------------------------------------------------------------------------------- check
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def check(
-    file: Annotated[Path, typer.Argument(help="A reward program (compute_reward).")],
+    file: Annotated[Path, typer.Argument(metavar="REWARD_FILE", help="A reward program (compute_reward).")],
     env: EnvOption = ...,  # type: ignore[assignment]
     task: TaskOption = None,
 ) -> None:
@@ -360,7 +437,7 @@ def check(
 # ------------------------------------------------------------------------------- envs, describe
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def envs() -> None:
     """List bundled envs and their tasks."""
     from rewardsmith.spec import bundled_names, load_spec
@@ -384,7 +461,7 @@ def envs() -> None:
     console.print(table)
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def describe(env: Annotated[str, typer.Argument(help="Bundled env name, spec file, or Gymnasium id.")],
              task: TaskOption = None) -> None:
     """Print exactly what a designer is told about an env."""
@@ -394,7 +471,7 @@ def describe(env: Annotated[str, typer.Argument(help="Bundled env name, spec fil
     sys.stdout.write(spec.describe(spec.task(task)))
 
 
-@app.command("prompts")
+@app.command("prompts", cls=_PlainUsage)
 def prompts_command(
     env: Annotated[str, typer.Argument(help="Bundled env name, spec file, or Gymnasium id.")],
     text: Annotated[Optional[str], typer.Argument(help="What the agent should do, in words.")] = None,
@@ -444,7 +521,7 @@ def spec_init(
 # --------------------------------------------------------------------------------------- export
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def export(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
@@ -480,7 +557,7 @@ def export(
 # --------------------------------------------------------------------------------------- report
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def report(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o",
@@ -497,7 +574,7 @@ def report(
 # ----------------------------------------------------------------------------------------- show
 
 
-@app.command()
+@app.command(cls=_PlainUsage)
 def show(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
     candidate: Annotated[Optional[str], typer.Option("--candidate", "-c",
@@ -515,13 +592,16 @@ def show(
 def main() -> None:
     """Console-script entry: user errors print one line and exit with their code."""
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    warnings.showwarning = _show_warning
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False)  # Typer turns Ctrl-C outside a search into a returned 130
+    except SearchInterrupted as exc:
+        err_console.print(f"\ninterrupted: the run is saved as it stands; continue it with\n"
+                          f"  rewardsmith resume {shlex.quote(str(exc.run_root))}",
+                          markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(130) from None
     except RewardsmithError as exc:
         raise SystemExit(_exit(str(exc), exc.exit_code)) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        raise SystemExit(130) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
@@ -536,7 +616,17 @@ def main() -> None:
     except Exception:  # a bug; its message may quote a reward program, so the traceback is shown as literal text
         err_console.print(literal(traceback.format_exc().rstrip()), highlight=False, soft_wrap=True)
         raise SystemExit(_exit("an internal error (the traceback above is worth reporting)", 1)) from None
+    if code == 130:
+        err_console.print("interrupted", markup=False, highlight=False)
     raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning as one plain line: gymnasium colours its own with raw ANSI codes."""
+    from rich.text import Text
+
+    err_console.print(f"warning: {Text.from_ansi(str(message)).plain}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 def _exit(message: str, code: int) -> int:

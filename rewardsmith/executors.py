@@ -113,6 +113,7 @@ class ProcessPool:
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._progress: queue.Queue[tuple[Future, Any]] = queue.Queue()
         self._closed = False
+        self._start_workers_ignoring_ctrl_c()
         self._thread = threading.Thread(target=self._dispatch, name="rewardsmith-pool", daemon=True)
         self._thread.start()
 
@@ -170,6 +171,22 @@ class ProcessPool:
         self._workers.clear()
 
     # -- the dispatcher thread -----------------------------------------------------------------
+
+    def _start_workers_ignoring_ctrl_c(self) -> None:
+        """Start every worker now, each inheriting an ignored SIGINT.
+
+        A terminal's Ctrl-C goes to the whole process group; a worker that is still importing (before
+        :func:`_serve` ignores SIGINT) would die of it with a traceback. Only the main thread may change
+        signal handlers, so a pool made elsewhere starts its workers as jobs arrive, as replacements do.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for _ in range(self.size):
+                self._start_worker()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _start_worker(self) -> _Worker:
         parent, child = self._ctx.Pipe()

@@ -131,16 +131,27 @@ def reward_program(text: str) -> str:
 def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
     """The standalone module for ``source`` with a header recording where it came from."""
     from rewardsmith import __version__
+    from rewardsmith.task import is_solved
 
     fitness = manifest.get("fitness")
     solved = manifest.get("solved")
+    verdict = ""
+    if solved is not None:
+        verdict = (f" (solved: fitness ≥ {solved:g}" if is_solved(fitness, solved)
+                   else f" (not solved: solved at fitness ≥ {solved:g}") + f"; {manifest.get('fitness_doc')})"
     header = [
         "# Reward function exported by rewardsmith.",
         f"# task:      {manifest.get('task', '').strip()}",
         f"# env:       {spec.gym_id} (rewardsmith spec: {spec.name}; scored on task: {manifest.get('task_name')})",
-        f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}"
-        + (f" (solved at {solved:g}; {manifest.get('fitness_doc')})" if solved is not None else ""),
+        f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}{verdict}",
         f"# run:       {manifest.get('run')}  candidate {manifest.get('candidate')}",
+    ]
+    if manifest.get("no_progress"):
+        header += [
+            "# NO PROGRESS: every candidate of the search scored this same fitness, so this reward did not beat",
+            "#             the others; it is the first of equals, no better than a random choice among them.",
+        ]
+    header += [
         f"# exported:  {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
         "#",
         "# Usage:",

@@ -19,17 +19,16 @@ from functools import cache
 import gymnasium as gym
 import numpy as np
 
-from rewardsmith.errors import UnknownEnvError
 from rewardsmith.spec import (
     EnvSpec,
     Field,
     ShapingHint,
     TaskSpec,
-    bundled_names,
     describe_space,
     env_reward_fitness,
     field_name_problem,
     flat_box_size,
+    make_registered,
 )
 
 __all__ = ["EnvDoc", "Introspection", "field_name", "introspect", "parse_env_doc"]
@@ -316,15 +315,7 @@ def introspect(gym_id: str, probe_steps: int = PROBE_STEPS, seed: int = 0) -> En
         UnknownEnvError: the id is not registered or cannot be made.
         SpecError: the env's observation is not a flat Box.
     """
-    try:
-        env = gym.make(gym_id)
-    except gym.error.Error as exc:
-        known = ", ".join(bundled_names())
-        raise UnknownEnvError(f"unknown env {gym_id!r}: bundled envs are {known}; "
-                              f"or give a registered Gymnasium id or a spec file ({exc})") from None
-    except Exception as exc:  # the env's own constructor failed (a missing extra, say)
-        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise UnknownEnvError(f"env {gym_id!r} could not be made: {message}") from None
+    env = make_registered(gym_id)
     try:
         space = env.observation_space
         size = flat_box_size(space, f"env {gym_id!r}")

@@ -23,7 +23,7 @@ from rewardsmith.errors import BudgetExceeded, LLMError, RewardsmithError, RunDi
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, default_workers
 from rewardsmith.runs import RunDir, atomic_write_text, to_json
 from rewardsmith.sandbox import Issue
-from rewardsmith.task import ResolvedTask, TaskRef
+from rewardsmith.task import ResolvedTask, TaskRef, is_solved
 from rewardsmith.training import TrainConfig, TrainingResult
 
 __all__ = ["IterationDecision", "LoopHooks", "SearchConfig", "SearchState", "resume_search", "run_search"]
@@ -129,6 +129,13 @@ class SearchState:
     def best(self) -> Candidate | None:
         scored = [c for c in self.candidates.values() if c.status == "scored"]
         return max(scored, key=lambda c: (c.fitness, -c.iteration, -c.index)) if scored else None
+
+    @property
+    def no_progress(self) -> bool:
+        """Every scored candidate (two or more) has the same fitness: the fitness told no reward from another,
+        so the best is only the first of equals, no better than a random pick among them."""
+        scored = [c.fitness for c in self.candidates.values() if c.status == "scored" and c.fitness is not None]
+        return len(scored) >= 2 and all(math.isclose(f, scored[0], rel_tol=1e-9, abs_tol=1e-12) for f in scored)
 
     @property
     def exported(self) -> Candidate | None:
@@ -264,7 +271,8 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
         _finish(state, designer)
         raise
     except KeyboardInterrupt:
-        state.status, state.stop_reason = "interrupted", "interrupted (Ctrl-C); resume with `rewardsmith resume`"
+        state.status = "interrupted"
+        state.stop_reason = f"interrupted (Ctrl-C); resume with `rewardsmith resume {run.root}`"
         _finish(state, designer)
         raise
     except Exception as exc:  # a bug (in a hook's rendering, say) must not leave the run "running" with no reason
@@ -570,6 +578,7 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
         "fitness_doc": state.task.fitness_doc,
         "run": str(state.run.root),
         "source_hash": source_hash(cand.source),
+        "no_progress": state.no_progress,
     }
 
 
@@ -598,7 +607,7 @@ def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[
             "fitness": best.fitness,
             "reward_path": str(state.run.candidate(best.iteration, best.index).reward),
             "export_path": str(state.run.best_dir / "reward.py"),
-            "solved": bool(best.fitness is not None and best.fitness >= state.task.solved),
+            "solved": is_solved(best.fitness, state.task.solved),
         }
     return {
         "task": state.task.text,
@@ -613,6 +622,7 @@ def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[
         "iterations_done": state.iterations_done,
         "candidates": [c.summary() for c in state.candidates.values()],
         "best": best_entry,
+        "no_progress": state.no_progress,
         "final_eval": _final_eval_entry(state),
         "usage": usage or {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0},
     }

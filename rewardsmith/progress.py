@@ -13,6 +13,7 @@ from rich.text import Text
 from rewardsmith.candidate import Candidate
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchState
 from rewardsmith.safetext import literal, sanitize
+from rewardsmith.task import is_solved
 
 __all__ = ["STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
 
@@ -34,7 +35,7 @@ def candidate_table(state: SearchState, progress: dict[str, dict[str, Any]] | No
     table.add_column("id", no_wrap=True)
     table.add_column("status")
     table.add_column("fitness", justify="right")
-    table.add_column("success", justify="right")
+    table.add_column("episodes ≥ threshold", justify="right")
     table.add_column("training", no_wrap=True)
     table.add_column("note / reason", overflow="fold", max_width=70)
     cands = [c for c in state.candidates.values() if iteration is None or c.iteration == iteration]
@@ -93,7 +94,7 @@ class LiveProgress(LoopHooks):
             self.console.print()
         best = state.best
         if best is not None:
-            solved = " (solved)" if best.fitness is not None and best.fitness >= state.task.solved else ""
+            solved = " (solved)" if is_solved(best.fitness, state.task.solved) else ""
             self.console.print(Text.assemble("best so far: ", literal(best.id, "bold"), " fitness ",
                                              (fmt_fitness(best.fitness), "bold"), solved))
         return None

@@ -37,6 +37,7 @@ from rewardsmith.bounds import DIFF_ROWS, REFLECTION_SHOWN, SOURCE_SHOWN, TEXT_S
 from rewardsmith.errors import RunDirError
 from rewardsmith.runs import RunDir, atomic_write_text
 from rewardsmith.sandbox.protocol import MAX_COMPONENTS
+from rewardsmith.task import is_solved
 
 if TYPE_CHECKING:
     from rewardsmith.candidate import Candidate
@@ -246,7 +247,7 @@ def _brief(cand: Candidate | None, solved: float | None) -> dict[str, Any] | Non
     if cand is None:
         return None
     return {"id": cand.id, "fitness": cand.fitness,
-            "solved": solved is not None and cand.fitness is not None and cand.fitness >= solved}
+            "solved": is_solved(cand.fitness, solved)}
 
 
 # ------------------------------------------------------------------------------------- candidates
@@ -266,6 +267,7 @@ def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[st
         "iteration": cand.iteration,
         "status": cand.status,
         "fitness": cand.fitness,
+        "solved": is_solved(cand.fitness, state.task.solved) if cand.status == "scored" else None,
         "success_rate": result.success_rate if result is not None and cand.status == "scored" else None,
         "solved_at": result.solved_at if result is not None else None,
         "steps": result.steps if result is not None else None,

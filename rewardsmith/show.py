@@ -23,6 +23,7 @@ from rewardsmith.progress import STATUS_STYLE
 from rewardsmith.progress import fmt_fitness as _num
 from rewardsmith.runs import RunDir
 from rewardsmith.safetext import literal
+from rewardsmith.task import is_solved
 
 __all__ = ["candidate_view", "run_overview", "show"]
 
@@ -50,6 +51,12 @@ def _pct(value: Any) -> str:
     return "–" if value is None else f"{value:.0%}"
 
 
+def _solved(cand: Candidate, state: SearchState) -> str:
+    if not math.isfinite(state.task.solved):
+        return "–"
+    return "yes" if is_solved(cand.fitness, state.task.solved) else "no"
+
+
 def _flags_text(flags: list[str]) -> Text:
     text = Text()
     for i, flag in enumerate(flags):
@@ -74,7 +81,8 @@ def run_overview(state: SearchState) -> RenderableType:
     )
     table = Table(title="candidates", show_lines=False)
     for name, justify in (("id", "left"), ("status", "left"), ("fitness", "right"), ("± std", "right"),
-                          ("success", "right"), ("length", "right"), ("flags", "left"), ("media", "left")):
+                          ("solved", "left"), ("episodes ≥ threshold", "right"), ("length", "right"),
+                          ("flags", "left"), ("media", "left")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for cand in sorted(state.candidates.values(), key=lambda c: (c.iteration, c.index)):
         analysis = cand.analysis or {}
@@ -88,6 +96,7 @@ def run_overview(state: SearchState) -> RenderableType:
         success = fitness.get("success_rate") if fitness else (cand.result.success_rate if cand.result else None)
         table.add_row(literal(cand.id), Text(cand.status + star, style=STATUS_STYLE.get(cand.status, "")),
                       _num(cand.fitness), _num(std) if cand.status == "scored" else "",
+                      _solved(cand, state) if cand.status == "scored" else "",
                       _pct(success) if cand.status == "scored" else "", _num(length.get("mean")), flags, media)
     footer = literal(f"details: rewardsmith show {state.run.root} --candidate ID", "dim")
     return Group(header, table, footer)
@@ -133,7 +142,7 @@ def candidate_view(state: SearchState, cand: Candidate) -> RenderableType:
 
 def _fitness_table(analysis: dict[str, Any]) -> Table:
     table = Table(title="fitness", title_justify="left")
-    for name in ("policy", "episodes", "mean", "std", "min", "max", "success"):
+    for name in ("policy", "episodes", "mean", "std", "min", "max", "episodes ≥ threshold"):
         table.add_column(name, justify="left" if name == "policy" else "right")
     fitness = analysis["fitness"]
     episodes = analysis["episodes"]

@@ -10,6 +10,7 @@ observation space when it loads.
 from __future__ import annotations
 
 import keyword
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -394,6 +395,37 @@ def _load_spec_file(path: str) -> EnvSpec:
     if not isinstance(spec, EnvSpec):
         raise UsageError(f"spec file {path} defines no SPEC = EnvSpec(...)")
     return spec
+
+
+def make_registered(gym_id: str) -> gym.Env:
+    """``gym.make(gym_id)``, with each of Gymnasium's refusals turned into one line that says what to do.
+
+    Gymnasium's own warnings while making (a deprecation, in ANSI colours) are dropped when making fails:
+    the error says the same; they are passed on when it succeeds.
+
+    Raises:
+        UnknownEnvError: no env by that name, version or dependency.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            env = gym.make(gym_id)
+        except gym.error.DependencyNotInstalled as exc:
+            raise UnknownEnvError(f"env {gym_id!r} is registered but a dependency is missing: {exc}") from None
+        except gym.error.DeprecatedEnv as exc:
+            raise UnknownEnvError(f"env {gym_id!r} is an outdated version: {exc}") from None
+        except gym.error.VersionNotFound as exc:
+            raise UnknownEnvError(f"env {gym_id!r} has no such version: {exc}") from None
+        except gym.error.Error as exc:
+            known = ", ".join(bundled_names())
+            raise UnknownEnvError(f"unknown env {gym_id!r}: bundled envs are {known}; "
+                                  f"or give a registered Gymnasium id or a spec file ({exc})") from None
+        except Exception as exc:  # the env's own constructor failed (a missing extra, say)
+            raise UnknownEnvError(f"env {gym_id!r} could not be made: {type(exc).__name__}: {exc}") from None
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return env
+
 
 
 # ----------------------------------------------------------------------------- checking a spec

@@ -29,7 +29,18 @@ from rewardsmith.errors import UsageError
 from rewardsmith.resources import import_file
 from rewardsmith.spec import EnvSpec, TaskSpec, load_spec
 
-__all__ = ["ResolvedTask", "TaskRef", "load_fitness"]
+__all__ = ["ResolvedTask", "TaskRef", "is_solved", "load_fitness"]
+
+
+def is_solved(fitness: float | None, threshold: float | None) -> bool:
+    """The one meaning of *solved*: a candidate's fitness (the mean over its final evaluation episodes) reaches
+    the threshold.
+
+    Two other numbers are labelled apart from it wherever they appear: the share of those final episodes whose
+    own fitness reaches the threshold ("episodes ≥ threshold"), and the first training checkpoint whose mean
+    fitness reached it ("checkpoint ≥ threshold at step"), which a policy may reach and then lose.
+    """
+    return fitness is not None and threshold is not None and math.isfinite(threshold) and fitness >= threshold
 
 
 @dataclass(frozen=True)

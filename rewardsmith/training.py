@@ -93,7 +93,8 @@ class TrainingResult:
     reason: dict[str, Any] | None = None
     """The issue that failed the training (code, message, line)."""
     solved_at: int | None = None
-    """The first checkpoint step whose mean fitness reached the solved threshold."""
+    """The first checkpoint step whose mean fitness reached the solved threshold; the final policy may not hold
+    it (solved means the final fitness reaches the threshold: :func:`rewardsmith.task.is_solved`)."""
     policy_file: str | None = None
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -93,6 +94,12 @@ def test_check_rejects_with_reasons_and_exit_1(tmp_path):
         (["export", "NOT_A_RUN"], "is not a rewardsmith run"),
         (["resume", "NOT_A_RUN"], "is not a rewardsmith run"),
         (["describe", "no-such-env"], "unknown env"),
+        (["run", "balance", "--env", "cartpole", "--workers", "0"], "--workers must be at least 1, got 0"),
+        (["evaluate", "GOOD.py", "--env", "cartpole", "--workers", "0"], "--workers must be at least 1, got 0"),
+        (["resume", "NOT_A_RUN", "--workers", "0"], "--workers must be at least 1, got 0"),
+        (["describe", "Taxi-v3"], "is an outdated version: Environment version v3 for `Taxi` is deprecated. "
+                                  "Please use `Taxi-v4` instead."),
+        (["describe", "CartPole-v9"], "has no such version"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(tmp_path, args, fragment):
@@ -140,3 +147,206 @@ def test_run_and_export_end_to_end(tmp_path):
     assert "compute_reward" in to_stdout.stdout
     missing = rewardsmith("export", str(run_dir), "--candidate", "99-99")
     assert_one_line_error(missing, 2, "no candidate '99-99'")
+
+
+# ------------------------------------------------------------------------- what a new user tripped over
+
+
+def test_ctrl_c_says_how_to_resume_and_the_run_records_it(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it, while candidates train."""
+    import json
+    import signal
+    import time
+
+    env = dict(os.environ, COLUMNS="200")
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "rewardsmith.cli", "run", "keep the pole upright", "--env",
+                             "cartpole", "--iterations", "2", "--samples", "2", "--timesteps", "200000",
+                             "--no-media", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            events = list(tmp_path.glob("*/events.jsonl"))
+            if events and '"candidate_training"' in events[0].read_text():
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        else:
+            pytest.fail("no candidate started training within 120 s")
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    run_dir = events[0].parent
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stdout + stderr, stderr
+    assert "interrupted" in stderr
+    assert f"rewardsmith resume {run_dir}" in stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert f"rewardsmith resume {run_dir}" in info["stop_reason"]
+    assert '"run_interrupted"' in (run_dir / "events.jsonl").read_text()
+    from rewardsmith.loop import load_state
+    from rewardsmith.runs import RunDir
+
+    state = load_state(RunDir.open(run_dir))
+    assert state.status == "interrupted"
+    assert state.iterations_done < state.config.iterations  # `resume` has a plan left to finish
+    assert not any(c.status == "scored" for c in state.candidates.values())  # the interrupted ones train again
+
+
+def test_device_cuda_without_a_cuda_device_is_a_usage_error_naming_the_torch_build(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    (tmp_path / "GOOD.py").write_text(GOOD)
+    build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU build"
+    for args in (["run", "balance", "--env", "cartpole", "--device", "cuda"],
+                 ["evaluate", "GOOD.py", "--env", "cartpole", "--device", "cuda:0"]):
+        result = rewardsmith(*args, cwd=tmp_path)
+        assert_one_line_error(result, 2, f"torch sees no CUDA device (torch {torch.__version__}, {build})")
+    assert not any(tmp_path.glob("runs/*")), "no run directory is made for a refused run"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mujoco") is not None, reason="MuJoCo is installed here")
+def test_an_env_that_needs_a_missing_extra_names_the_extra():
+    result = rewardsmith("describe", "Hopper-v5")
+    assert_one_line_error(result, 2, "env 'Hopper-v5' is registered but a dependency is missing")
+    assert 'pip install "gymnasium[mujoco]"' in result.stderr
+    assert "unknown env" not in result.stderr
+
+
+def test_a_deprecated_env_prints_no_raw_ansi_warning():
+    result = rewardsmith("describe", "Taxi-v3")
+    assert result.returncode == 2
+    assert "\x1b" not in result.stderr + result.stdout
+    assert "unknown env" not in result.stderr
+
+
+WARNS_ON_MAKE = """
+import sys
+
+import gymnasium as gym
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.logger import warn
+
+
+class WarnsOnMake(CartPoleEnv):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        warn("this env warns when it is made")
+
+
+gym.register("WarnsOnMake-v0", entry_point=WarnsOnMake, max_episode_steps=50)
+from rewardsmith.cli import main
+
+sys.argv = ["rewardsmith", "describe", "WarnsOnMake-v0"]
+main()
+"""
+
+
+def test_a_library_warning_prints_as_one_plain_line():
+    """gymnasium colours its warnings with ANSI codes; the CLI prints them as plain text."""
+    env = dict(os.environ, COLUMNS="200")
+    result = subprocess.run([sys.executable, "-c", WARNS_ON_MAKE], capture_output=True, text=True, timeout=120,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stderr
+    assert "warning: WARN: this env warns when it is made" in result.stderr.splitlines()
+
+
+def test_version_prints_the_package_version():
+    from rewardsmith import __version__
+
+    result = rewardsmith("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"rewardsmith {__version__}"
+
+
+@pytest.mark.parametrize("command,usage", [("resume", "resume [OPTIONS] RUN"), ("export", "export [OPTIONS] RUN"),
+                                           ("check", "check [OPTIONS] REWARD_FILE"),
+                                           ("run", "run [OPTIONS] [TEXT]"),
+                                           ("prompts", "prompts [OPTIONS] ENV [TEXT]")])
+def test_usage_lines_name_arguments_plainly(command, usage):
+    result = rewardsmith(command, "--help")
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.endswith(usage), first
+    assert "{" not in first
+
+
+CONSTANT_FITNESS = '''
+SOLVED = 1.0
+
+
+def flat(episode):
+    """Scores every episode 0, whatever the policy does."""
+    return 0.0
+'''
+
+
+@pytest.fixture(scope="module")
+def flat_run(tmp_path_factory):
+    """A real built-in search whose fitness returns a constant: every candidate ties."""
+    root = tmp_path_factory.mktemp("flat")
+    (root / "const.py").write_text(CONSTANT_FITNESS)
+    result = rewardsmith("run", "keep the pole upright", "--env", "cartpole", "--fitness", "const.py:flat",
+                         "--iterations", "1", "--samples", "2", "--timesteps", "512", "--no-media", "--out",
+                         str(root / "runs"), cwd=root, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result, next((root / "runs").iterdir())
+
+
+def test_a_search_whose_candidates_all_tie_says_no_progress(flat_run):
+    import json
+
+    result, run_dir = flat_run
+    assert "no progress: all 2 scored candidates have the same fitness (0)" in " ".join(result.stdout.split())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["no_progress"] is True
+    header = (run_dir / "best" / "reward.py").read_text().split("def compute_reward")[0]
+    assert "# NO PROGRESS: every candidate of the search scored this same fitness" in header
+    assert "no better than a random choice" in header
+
+
+def test_solved_means_the_final_fitness_reaches_the_threshold_in_every_place(flat_run):
+    """A checkpoint that touched the threshold is not "solved": CLI, show, report, summary and export agree."""
+    import json
+    import re
+
+    from rewardsmith.loop import load_state, summary_of
+    from rewardsmith.runs import RunDir
+
+    result, run_dir = flat_run
+    assert "(not solved: solved at fitness ≥ 1)" in result.stdout
+    assert "(solved)" not in result.stdout
+    curves = RunDir.open(run_dir).candidate(0, 0).curves
+    data = json.loads(curves.read_text())
+    data["solved_at"] = 256  # a checkpoint reached the threshold; the final policy (fitness 0) did not hold it
+    curves.write_text(json.dumps(data))
+
+    def everywhere() -> set[str]:
+        state = load_state(RunDir.open(run_dir))
+        says = {"summary": "yes" if summary_of(state)["best"]["solved"] else "no"}
+        shown = rewardsmith("show", str(run_dir))
+        row = next(line for line in shown.stdout.splitlines() if "00-00" in line)
+        says["show"] = "yes" if re.search(r"\byes\b", row) else "no"
+        assert "episodes ≥ threshold" in shown.stdout
+        assert rewardsmith("report", str(run_dir)).returncode == 0
+        page = (run_dir / "report.html").read_text()
+        cells = next(row for row in page.split("<tr>") if 'href="#cand-00-00">00-00</a></td>' in row)
+        says["report"] = "yes" if "<td>yes</td>" in cells else "no"
+        assert "checkpoint ≥ threshold at step" in page and "<td class=\"num\">256</td>" in cells
+        exported = rewardsmith("export", str(run_dir), "--candidate", "00-00").stdout
+        says["export"] = "no" if "(not solved:" in exported else "yes"
+        return set(says.values())
+
+    assert everywhere() == {"no"}
+    data["fitness"] = 1.5
+    curves.write_text(json.dumps(data))
+    assert everywhere() == {"yes"}

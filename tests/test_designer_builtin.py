@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rewardsmith.candidate import Candidate
@@ -77,3 +79,35 @@ def test_human_feedback_names_components_to_change(hold_right):
 
 def test_the_designer_never_repairs(hold_right):
     assert BuiltinDesigner().repair(_ctx(hold_right), "x", "problem", 1) is None
+
+
+def _claims_hold(note: str, child: dict, parent: dict) -> None:
+    """Every "dropped X" / "restored X" in a note is true of the child; every term switched on or off is named."""
+    for name in re.findall(r"dropped (\w+)", note):
+        assert child[name]["on"] is False, (note, name)
+    for name in re.findall(r"restored (\w+)", note):
+        assert child[name]["on"] is True and parent[name]["on"] is False, (note, name)
+    for name in child:
+        if child[name]["on"] != parent[name]["on"]:
+            assert name in note, (note, name)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_notes_describe_the_actual_difference_from_the_parent(hold_right, seed):
+    """A guided child that was already tried is mutated again; its note must follow the new code, not the plan."""
+    designer = BuiltinDesigner()
+    first = designer.propose(_ctx(hold_right, samples=2, seed=seed))
+    analysis = {"components": {"settle": {"flags": ["against"]}, "upright": {"flags": ["dominant"]}}}
+    parent = _scored(hold_right, first[0], "00-00", 100.0, analysis)
+    other = _scored(hold_right, first[1], "00-01", 50.0)
+    planned = designer.propose(_ctx(hold_right, 1, [parent, other], parent, samples=1, seed=seed))[0]
+    assert "dropped settle (against)" in planned.origin["note"]
+    tried = _scored(hold_right, planned, "00-02", 10.0)
+    children = designer.propose(_ctx(hold_right, 1, [parent, other, tried], parent, samples=4, seed=seed))
+    before = parent.origin["genome"]
+    for child in children:
+        genome, note = child.origin["genome"], child.origin["note"]
+        assert child.source != planned.source
+        _claims_hold(note, genome, before)
+        for name, gene in genome.items():
+            assert (f'"{name}": {name}' in child.source) is gene["on"], (name, child.source)

@@ -61,7 +61,7 @@ def test_the_header_records_task_env_fitness_and_run(tmp_path, cartpole):
     header = path.read_text().split("\n\n")[0]
     assert "task:      hold right" in header
     assert "CartPole-v1" in header and "hold-right" in header
-    assert "fitness:   123" in header and "solved at 400" in header
+    assert "fitness:   123 (not solved: solved at fitness ≥ 400" in header
     assert "runs/x" in header and "00-01" in header
 
 

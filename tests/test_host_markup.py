@@ -39,13 +39,25 @@ import math
 
 
 def compute_reward(obs, action, next_obs, info):
+    upright = math.cos(next_obs.pole_angle * 7.5)
+    centred = -0.1 * abs(next_obs.cart_position)
+    return upright + centred, {{"{CLOSE}": upright, "{LINK}": centred, "{BLINK}": 0.5 * upright}}
+'''
+"""Refused (component names are plain identifiers), and the refusal quotes the markup name literally."""
+
+PRINT_PROGRAM = '''\
+import math
+
+
+def compute_reward(obs, action, next_obs, info):
     # [blink][reverse]REJECTED[/reverse][/blink] [/x]
     upright = math.cos(next_obs.pole_angle * 7.5)
     centred = -0.1 * abs(next_obs.cart_position)
     print("[bold red]printed[/] [/x] [link=https://example.com]click[/link]")
-    return upright + centred, {{"{CLOSE}": upright, "{LINK}": centred, "{BLINK}": 0.5 * upright}}
+    return upright + centred, {"upright": upright, "centred": centred}
 '''
-"""Accepted and trained: every component name is markup; it prints markup; a comment is markup."""
+"""Accepted and trained: it prints markup and a comment is markup."""
+PRINTED = "[bold red]printed[/] [/x]"
 
 RAISING_PROGRAM = r'''
 def compute_reward(obs, action, next_obs, info):
@@ -134,8 +146,9 @@ def test_literal_text_is_neither_markup_nor_control():
 # ------------------------------------------------------------------------------------------- check
 
 
-@pytest.mark.parametrize("program, code", [(NAMES_PROGRAM, 0), (RAISING_PROGRAM, 1), (ESC_PROGRAM, 1)],
-                         ids=["markup-names", "markup-exception", "escape-in-source"])
+@pytest.mark.parametrize("program, code", [(NAMES_PROGRAM, 1), (PRINT_PROGRAM, 0), (RAISING_PROGRAM, 1),
+                                           (ESC_PROGRAM, 1)],
+                         ids=["markup-names", "markup-print", "markup-exception", "escape-in-source"])
 def test_check_shows_hostile_text_literally(tmp_path, program, code):
     path = tmp_path / "reward.py"
     path.write_text(program, encoding="utf-8")
@@ -144,9 +157,10 @@ def test_check_shows_hostile_text_literally(tmp_path, program, code):
     assert "\x1b[" in result.stdout, "colour is on, so markup would have been rendered"
     shown = assert_safe(result)
     if program is NAMES_PROGRAM:
+        assert "[bad_components]" in shown and f"component name '{CLOSE}' is not allowed" in shown
+        assert "rejected" in shown
+    elif program is PRINT_PROGRAM:
         assert "accepted" in shown
-        for name in (CLOSE, LINK, BLINK):
-            assert name in shown
     elif program is RAISING_PROGRAM:
         assert "[runtime_error]" in shown and "ValueError: [/x] \\x1b[5mblink" in shown
     else:
@@ -167,10 +181,11 @@ def hostile_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     with ScriptedLLM(models=("[link=https://example.com]gpt[/link]",)) as server:
         server.push(_reply(NAMES_PROGRAM, f"{LINK} {CLOSE} \x1b[5mI reward the pole for staying upright."),
+                    _reply(PRINT_PROGRAM, f"{BLINK} I print markup."),
                     _reply(RAISING_PROGRAM, "[/x] This one raises on purpose, for the test."),
                     _reply(ESC_PROGRAM, "\x1b]8;;https://example.com\x07Clear the screen.\x1b]8;;\x07"))
         result = rewardsmith("run", "keep the pole up", "--env", "cartpole", "--base-url", server.url,
-                             "--api-key-env", KEY_ENV, "--iterations", "1", "--samples", "3", "--repairs", "0",
+                             "--api-key-env", KEY_ENV, "--iterations", "1", "--samples", "4", "--repairs", "0",
                              "--timesteps", "512", "--workers", "1", "--no-media", "--interactive", "--out", str(out),
                              env=cli_env(**{KEY_ENV: server.api_key}))
     run_dir = next(p for p in out.iterdir() if p.is_dir())
@@ -185,11 +200,13 @@ def _by_program(run_dir: Path) -> dict[str, str]:
     for cand in state.candidates.values():
         if CLOSE in cand.source:
             kinds["names"] = cand.id
+        elif "printed" in cand.source:
+            kinds["printing"] = cand.id
         elif "ValueError" in cand.source:
             kinds["raising"] = cand.id
         elif "\x1b" in cand.source:
             kinds["escape"] = cand.id
-    assert set(kinds) == {"names", "raising", "escape"}, kinds
+    assert set(kinds) == {"names", "printing", "raising", "escape"}, kinds
     return kinds
 
 
@@ -201,14 +218,14 @@ def test_run_shows_hostile_text_literally_and_finishes(hostile_run):
     assert "[/x]" in shown and "\\x1b[5m" in shown, "the live table shows the refusal reasons literally"
     assert "[control_character] line 2" in shown
     assert "use ID to pick the parent" in shown, "--interactive asked"
-    for name in (CLOSE, LINK, BLINK):  # the interactive view prints the best code
-        assert name in shown
+    assert f"component name '{CLOSE}' is not allowed" in shown, "the refusal quotes the name literally"
+    assert PRINTED in shown, "the interactive view prints the best code"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished"
     ids = _by_program(run_dir)
     statuses = {c["id"]: c["status"] for c in summary["candidates"]}
-    assert statuses[ids["raising"]] == statuses[ids["escape"]] == "rejected"
-    assert statuses[ids["names"]] in ("scored", "failed")
+    assert statuses[ids["raising"]] == statuses[ids["escape"]] == statuses[ids["names"]] == "rejected"
+    assert statuses[ids["printing"]] in ("scored", "failed")
     if summary["best"] is not None:
         assert Path(summary["best"]["export_path"]).is_file()
 
@@ -223,12 +240,13 @@ def test_show_prints_hostile_names_and_reasons_literally(hostile_run):
     rejected = rewardsmith("show", str(run_dir), "--candidate", ids["raising"])
     assert rejected.returncode == 0
     assert "no analysis: [runtime_error]" in assert_safe(rejected)
-    trained = rewardsmith("show", str(run_dir), "--candidate", ids["names"])
+    assert f"component name '{CLOSE}' is not allowed" in shown
+    named = rewardsmith("show", str(run_dir), "--candidate", ids["names"])
+    assert named.returncode == 0
+    assert f"component name '{CLOSE}' is not allowed" in assert_safe(named)
+    trained = rewardsmith("show", str(run_dir), "--candidate", ids["printing"])
     assert trained.returncode == 0
-    shown = assert_safe(trained)
-    if "reward components" in shown:  # analysed (training may, in principle, fail)
-        for name in (CLOSE, LINK, BLINK):
-            assert name in shown
+    assert_safe(trained)
 
 
 def test_export_prints_the_hostile_program_as_text_and_refuses_control_characters(hostile_run):
@@ -240,6 +258,10 @@ def test_export_prints_the_hostile_program_as_text_and_refuses_control_character
     assert "\x1b" not in exported.stdout
     for name in (CLOSE, LINK, BLINK):
         assert f'"{name}"' in exported.stdout
+    printing = rewardsmith("export", str(run_dir), "--candidate", ids["printing"])
+    assert printing.returncode == 0, printing.stderr
+    assert_safe(printing)
+    assert PRINTED in printing.stdout
     refused = rewardsmith("export", str(run_dir), "--candidate", ids["escape"])
     assert refused.returncode == 1
     assert refused.stdout == ""

@@ -29,3 +29,15 @@ def test_the_demo_command_is_an_offline_cartpole_search():
     assert "rewardsmith run" in demo and "--env cartpole" in demo
     assert "--iterations 2" in demo and "--samples 2" in demo
     assert "--designer" not in demo  # the built-in designer is the default without an endpoint
+
+
+def test_every_document_the_readme_and_code_point_to_is_in_the_repository():
+    sources = [ROOT / "README.md", *sorted((ROOT / "rewardsmith").rglob("*.py")), *sorted((ROOT / "docs").glob("*.md"))]
+    pointed = set()
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        assert "../shared" not in text, f"{path} points outside the repository"
+        pointed.update(re.findall(r"\bdocs/[\w.-]+\.md\b", text))
+    assert {"docs/design.md", "docs/llm.md", "docs/sandbox.md"} <= pointed
+    for doc in pointed:
+        assert (ROOT / doc).is_file(), f"{doc} is referenced but missing"

@@ -131,27 +131,27 @@ class BuiltinDesigner:
         rng = np.random.default_rng([ctx.seed, ctx.iteration, 20261126])
         seen = {source_hash(c.source) for c in ctx.history}
         parent_genome, parent_id = self._parent_genome(ctx, hints)
-        guided, notes = self._guidance(ctx, parent_genome, hints)
+        guided, reasons = self._guidance(ctx, parent_genome, hints)
         second = self._second_genome(ctx, hints, parent_id)
         proposals = []
         for k in range(ctx.samples):
-            if ctx.iteration == 0 and not ctx.history and k == 0:
-                genome, note = guided, "the spec's default composition"
-            elif k == 0 and notes:
-                genome, note = guided, "; ".join(notes)
+            if (ctx.iteration == 0 and not ctx.history and k == 0) or (k == 0 and reasons):
+                genome, move = guided, ""
             elif k == 1 and second is not None:
                 genome = self._mutate(self._crossover(guided, second, rng), hints, rng, strength=0.5)
-                note = "crossover of the two best, lightly mutated"
+                move = "crossover of the two best, lightly mutated"
             else:
                 genome = self._mutate(guided, hints, rng, strength=1.0)
-                note = "random mutation" + (f" after: {'; '.join(notes)}" if notes else "")
+                move = "random mutation"
             source = render_genome(genome, hints, ctx.task.text, ctx.task.spec.name)
             for _ in range(20):
                 if source_hash(source) not in seen:
                     break
                 genome = self._mutate(genome, hints, rng, strength=1.0)
+                move = move or "guided, then mutated (the guided program was already tried)"
                 source = render_genome(genome, hints, ctx.task.text, ctx.task.spec.name)
             seen.add(source_hash(source))
+            note = _change_note(parent_genome, genome, guided, reasons, move, from_defaults=parent_id is None)
             origin = {"designer": self.name, "parent": parent_id, "note": note,
                       "genome": {name: asdict(gene) for name, gene in genome.items()}}
             proposals.append(Proposal(source, origin))
@@ -173,9 +173,11 @@ class BuiltinDesigner:
                         key=lambda c: c.fitness or -math.inf, reverse=True)
         return _genome_from(others[0].origin["genome"], hints) if others else None
 
-    def _guidance(self, ctx: DesignContext, genome: Genome, hints: tuple[ShapingHint, ...]) -> tuple[Genome, list[str]]:
+    def _guidance(self, ctx: DesignContext, genome: Genome,
+                  hints: tuple[ShapingHint, ...]) -> tuple[Genome, list[tuple[str, str]]]:
+        """The parent steered by its analysis and the feedback, and each change as (component, why)."""
         genome = dict(genome)
-        notes: list[str] = []
+        notes: list[tuple[str, str]] = []
         required = {h.name for h in hints if not h.optional}
         analysis = ctx.parent.analysis if ctx.parent is not None and ctx.parent.analysis else {}
         for name, stats in analysis.get("components", {}).items():
@@ -186,19 +188,19 @@ class BuiltinDesigner:
             if flags & {"against", "hacked"}:
                 if name in required:
                     genome[name] = replace(gene, weight=gene.weight * 0.5)
-                    notes.append(f"halved {name} ({', '.join(sorted(flags & {'against', 'hacked'}))})")
+                    notes.append((name, f"halved {name} ({', '.join(sorted(flags & {'against', 'hacked'}))})"))
                 else:
                     genome[name] = replace(gene, on=False)
-                    notes.append(f"dropped {name} ({', '.join(sorted(flags & {'against', 'hacked'}))})")
+                    notes.append((name, f"dropped {name} ({', '.join(sorted(flags & {'against', 'hacked'}))})"))
             elif "dominant" in flags:
                 genome[name] = replace(gene, weight=gene.weight * 0.5)
-                notes.append(f"halved dominant {name}")
+                notes.append((name, f"halved dominant {name}"))
             elif "flat" in flags and gene.form in _TEMP_DOC:  # every form with a temperature
                 genome[name] = replace(gene, temp=gene.temp * 0.5)
-                notes.append(f"sharpened flat {name}")
+                notes.append((name, f"sharpened flat {name}"))
             elif "flat" in flags and name not in required:  # a constant or flag that teaches nothing
                 genome[name] = replace(gene, on=False)
-                notes.append(f"dropped flat {name}")
+                notes.append((name, f"dropped flat {name}"))
         aligned = [(stats["corr_fitness"], name) for name, stats in analysis.get("components", {}).items()
                    if name in genome and genome[name].on and not stats.get("flags")
                    and (stats.get("corr_fitness") or 0.0) >= _ALIGNED and stats.get("active", 1.0) >= _DENSE]
@@ -213,7 +215,7 @@ class BuiltinDesigner:
             for verb, changed in levers:
                 if f"{verb} {name} (r" not in failed:
                     genome[name] = changed
-                    notes.append(f"{verb} {name} (r = {corr:+.2f} with fitness)")
+                    notes.append((name, f"{verb} {name} (r = {corr:+.2f} with fitness)"))
                     break
         for text in ctx.feedback:
             for sentence in re.split(r"[.;:,!?\n]", text.lower()):
@@ -223,15 +225,15 @@ class BuiltinDesigner:
                     gene = genome[name]
                     if _OFF.search(sentence):
                         genome[name] = replace(gene, on=False)
-                        notes.append(f"feedback: dropped {name}")
+                        notes.append((name, f"feedback: dropped {name}"))
                     elif _MORE.search(sentence):
                         genome[name] = replace(gene, on=True, weight=gene.weight * 2)
-                        notes.append(f"feedback: doubled {name}")
+                        notes.append((name, f"feedback: doubled {name}"))
                     elif _LESS.search(sentence):
                         genome[name] = replace(gene, weight=gene.weight * 0.5)
-                        notes.append(f"feedback: halved {name}")
+                        notes.append((name, f"feedback: halved {name}"))
         if not any(g.on for g in genome.values()):
-            genome = _default_genome(hints)
+            return _default_genome(hints), []
         return genome, notes
 
     # -- variation -----------------------------------------------------------------------------
@@ -263,6 +265,39 @@ class BuiltinDesigner:
     @staticmethod
     def _crossover(a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         return {name: (a[name] if rng.random() < 0.5 else b.get(name, a[name])) for name in a}
+
+
+def _change_note(parent: Genome, child: Genome, guided: Genome, reasons: list[tuple[str, str]], move: str,
+                 from_defaults: bool) -> str:
+    """What ``child`` changes from ``parent`` (the spec's defaults when it has none), gene by gene.
+
+    A guided change that survived into ``child`` keeps its reason ("halved dominant upright"); any other
+    difference is described as it is, so the note never claims a change the code does not have.
+    """
+    changes: list[str] = []
+    for name, before in parent.items():
+        after = child[name]
+        if after == before or not (after.on or before.on):  # a switched-off term is not in the code
+            continue
+        why = [text for component, text in reasons if component == name]
+        changes.extend(why if why and after == guided[name] else [_gene_change(name, before, after)])
+    if not changes:
+        return move or ("the spec's default composition" if from_defaults else "the parent unchanged")
+    described = "; ".join(changes) + (" (from the spec's defaults)" if from_defaults else "")
+    return f"{move}: {described}" if move else described
+
+
+def _gene_change(name: str, before: Gene, after: Gene) -> str:
+    if before.on and not after.on:
+        return f"dropped {name}"
+    parts = [f"restored {name}"] if after.on and not before.on else []
+    if after.form != before.form:
+        parts.append(f"{name} form {before.form} → {after.form}")
+    if _round(after.weight) != _round(before.weight):
+        parts.append(f"{name} weight {_round(before.weight):g} → {_round(after.weight):g}")
+    if _round(after.temp) != _round(before.temp) and after.form not in ("flag", "constant"):
+        parts.append(f"{name} temperature {_round(before.temp):g} → {_round(after.temp):g}")
+    return ", ".join(parts) or f"{name} retuned"
 
 
 def _failed_moves(ctx: DesignContext) -> str:

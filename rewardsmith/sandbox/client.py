@@ -122,7 +122,7 @@ class Transitions:
     """A batch of transitions in arrays, as the training wrapper and the critic produce them.
 
     Reward code sees, for each row, ``info = {"env_reward", "terminated", "truncated", "step"}``
-    plus the env's own plain info keys (``extra``).
+    plus the env's own plain info keys (``extra``); ``step`` is 1 on an episode's first transition.
     """
 
     obs: np.ndarray
