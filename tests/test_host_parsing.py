@@ -3,8 +3,12 @@ and extraction takes the complete program when a reply also holds a cut-off copy
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +19,7 @@ from rewardsmith import export, report, runs
 from rewardsmith.designer import builtin, extract
 from rewardsmith.designer.extract import MAX_REPLY_CHARS, extract_program
 from rewardsmith.sandbox import issues, policy
+from tests.llm_server import Reply, ScriptedLLM
 
 REWARD = "def compute_reward(obs, action, next_obs, info):\n    return X, {'x': X}\n"
 COMPLETE = ("import math\n\n\ndef compute_reward(obs, action, next_obs, info):\n"
@@ -160,3 +165,52 @@ def test_a_cut_off_copy_is_not_borrowed_from():
 def test_truncation_is_reported_only_without_a_complete_program():
     extraction = extract_program(f"Here it is.\n```python\n{FRAGMENT}", "length")
     assert extraction.refusal.code == "truncated" and "pole_" in extraction.source
+
+
+# ------------------------------------------------------------------------------ end to end, CLI
+
+
+KEY_ENV = "REWARDSMITH_TEST_KEY"
+
+
+def test_the_cli_refuses_hostile_replies_finishes_and_resumes_from_the_cache(tmp_path):
+    """``rewardsmith run`` against a server sending parser bombs, then ``resume`` after a crash mid-round
+    (simulated by cutting the event log after the round started): the cached replies are parsed again."""
+    deep = f"```python\n{_deep(3000)}{REWARD}```"
+    hostile = [Reply(deep), Reply(HOSTILE["plan_5000_spaces_then_text"].replace(REWARD, _deep(100_000) + REWARD))]
+    env = dict(os.environ, COLUMNS="200", **{KEY_ENV: "sk-test-key"})
+    env.pop("OPENAI_API_KEY", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rewardsmith.cli", *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    with ScriptedLLM(api_key="sk-test-key") as server:
+        server.default = Reply(deep)
+        server.push(*hostile)
+        with _within(100.0, "rewardsmith run"):
+            first = cli("run", "balance the pole", "--env", "cartpole", "--base-url", server.url, "--api-key-env",
+                        KEY_ENV, "--out", str(tmp_path), "-n", "1", "-k", "2", "--repairs", "1", "--workers", "1",
+                        "--no-media")
+        assert first.returncode == 1 and "no candidate trained successfully" in first.stdout, first.stderr
+        assert "Traceback" not in first.stderr and "could not be parsed" in first.stdout
+        (run_dir,) = tmp_path.iterdir()
+        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        checked = [e for e in events if e["kind"] == "candidate_checked"]
+        codes = {i["code"] for e in checked for i in e["verdict"]["issues"]}
+        assert codes == {"unparsable"}, codes
+        assert len(checked) == 4, "two candidates, each refused and repaired once, refused again"
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+        asked = len(server.chats)
+
+        cut = next(i for i, e in enumerate(events) if e["kind"] == "candidate_proposed")
+        (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events[:cut]))
+        (run_dir / "summary.json").unlink()
+        with _within(100.0, "rewardsmith resume"):
+            second = cli("resume", str(run_dir))
+        assert second.returncode == 1 and "no candidate trained successfully" in second.stdout, second.stderr
+        assert "Traceback" not in second.stderr
+        assert len(server.chats) == asked, "every reply came from the run's cache"
+        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        codes = {i["code"] for e in events if e["kind"] == "candidate_checked" for i in e["verdict"]["issues"]}
+        assert codes == {"unparsable"}
