@@ -214,3 +214,26 @@ def test_the_cli_refuses_hostile_replies_finishes_and_resumes_from_the_cache(tmp
         events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
         codes = {i["code"] for e in events if e["kind"] == "candidate_checked" for i in e["verdict"]["issues"]}
         assert codes == {"unparsable"}
+
+
+def test_the_llm_designer_takes_the_complete_program_and_its_repair_never_shows_the_fragment(monkeypatch):
+    from rewardsmith.designer.base import DesignContext
+    from rewardsmith.designer.llm import LLMDesigner, LLMOptions
+    from rewardsmith.task import TaskRef
+
+    reply = f"```python\n{COMPLETE}```\n\nThe same, with a centring term:\n\n```python\n{FRAGMENT}"
+    ctx = DesignContext(task=TaskRef("cartpole", "Keep the pole upright.").resolve(), iteration=0, samples=1,
+                        seed=0, history=[], parent=None)
+    with ScriptedLLM() as server:
+        monkeypatch.setenv(KEY_ENV, server.api_key)
+        monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+        server.push(Reply(reply, "length"), Reply(f"```python\n{COMPLETE}```"))
+        designer = LLMDesigner(LLMOptions(model="test-model", base_url=server.url, api_key_env=KEY_ENV,
+                                          backoff=0.01, timeout=5.0))
+        (proposal,) = designer.propose(ctx)
+        assert proposal.origin["finish_reason"] == "length" and proposal.origin["refused"] is None
+        assert proposal.source == COMPLETE
+        designer.repair(ctx, proposal.source, "[constant_component] component 'upright' is 1 everywhere", 1)
+        (repair,) = server.chats_for("repair")
+        sent = json.dumps(repair["body"]["messages"])
+        assert "math.cos(next_obs.pole_angle)" in sent and "centring" not in sent
