@@ -39,7 +39,7 @@ MAX_REPLY_CHARS = 200_000
 gives about 16 000). A longer one is refused as ``too_large`` without being read, so the work done on
 any reply stays bounded (well under a second)."""
 _MAX_REGION_TRIES = 64
-"""Cuts of unfenced code tried with the parser before the region is called unparsable (each cut is one parse)."""
+"""Cuts of unfenced code tried with the parser (one parse each) before it is refused as not parsing."""
 _MAX_SHOWN_CHARS = 64_000
 """The longest code kept in a refusal for the repair prompt (the sandbox refuses longer programs anyway)."""
 
@@ -100,8 +100,8 @@ def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Ex
     """
     text = reply or ""
     if len(text) > MAX_REPLY_CHARS:
-        return _refuse("too_large", f"the reply is {len(text)} characters long; at most {MAX_REPLY_CHARS} are read. "
-                                    f"{_TRUNCATED_HINT[0].upper()}{_TRUNCATED_HINT[1:]}")
+        return _refuse("too_large", f"the reply is {len(text)} characters long and at most {MAX_REPLY_CHARS} are "
+                                    f"read; {_TRUNCATED_HINT}")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         return _extract(text, finish_reason)
