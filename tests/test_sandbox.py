@@ -810,3 +810,71 @@ def test_vector_actions_arrive_intact_and_read_only():
                 with pytest.raises(RewardCallError) as info:
                     sandbox.call(batch)
                 assert info.value.issue.code == code_ and words in info.value.issue.message, (body, info.value.issue)
+
+
+# A suspended generator in a reference cycle: only the cyclic garbage collector frees it, and that runs
+# its finally block, in whatever request the collector happens to run in.
+LEFTOVER = '''
+def leftover():
+    try:
+        yield 1
+    finally:
+        {finally_body}
+
+def compute_reward(obs, action, next_obs, info):
+    g = leftover()
+    next(g)
+    cycle = [g]
+    cycle.append(cycle)
+    return 1.0, {{"left": 1.0}}
+'''
+LEFTOVER_AT_TOP = '''
+def leftover():
+    try:
+        yield 1
+    finally:
+        {finally_body}
+
+kept = leftover()
+next(kept)
+
+def compute_reward(obs, action, next_obs, info):
+    return 1.0, {{"left": 1.0}}
+'''
+LOOPS_FOREVER = "while True:\n            try:\n                pass\n            except BaseException:\n                pass"
+RAISES = "print('LEFTOVER-WORDS')\n        raise ValueError('LEFTOVER-WORDS')"
+RESPAWNS = "again = [leftover()]\n        next(again[0])\n        again.append(again)"  # garbage that makes garbage
+# Its table makes the collector run (many times) while it loads, as any program that builds containers does.
+INNOCENT = program("v = next_obs[0] * 2.0 + TABLE[0][0]\nreturn v, {'double': v}",
+                   "TABLE = [[0.0] for i in range(20_000)]\n")
+
+
+@pytest.mark.parametrize("finally_body", [LOOPS_FOREVER, RAISES, RESPAWNS], ids=["loops", "raises", "respawns"])
+@pytest.mark.parametrize("shape", [LEFTOVER, LEFTOVER_AT_TOP], ids=["left_by_a_call", "kept_in_globals"])
+def test_a_programs_leftovers_never_run_in_another_programs_request(shape, finally_body):
+    limits = SandboxLimits(call_timeout=0.5, timeout_per_transition=0.0, kill_grace=0.5, load_timeout=1.0)
+    with RewardSandbox(FIELDS, limits) as box:  # a worker of its own: no earlier test's leftovers
+        assert box.load(shape.format(finally_body=finally_body)).ok
+        try:
+            box.call(transitions(1))  # a leftover that loops makes this program's own call time out
+        except RewardCallError as exc:
+            assert exc.issue.code == "timeout", exc.issue
+        batch = transitions(64)
+        for _ in range(2):
+            loaded = box.load(INNOCENT)
+            assert loaded.ok, loaded.issues
+            result = box.call(batch, want_print=True)
+            assert result.totals.tolist() == (batch.next_obs[:, 0] * 2.0).tolist()
+            assert [row["double"] for row in result.components] == result.totals.tolist()
+            assert "LEFTOVER" not in result.printed
+
+
+def test_a_finalizers_words_never_become_another_programs_last_words():
+    with RewardSandbox(FIELDS) as box:
+        box.load(LEFTOVER.format(finally_body=RAISES))
+        box.call(transitions(1))
+        box.load("T = ()\nfor i in range(400_000):\n    T = (T,)\n" + program("return float(hash(T) % 2), {}"))
+        with pytest.raises(RewardCallError) as info:
+            box.call(transitions(1))
+        assert info.value.issue.code == "worker_crashed"
+        assert "LEFTOVER" not in info.value.issue.message

@@ -11,10 +11,15 @@ so the LLM can act on it:
 * code inside the reasoning section is ignored: it holds drafts, not the answer;
 * example calls, ``if __name__ == "__main__":`` sections and prints at the top level are dropped;
   ``import numpy as np`` / ``import math`` are added when the program uses them without importing;
-* a reply cut off inside its program is refused as ``truncated``; prose without code as ``no_code``;
-  code without ``compute_reward`` as ``no_compute_reward``.
+* a reply cut off inside its program is refused as ``truncated`` (only when it holds no complete
+  program: a complete block followed by a cut-off copy yields the complete one); prose without code
+  as ``no_code``; code without ``compute_reward`` as ``no_compute_reward``.
 
-No code from the reply is ever run here: only parsed.
+No code from the reply is ever run here: only parsed. The reply is untrusted and this runs on the
+host, so nothing here may crash or hang on it: a reply over :data:`MAX_REPLY_CHARS` is refused as
+``too_large`` unread, code the parser gives up on (nesting that exhausts its stack or memory, null
+bytes) is refused as ``unparsable``, every regular expression is linear in its input, and the
+search for unfenced code tries at most :data:`_MAX_REGION_TRIES` cuts.
 """
 
 from __future__ import annotations
@@ -27,16 +32,25 @@ from dataclasses import dataclass
 
 from rewardsmith.sandbox import Issue
 
-__all__ = ["Extraction", "extract_program", "strip_reasoning"]
+__all__ = ["MAX_REPLY_CHARS", "Extraction", "extract_program", "strip_reasoning"]
 
+MAX_REPLY_CHARS = 200_000
+"""The longest reply examined, in characters (about 50 000 tokens; the default ``--max-tokens`` of 4096
+gives about 16 000). A longer one is refused as ``too_large`` without being read, so the work done on
+any reply stays bounded (well under a second)."""
+_MAX_REGION_TRIES = 64
+"""Cuts of unfenced code tried with the parser (one parse each) before it is refused as not parsing."""
+_MAX_SHOWN_CHARS = 64_000
+"""The longest code kept in a refusal for the repair prompt (the sandbox refuses longer programs anyway)."""
+
+# Every pattern here is linear in its input: no two adjacent or nested quantifiers can match the same text.
 _DEF = re.compile(r"^[ \t]*def[ \t]+compute_reward[ \t]*\(", re.MULTILINE)
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 _PYTHON_INFO = re.compile(r"^(?:py|python|ipython)[\d.]*$|^$", re.IGNORECASE)
 _THINK_TAGS = ("think", "thinking", "reasoning", "thought")
 _OPEN_THINK = re.compile(r"<(?P<tag>" + "|".join(_THINK_TAGS) + r")>", re.IGNORECASE)
 _CODEISH = re.compile(
     r"""^(?:import[ \t]+\w|from[ \t]+[\w.]+[ \t]+import[ \t]|def[ \t]+\w+[ \t]*\(|@\w|\#|"{3}|'{3}|"""
-    r"""[A-Za-z_][\w.]*(?:[ \t]*,[ \t]*[A-Za-z_]\w*)*(?:[ \t]*:[ \t]*[^=\n]+)?[ \t]*=(?!=)|if[ \t]+__name__)"""
+    r"""[A-Za-z_][\w.]*(?:[ \t]*,[ \t]*[A-Za-z_]\w*)*[ \t]*(?::[^=\n]*)?=(?!=)|if[ \t]+__name__)"""
 )
 _BUILTINS = frozenset(dir(builtins))
 _AUTO_IMPORTS = {"np": "import numpy as np", "numpy": "import numpy", "math": "import math"}
@@ -78,11 +92,26 @@ class _Block:
 def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Extraction:
     """The reward program in ``reply``, or a refusal saying what was wrong with the reply.
 
+    Never raises on any text: a reply too large to read, or code the parser gives up on, is a refusal.
+
     Args:
         reply: the assistant message's text (None when the server sent no content).
         finish_reason: the choice's ``finish_reason``; ``"length"`` means the token limit cut it off.
     """
-    text = (reply or "").replace("\r\n", "\n").replace("\r", "\n")
+    text = reply or ""
+    if len(text) > MAX_REPLY_CHARS:
+        return _refuse("too_large", f"the reply is {len(text)} characters long and at most {MAX_REPLY_CHARS} are "
+                                    f"read; {_TRUNCATED_HINT}")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        return _extract(text, finish_reason)
+    except _Unparsable as exc:
+        return _refuse("unparsable", str(exc), source=exc.source)
+    except (RecursionError, MemoryError) as exc:  # a parsed tree too deep for a later step
+        return _refuse("unparsable", _unparsable_reason(exc))
+
+
+def _extract(text: str, finish_reason: str | None) -> Extraction:
     cut = finish_reason == "length"
     reasoning, answer, unclosed = _split_reasoning(text)
     blocks = _fenced_blocks(answer)
@@ -97,13 +126,17 @@ def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Ex
                                   "block", note=note)
     candidates = [b for b in blocks if b.defines_reward and (b.python or "def compute_reward" in b.code)]
     if candidates:
-        chosen = candidates[-1]
-        others = [b for b in blocks if b is not chosen and (b.python or b.defines_reward)]
+        # Only the last block can be cut off (an unclosed fence runs to the end of the reply): a complete
+        # program before it is the answer, and the fragment is not borrowed from.
+        complete = [b for b in candidates if _complete(b, finish_reason)]
+        chosen = complete[-1] if complete else candidates[-1]
         code = textwrap.dedent(chosen.code)
-        if not chosen.closed and (cut or finish_reason not in ("stop", "eos", "end_turn") or not _parses(code)):
+        if not complete:
             return _refuse("truncated", "the reply was cut off (the code block is never closed" +
                            (" and the token limit was reached" if cut else "") + f"); {_TRUNCATED_HINT}",
                            source=code, note=note)
+        others = [b for b in blocks if b is not chosen and (b.python or b.defines_reward) and
+                  _complete(b, finish_reason)]
         return _assemble(code, [textwrap.dedent(b.code) for b in others], note)
     if _DEF.search(prose):
         region, reaches_end = _unfenced_region(prose)
@@ -137,8 +170,55 @@ def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Ex
                    note=note)
 
 
+def _complete(block: _Block, finish_reason: str | None) -> bool:
+    """Whether ``block`` holds all its author wrote: closed, or left open by a reply that ended normally and parses."""
+    if block.closed:
+        return True
+    if finish_reason not in ("stop", "eos", "end_turn"):
+        return False
+    return _parses(textwrap.dedent(block.code))
+
+
 def _refuse(code: str, message: str, source: str = "", note: str = "") -> Extraction:
     return Extraction(source, Issue(code, message), note)
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+
+class _Unparsable(Exception):
+    """The parser gave up on the reply's code (not a syntax error: those go to the critic, with a line)."""
+
+    def __init__(self, reason: str, source: str) -> None:
+        super().__init__(reason)
+        self.source = source if len(source) <= _MAX_SHOWN_CHARS else ""
+
+
+def _unparsable_reason(exc: BaseException) -> str:
+    if isinstance(exc, (RecursionError, MemoryError)):
+        return (f"the reply's code could not be parsed ({type(exc).__name__}): an expression or block nests far "
+                "too deeply; write it with named intermediate values")
+    return f"the reply's code could not be parsed ({type(exc).__name__}: {str(exc)[:200]}); give plain Python text"
+
+
+def _parse(code: str) -> ast.Module | None:
+    """``code``'s tree, or None for a syntax error.
+
+    Raises:
+        _Unparsable: the parser itself failed (too deep for its stack, out of memory, a null byte).
+    """
+    if "\x00" in code:  # a ValueError or a SyntaxError, depending on the Python version
+        raise _Unparsable("the reply's code contains a null byte; give plain Python text", code)
+    try:
+        return ast.parse(code)
+    except SyntaxError:
+        return None
+    except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
+        raise _Unparsable(_unparsable_reason(exc), code) from None
+
+
+def _parses(code: str) -> bool:
+    return _parse(code) is not None
 
 
 # ------------------------------------------------------------------------------- reasoning, fences
@@ -178,16 +258,29 @@ def _split_reasoning(text: str) -> tuple[str, str, bool]:
         position = end + len(closing)
 
 
+def _opening_fence(line: str) -> tuple[str, str] | None:
+    """(fence, info) when ``line`` opens a fenced block: 3+ backticks or tildes, then an info string without backticks."""
+    stripped = line.lstrip(" \t")
+    mark = stripped[:1]
+    if mark not in ("`", "~"):
+        return None
+    info = stripped.lstrip(mark)
+    run = len(stripped) - len(info)
+    if run < 3 or "`" in info:
+        return None
+    return stripped[:run], info.strip()
+
+
 def _fenced_blocks(text: str) -> list[_Block]:
     blocks: list[_Block] = []
     lines = text.split("\n")
     i = 0
     while i < len(lines):
-        opened = _FENCE.match(lines[i])
+        opened = _opening_fence(lines[i])
         if opened is None:
             i += 1
             continue
-        fence, info = opened.group("fence"), opened.group("info").strip()
+        fence, info = opened
         body: list[str] = []
         j = i + 1
         closed = False
@@ -216,9 +309,9 @@ def _outside_fences(text: str, blocks: list[_Block]) -> str:
     inside: str | None = None
     for line in text.split("\n"):
         if inside is None:
-            opened = _FENCE.match(line)
+            opened = _opening_fence(line)
             if opened is not None:
-                inside = opened.group("fence")
+                inside = opened[0]
                 out.append("")
                 continue
             out.append(line)
@@ -259,11 +352,17 @@ def _unfenced_region(text: str) -> tuple[str | None, bool]:
     while e > d + 1 and not lines[e - 1].strip():
         e -= 1
     reaches_end = not any(line.strip() for line in lines[e:])
+    tries = 0
     for start in range(s, d + 1):
         for end in range(e, d, -1):
             chunk = textwrap.dedent("\n".join(lines[start:end]))
-            if _DEF.search(chunk) and _parses(chunk):
+            if not _DEF.search(chunk):
+                continue
+            if _parses(chunk):
                 return chunk, reaches_end and end == e
+            tries += 1
+            if tries >= _MAX_REGION_TRIES:
+                return None, reaches_end
     return None, reaches_end
 
 
@@ -278,19 +377,17 @@ def _from_def(text: str) -> str:
 def _assemble(code: str, others: list[str], note: str) -> Extraction:
     """``code`` with what it uses from the other blocks, cleaned of example calls."""
     code = _strip_examples(code)
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = _parse(code)
+    if tree is None:
         return Extraction(code.strip("\n") + "\n", None, note)  # the critic words the syntax error
     needed = _free_names(tree)
     bindings = _module_bindings(tree)
     parsed: list[tuple[int, str, ast.Module]] = []
     if needed:
         for b, other in enumerate(others):
-            try:
-                parsed.append((b, other, ast.parse(other)))
-            except SyntaxError:
-                continue
+            other_tree = _parse(other)
+            if other_tree is not None:
+                parsed.append((b, other, other_tree))
     borrowed: list[tuple[int, int, ast.stmt, str]] = []
     taken: set[tuple[int, int]] = set()
     changed = True
@@ -326,9 +423,8 @@ def _assemble(code: str, others: list[str], note: str) -> Extraction:
 
 def _strip_examples(code: str) -> str:
     """Drop top-level statements that only demonstrate the function: calls, prints, ``__main__`` blocks."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = _parse(code)
+    if tree is None:
         return code
     drop = [stmt for stmt in tree.body if _is_example(stmt)]
     if not drop:
@@ -342,9 +438,8 @@ def _strip_examples(code: str) -> str:
 
 
 def _is_example(stmt: ast.stmt) -> bool:
-    if isinstance(stmt, ast.If):
-        test = ast.unparse(stmt.test).replace("'", '"')
-        return "__name__" in test
+    if isinstance(stmt, ast.If):  # a walk, not ast.unparse: that recurses, and the tree may be deep
+        return any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(stmt.test))
     if isinstance(stmt, ast.Expr):
         return not isinstance(stmt.value, ast.Constant)  # keep docstrings; drop bare calls and prints
     if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.While, ast.With)):
@@ -396,11 +491,3 @@ def _free_names(tree: ast.Module) -> set[str]:
 
 def _defined_functions(code: str) -> list[str]:
     return re.findall(r"^[ \t]*def[ \t]+(\w+)", code, re.MULTILINE)
-
-
-def _parses(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return True

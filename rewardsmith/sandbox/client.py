@@ -325,6 +325,8 @@ class RewardSandbox:
     def load(self, source: str) -> LoadResult:
         """Compile and run a program's top level in the worker; refusals come back as issues."""
         self._names = set()
+        if self._proc is not None and self._source is not None:
+            self._reset()
         return self._load(source)
 
     def _load(self, source: str) -> LoadResult:
@@ -339,6 +341,20 @@ class RewardSandbox:
         if not ok and not any(i.severity == "error" for i in issues):
             issues.append(Issue("worker_crashed", "the worker refused the program without saying why"))
         return LoadResult(ok, issues, self._printed(reply))
+
+    def _reset(self) -> None:
+        """Have the worker drop the previous program and free what it left, or replace the worker.
+
+        The previous program's leftovers (a generator's ``finally`` block run by the garbage collector)
+        run now, under a deadline of their own; if they overrun it or crash the worker, the next program
+        gets a fresh worker instead of a share of the blame.
+        """
+        try:
+            reply, _ = self._request({"op": "reset", "timeout": self.limits.call_timeout}, self.limits.call_timeout)
+        except RewardCallError:
+            return  # the worker was killed already; the load starts a fresh one
+        if reply.get("ok") is not True:
+            self._kill()
 
     def call(self, batch: Transitions, want_print: bool = False) -> BatchResult:
         """Run compute_reward on a batch of transitions.

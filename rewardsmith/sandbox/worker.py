@@ -15,11 +15,20 @@ an empty working directory. Before it reads any untrusted source it, in this ord
 It talks to the host over length-prefixed JSON frames. The in-process timer (SIGALRM) is only
 a fast path: reward code can swallow its exception, so a request during which it fired is
 refused even if the code returned, and the host kills a worker that does not answer in time.
+
+Nothing of one program runs during another's request. Reward code can leave code behind that
+runs later: a suspended generator whose ``finally`` block runs when the garbage collector frees
+it. So every request ends with a collection under that request's own timer (what a call left
+behind dies during that call), the host asks for a ``reset`` before loading the next program (the
+old program's globals die then, under a timer of their own, and a worker whose reset fails is
+replaced), and exceptions raised by finalizers are dropped instead of being written to stderr,
+whose tail the host reports when a worker crashes.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import math
 import os
@@ -91,6 +100,10 @@ def main() -> None:
     isolation = _isolate() if limits.get("os_isolation", True) else {"os_isolation": "off"}
     applied = _set_limits(limits, baseline_kb)
     signal.signal(signal.SIGALRM, _on_alarm)
+    sys.unraisablehook = _drop_unraisable
+    gc.collect()
+    gc.freeze()  # the worker's own objects: later collections walk only what programs create
+    gc.disable()  # the collector runs only at the end of a request, for that request's program
     worker = _Worker(limits, {"baseline_vm_kb": baseline_kb, "isolation": isolation, "applied": applied})
     while True:
         try:
@@ -122,6 +135,38 @@ def _arm(seconds: float) -> None:
 def _disarm() -> None:
     _Alarm.armed = False
     signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _drop_unraisable(unraisable: Any) -> None:
+    """Exceptions nobody can catch (raised in a finalizer during garbage collection) are dropped, not
+    written to stderr: there they would become the "last words" the host reports for a later crash."""
+
+
+def _collect_leftovers(generation: int | None = None) -> bool:
+    """Free the garbage reward code left, running any finalizers (generators' ``finally`` blocks) now.
+
+    Called at the end of each request, under its timer (automatic collection is off in the worker, so
+    this is the only time a finalizer can run). ``generation`` None collects the generations the
+    collector's own thresholds say are due, which is cheap: garbage that was promoted to an older
+    generation waits for a later request of the same program, or for its reset (all generations).
+    A finalizer can make new garbage, so this repeats until a collection finds nothing or the timer
+    has fired (a finalizer that swallows the timer's exception and loops keeps the worker busy until
+    the host kills it, during the same request).
+
+    Returns:
+        Whether the last collection found nothing (False when the timer stopped the collecting).
+    """
+    while gc.collect(_due_generation() if generation is None else generation):
+        if _Alarm.fired:
+            return False
+    return True
+
+
+def _due_generation() -> int:
+    """The oldest generation whose count has passed its threshold, as automatic collection would pick."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    due = [g for g in (1, 2) if thresholds[g] and counts[g] >= thresholds[g]]
+    return due[-1] if due else 0
 
 
 def _take_protocol_fds() -> tuple[int, int]:
@@ -342,6 +387,8 @@ class _Worker:
             return self.call(request, blob, timeout)
         if op == "load":
             return self.load(str(request["source"]), field_index(request["fields"]), timeout), b""
+        if op == "reset":
+            return self.reset(timeout), b""
         if op == "diagnose":
             return self.diagnose(), b""
         return {"ok": False, "issue": Issue("worker_crashed", f"unknown request {op!r}").to_dict()}, b""
@@ -355,6 +402,19 @@ class _Worker:
 
     def timed_out(self, message: str, index: int = 0) -> dict[str, Any]:
         return self._failed(index, Issue("timeout", message))
+
+    def reset(self, timeout: float) -> dict[str, Any]:
+        """Drop the loaded program and collect what it leaves, under a timer of its own.
+
+        ``ok`` is false when the leftovers ran past the timer: the host then replaces the worker
+        rather than load the next program beside them.
+        """
+        self.function = None
+        self.view = None
+        self.state = GuardState(int(self.limits.get("print_cap", 4096)))
+        _arm(timeout)
+        clean = self._end_request(generation=2)
+        return {"ok": clean and not _Alarm.fired}
 
     def load(self, source: str, fields: dict[str, int], timeout: float) -> dict[str, Any]:
         self.function = None
@@ -413,14 +473,13 @@ class _Worker:
                 bare = bare or was_bare
                 totals.append(total)
                 rows.append(components)
-            if _Alarm.fired:  # the code swallowed the timer's exception and returned anyway
-                return self.timed_out(f"compute_reward ran past its {timeout:g} s deadline (it caught the "
-                                      "timer's exception; do not catch BaseException)", len(totals) - 1), b""
         except _Deadline:  # fired between calls
             return self.timed_out("compute_reward ran past its deadline", len(totals)), b""
         finally:
-            _disarm()
-            self._restore_numpy()
+            self._end_request()  # also after a failure: nothing of this batch outlives it
+        if _Alarm.fired:  # the code, or a generator it left unfinished, swallowed the timer's exception
+            return self.timed_out(f"compute_reward ran past its {timeout:g} s deadline (it caught the timer's "
+                                  "exception; do not catch BaseException)", max(len(totals) - 1, 0)), b""
         keys = list(rows[0]) if rows else []
         reply: dict[str, Any] = {"ok": True, "k": keys, "bare": bare}
         values = np.asarray(totals, dtype=np.float64).tobytes()
@@ -500,16 +559,15 @@ class _Worker:
         _arm(timeout)
         try:
             fn()
-            if _Alarm.fired:
-                return Issue("timeout", f"{what} did not finish within {timeout:g} s (it caught the timer's "
-                                        "exception; do not catch BaseException)")
         except _Deadline:
             return Issue("timeout", f"{what} did not finish within {timeout:g} s")
         except BaseException as exc:  # noqa: BLE001
             return self._describe_error(exc, code)
         finally:
-            _disarm()
-            self._restore_numpy()
+            self._end_request()
+        if _Alarm.fired:
+            return Issue("timeout", f"{what} did not finish within {timeout:g} s (it caught the timer's "
+                                    "exception; do not catch BaseException)")
         return self.state.take_violation()
 
     def _describe_error(self, exc: BaseException, code: str = "runtime_error") -> Issue:
@@ -538,6 +596,22 @@ class _Worker:
             return Issue(code, f"{type(exc).__name__} raised by reward code (raise an Exception subclass, or better, "
                                f"return a value): {_short(exc)}", line)
         return Issue(code, f"{type(exc).__name__}: {_short(exc)}", line)
+
+    def _end_request(self, generation: int | None = None) -> bool:
+        """Free what the request left (under its still-armed timer), then stop the timer, restore numpy.
+
+        Returns:
+            Whether the collecting finished; if not, ``_Alarm.fired`` is set and the request is refused.
+        """
+        clean = False
+        try:
+            clean = _collect_leftovers(generation)
+        except _Deadline:  # fired in between two collections: the flag is set
+            pass
+        finally:
+            _disarm()
+            self._restore_numpy()
+        return clean
 
     def _restore_numpy(self) -> None:
         if np.geterr() != self.numpy_err:
