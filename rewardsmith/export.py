@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rewardsmith.safetext import sanitize
 from rewardsmith.spec import EnvSpec
 
 __all__ = ["render_export", "reward_program"]
@@ -141,10 +142,11 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
                    else f" (not solved: solved at fitness ≥ {solved:g}") + f"; {manifest.get('fitness_doc')})"
     header = [
         "# Reward function exported by rewardsmith.",
-        f"# task:      {manifest.get('task', '').strip()}",
-        f"# env:       {spec.gym_id} (rewardsmith spec: {spec.name}; scored on task: {manifest.get('task_name')})",
-        f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}{verdict}",
-        f"# run:       {manifest.get('run')}  candidate {manifest.get('candidate')}",
+        f"# task:      {_comment(manifest.get('task', '').strip())}",
+        f"# env:       {_comment(spec.gym_id)} (rewardsmith spec: {_comment(spec.name)}; "
+        f"scored on task: {_comment(manifest.get('task_name'))})",
+        f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}{_comment(verdict)}",
+        f"# run:       {_comment(manifest.get('run'))}  candidate {_comment(manifest.get('candidate'))}",
     ]
     if manifest.get("no_progress"):
         header += [
@@ -163,6 +165,16 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
     first = next(iter(fields), "x")
     wrapper = _WRAPPER.format(version=__version__, fields=fields, first=first)
     return "\n".join(header) + source.rstrip() + "\n" + wrapper
+
+
+def _comment(value: object) -> str:
+    """``value`` as text that stays inside a ``#`` comment: later lines are comment lines too, controls escaped.
+
+    A task text or a fitness docstring may hold a newline; written raw it would end the comment and put
+    its text into the exported module as code.
+    """
+    lines = sanitize(str(value)).splitlines() or [""]
+    return "\n#            ".join(lines)
 
 
 def write_export(path: Path, source: str, spec: EnvSpec, manifest: dict[str, Any]) -> Path:
