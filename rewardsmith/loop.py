@@ -18,7 +18,7 @@ from typing import Any
 
 from rewardsmith.candidate import Candidate, candidate_id, source_hash
 from rewardsmith.critic import Critic, Verdict
-from rewardsmith.designer.base import DesignContext, Designer, Proposal
+from rewardsmith.designer.base import REVIEW_NO_VERDICT, DesignContext, Designer, Proposal
 from rewardsmith.errors import BudgetExceeded, LLMError, RunDirError, UsageError
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, default_workers
 from rewardsmith.runs import RunDir, atomic_write_text, to_json
@@ -369,6 +369,9 @@ def _review(state: SearchState, designer: Designer, ctx: DesignContext, cand: Ca
         return verdict
     state.run.append_event("candidate_reviewed", id=cand.id, source_hash=source_hash(cand.source),
                            **outcome.to_dict())
+    if outcome.passed is None:  # neither pass nor fail: the program trains, and the verdict says why unreviewed
+        note = Issue(REVIEW_NO_VERDICT, outcome.reasons, severity="warning")
+        return replace(verdict, issues=verdict.issues + (note,))
     if outcome.passed:
         return verdict
     return replace(verdict, accepted=False, issues=verdict.issues + (Issue("review", outcome.reasons),))

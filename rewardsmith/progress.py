@@ -11,10 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from rewardsmith.candidate import Candidate
+from rewardsmith.designer.base import review_without_verdict
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchState
 
-__all__ = ["STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
+__all__ = ["REVIEW_UNDECIDED", "STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
 
+REVIEW_UNDECIDED = "review gave no verdict (trained unreviewed)"
+"""How a candidate whose ``--review`` decided nothing is labelled on screen."""
 STATUS_STYLE = {"proposed": "cyan", "training": "yellow", "scored": "green", "rejected": "red", "failed": "red"}
 
 
@@ -49,10 +52,12 @@ def candidate_table(state: SearchState, progress: dict[str, dict[str, Any]] | No
             training = f"step {point['step']}: fitness {fmt_fitness(point['fitness'])}"
         elif cand.result is not None and cand.result.steps:
             training = f"{cand.result.steps} steps, {cand.result.seconds:.0f}s"
-        note = cand.reason or cand.origin.get("note", "")
+        note = Text(str(cand.reason or cand.origin.get("note", "")))  # untrusted text: never markup
         if cand.attempts:
-            note = f"(repaired {len(cand.attempts)}×) {note}"
-        table.add_row(cand.id, status, fmt_fitness(cand.fitness), success, training, str(note))
+            note = Text(f"(repaired {len(cand.attempts)}×) ") + note
+        if cand.status != "rejected" and review_without_verdict(cand.verdict) is not None:
+            note = Text(REVIEW_UNDECIDED + " ", style="yellow") + note
+        table.add_row(cand.id, status, fmt_fitness(cand.fitness), success, training, note)
     return table
 
 

@@ -19,7 +19,8 @@ from rich.text import Text
 from rewardsmith.candidate import Candidate
 from rewardsmith.errors import UsageError
 from rewardsmith.loop import SearchState, load_state
-from rewardsmith.progress import STATUS_STYLE
+from rewardsmith.designer.base import review_without_verdict
+from rewardsmith.progress import REVIEW_UNDECIDED, STATUS_STYLE
 from rewardsmith.progress import fmt_fitness as _num
 from rewardsmith.runs import RunDir
 
@@ -81,6 +82,8 @@ def run_overview(state: SearchState) -> RenderableType:
         fitness = analysis.get("fitness", {})
         length = analysis.get("episode_length", {})
         flags = _flags_text(analysis.get("flags", [])) if analysis else Text(cand.reason or "", style="dim")
+        if cand.status != "rejected" and review_without_verdict(cand.verdict) is not None:
+            flags = Text(REVIEW_UNDECIDED, style="yellow") + (Text(", ") + flags if flags.plain else Text())
         paths = state.run.candidate(cand.iteration, cand.index)
         media = " ".join(p.suffix[1:] for p in (paths.gif, paths.mp4) if p.is_file())
         std = fitness.get("std") if fitness else (cand.result.fitness_std if cand.result else None)
@@ -98,6 +101,9 @@ def candidate_view(state: SearchState, cand: Candidate) -> RenderableType:
     origin = cand.origin.get("note") or cand.origin.get("designer", "")
     parts.append(Text.assemble((f"candidate {cand.id}", "bold"), f" · {cand.status}",
                                f" · fitness {_num(cand.fitness)}", (f" · {origin}" if origin else "", "dim")))
+    unreviewed = review_without_verdict(cand.verdict)
+    if unreviewed is not None and cand.status != "rejected":
+        parts.append(Text(f"{REVIEW_UNDECIDED}: {unreviewed}", style="yellow"))
     analysis = cand.analysis
     if not analysis:
         reason = cand.reason or ("not analysed (trained before the analyzer existed, or still training)"

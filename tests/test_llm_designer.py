@@ -370,12 +370,60 @@ def test_a_failed_review_sends_the_candidate_back_with_its_reasons(server, tmp_p
     assert "VERDICT" in last_user_text(server.chats_for("review")[0])
 
 
-def test_review_replies_are_parsed_leniently():
-    assert parse_review("VERDICT: PASS\n- ok") == (True, "- ok")
-    assert parse_review("<think>hmm FAIL?</think>\nVerdict: fail\n- sign is wrong")[0] is False
-    assert parse_review("FAIL: the penalty is positive")[0] is False
-    passed, reasons = parse_review("I think it is fine.")
-    assert passed and "no verdict" in reasons
+def test_only_the_verdict_line_decides_a_review():
+    assert parse_review("- ok\nVERDICT: PASS") == (True, "- ok")
+    assert parse_review("<think>hmm VERDICT: FAIL?</think>\n- sign is wrong\n**Verdict: fail**")[0] is False
+    prose = "Failed to capture the reward when the task fails.\n- otherwise sound\nVERDICT: PASS"
+    assert parse_review(prose)[0] is True, "prose that starts with 'Failed' is a reason, not a verdict"
+    assert parse_review("FAIL: the penalty is positive") == (None, parse_review("FAIL: the penalty is positive")[1])
+    passed, reasons = parse_review("Pass. I think it is fine.")
+    assert passed is None and "no verdict" in reasons
+    assert parse_review("VERDICT: FAIL\n- too big\nVERDICT: PASS")[0] is True, "the last verdict line counts"
+
+
+def _review_run(server, tmp_path, review_reply: str):
+    def route(request):
+        if purpose_of(request) == "review":
+            return Reply(review_reply)
+        return Reply("```python\nthis is not python\n```") if purpose_of(request) == "repair" else None
+
+    server.route = route
+    server.push(Reply(GOOD_PROGRAM))
+    run = new_run(tmp_path)
+    state = run_search(run, TASK, LLMDesigner(options(server, review=True), run), config(samples=1, workers=1))
+    return run, state
+
+
+def test_a_review_whose_prose_says_failed_does_not_fail_the_candidate(server, tmp_path):
+    _, state = _review_run(server, tmp_path, "Failed to capture the reward when the task fails.\n"
+                                             "- the terms are sound otherwise\nVERDICT: PASS")
+    cand = state.candidates["00-00"]
+    assert cand.status == "scored" and not cand.attempts, cand.reason
+    assert not server.chats_for("repair")
+
+
+def test_a_review_without_a_verdict_trains_and_says_so_everywhere(server, tmp_path):
+    from rich.console import Console
+
+    from rewardsmith.progress import REVIEW_UNDECIDED, candidate_table
+    from rewardsmith.report import write_report
+    from rewardsmith.show import candidate_view, run_overview
+
+    run, state = _review_run(server, tmp_path, "Fail-safe terms look fine; the [bold]scale[/bold] is plausible.")
+    cand = state.candidates["00-00"]
+    assert cand.status == "scored" and not cand.attempts, "neither pass nor fail: it trains, unrepaired"
+    (reviewed,) = [e for e in run.events() if e["kind"] == "candidate_reviewed"]
+    assert reviewed["passed"] is None
+    assert [i.code for i in cand.verdict.warnings] == ["review_no_verdict"]
+    console = Console(record=True, width=300)
+    console.print(candidate_table(state, iteration=0))
+    console.print(run_overview(state))
+    console.print(candidate_view(state, cand))
+    shown = console.export_text()
+    assert shown.count(REVIEW_UNDECIDED) == 3, shown
+    assert "[bold]scale[/bold]" in shown, "the reviewer's words are text, not markup"
+    html_text = write_report(run, state=state).read_text()
+    assert "the review gave no verdict, so this program trained unreviewed" in html_text
 
 
 # ------------------------------------------------------------------------------------- history

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -438,8 +439,8 @@ class LLMDesigner:
         slot = {"purpose": "review", "iteration": ctx.iteration}
         sample = self._one(messages, slot)
         origin = {"designer": self.name, "model": self.options.model, "request": sample.key}
-        if sample.error is not None:  # a review that never came must not block training
-            return Review(True, f"no review: {sample.error}", origin)
+        if sample.error is not None:  # a review that never came decides nothing: the program trains
+            return Review(None, f"no review: {sample.error}", origin)
         passed, reasons = parse_review(sample.text or "")
         return Review(passed, reasons, origin)
 
@@ -678,26 +679,26 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
-def parse_review(text: str) -> tuple[bool, str]:
-    """(passed, reasons) from a review reply: ``VERDICT: PASS`` / ``VERDICT: FAIL`` and reasons.
+_VERDICT_LINE = re.compile(r"[*_`#> ]*VERDICT[*_` ]*:[*_` ]*(PASS|FAIL)[*_`. ]*", re.IGNORECASE)
+"""A verdict line as review.j2 asks for it (``VERDICT: PASS``), allowing Markdown emphasis around it."""
 
-    A reply with no recognisable verdict passes (a garbled review must not block training), and
-    says so in its reasons.
+
+def parse_review(text: str) -> tuple[bool | None, str]:
+    """(passed, reasons) from a review reply, decided only by its ``VERDICT: PASS`` / ``VERDICT: FAIL`` line.
+
+    The last such line counts (review.j2 asks for it at the end); prose never decides, so a reason
+    that reads "Failed to ..." is just a reason. A reply with no verdict line gives ``None``:
+    neither pass nor fail, and the reasons say so.
     """
     answer = strip_reasoning(text or "").strip()
-    verdict = None
-    rest = answer
-    for i, line in enumerate(answer.split("\n")):
-        cleaned = line.strip().strip("*_`#> ").upper()
-        if cleaned.startswith("VERDICT"):
-            cleaned = cleaned[len("VERDICT"):].strip(" :*_`")
-        if cleaned.startswith(("PASS", "FAIL")):
-            verdict = cleaned.startswith("PASS")
-            rest = "\n".join(answer.split("\n")[i + 1:]).strip() or line.strip()
-            break
-    if verdict is None:
-        return True, f"no verdict found in the review; passed by default: {answer[:300]}"
-    return verdict, rest[:4000]
+    lines = answer.split("\n")
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i].strip()
+        match = _VERDICT_LINE.fullmatch(line) if len(line) <= 80 else None
+        if match is not None:
+            reasons = "\n".join(lines[:i] + lines[i + 1:]).strip() or line
+            return match.group(1).upper() == "PASS", reasons[:4000]
+    return None, f"the review gave no verdict line (VERDICT: PASS or VERDICT: FAIL): {answer[:300]}"
 
 
 def check_endpoint(options: LLMOptions) -> list[str]:
