@@ -331,7 +331,7 @@ def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks
     while True:
         verdict = _verdict(critic, cand)
         if verdict.accepted:
-            verdict = _review(state, designer, ctx, cand, verdict)
+            verdict = _review(state, designer, _serving(ctx, cand), cand, verdict)
         cand.verdict = verdict
         paths = run.candidate(cand.iteration, cand.index)
         run.write_json(paths.critic, verdict.to_dict())
@@ -345,12 +345,20 @@ def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks
         if len(cand.attempts) >= state.config.repairs:
             _finished(state, cand, None)
             return False
-        proposal = designer.repair(ctx, cand.source, verdict.explain(), len(cand.attempts) + 1)
+        proposal = designer.repair(_serving(ctx, cand), cand.source, verdict.explain(), len(cand.attempts) + 1)
         if proposal is None:
             _finished(state, cand, None)
             return False
         _record_repair(state, cand, proposal, verdict.explain())
         hooks.on_candidate(state, cand)
+
+
+def _serving(ctx: DesignContext, cand: Candidate) -> DesignContext:
+    """The context of a repair or review of ``cand``: which candidate, at which version, it serves.
+
+    An LLM designer keys its requests by it, so identical programs of two candidates get two replies.
+    """
+    return replace(ctx, candidate=cand.id, attempt=len(cand.attempts))
 
 
 def _verdict(critic: Critic, cand: Candidate) -> Verdict:
@@ -382,7 +390,8 @@ def _repair_after_crash(state: SearchState, designer: Designer, hooks: LoopHooks
     """A candidate whose training failed goes back for repair while repairs remain."""
     if len(cand.attempts) >= state.config.repairs or cand.result is None or not cand.result.reason:
         return False
-    proposal = designer.repair(ctx, cand.source, f"training failed: {cand.reason}", len(cand.attempts) + 1)
+    proposal = designer.repair(_serving(ctx, cand), cand.source, f"training failed: {cand.reason}",
+                               len(cand.attempts) + 1)
     if proposal is None:
         return False
     _record_repair(state, cand, proposal, f"training failed: {cand.reason}")

@@ -85,6 +85,10 @@ class DesignContext:
     """The candidate to improve on: the best so far, or the one a person chose."""
     feedback: list[str] = field(default_factory=list)
     """Human feedback given since the last iteration, verbatim."""
+    candidate: str | None = None
+    """The candidate a repair or review serves (None for proposals)."""
+    attempt: int = 0
+    """Repairs that candidate has had so far: which version of it a review reads."""
 
     @property
     def scored(self) -> list[Candidate]:

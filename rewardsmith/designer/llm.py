@@ -421,7 +421,7 @@ class LLMDesigner:
         if "[llm_failed]" in problem:
             return None  # the endpoint failed, not the program: nothing to show the LLM
         messages = self.prompts.repair_messages(ctx, source, problem, attempt, self.options.max_repairs)
-        slot = {"purpose": "repair", "iteration": ctx.iteration, "attempt": attempt}
+        slot = {"purpose": "repair", "iteration": ctx.iteration, "candidate": ctx.candidate, "attempt": attempt}
         sample = self._one(messages, slot)
         if sample.error is not None:
             return None
@@ -436,7 +436,7 @@ class LLMDesigner:
             return None
         sample_values = getattr(verdict, "sample", None)
         messages = self.prompts.review_messages(ctx.task, source, sample_values)
-        slot = {"purpose": "review", "iteration": ctx.iteration}
+        slot = {"purpose": "review", "iteration": ctx.iteration, "candidate": ctx.candidate, "attempt": ctx.attempt}
         sample = self._one(messages, slot)
         origin = {"designer": self.name, "model": self.options.model, "request": sample.key}
         if sample.error is not None:  # a review that never came decides nothing: the program trains
