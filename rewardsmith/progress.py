@@ -89,6 +89,9 @@ class LiveProgress(LoopHooks):
         if self.live is not None:
             self.live.update(self._render(state))
 
+    def on_notice(self, state: SearchState, text: str) -> None:
+        self.console.print(Text(f"note: {text}", style="yellow"), soft_wrap=True)
+
     def on_iteration_end(self, state: SearchState, iteration: int) -> IterationDecision | None:
         if self.live is not None:
             self.live.update(self._render(state))

@@ -85,6 +85,9 @@ class DesignContext:
     """The candidate to improve on: the best so far, or the one a person chose."""
     feedback: list[str] = field(default_factory=list)
     """Human feedback given since the last iteration, verbatim."""
+    slots: tuple[int, ...] | None = None
+    """Which of the iteration's samples to propose (None: all ``samples``); a resume re-asks only the
+    samples whose request failed. A designer returns one proposal per slot, in order."""
     candidate: str | None = None
     """The candidate a repair or review serves (None for proposals)."""
     attempt: int = 0

@@ -41,7 +41,8 @@ from rewardsmith.designer.base import DesignContext, Proposal, Review, Usage
 from rewardsmith.designer.cache import Exchange, ReplyCache, request_key
 from rewardsmith.designer.extract import extract_program, strip_reasoning
 from rewardsmith.designer.prompts import Prompts
-from rewardsmith.errors import BudgetExceeded, LLMError, UsageError
+from rewardsmith.errors import BudgetExceeded, EndpointDown, LLMError, UsageError
+from rewardsmith.sandbox.issues import sanitize
 
 __all__ = ["LLMDesigner", "LLMOptions", "LLMUsage", "check_endpoint", "choose_designer", "endpoint_configured",
            "load_prices", "parse_review"]
@@ -49,6 +50,8 @@ __all__ = ["LLMDesigner", "LLMOptions", "LLMUsage", "check_endpoint", "choose_de
 OPENAI_URL = "https://api.openai.com/v1"
 MAX_RETRY_AFTER = 60.0
 """Longest ``Retry-After`` honoured, seconds; beyond it the usual backoff applies."""
+OUTAGE_STEP = 10.0
+"""Longest pause, seconds, between tries while the endpoint cannot be reached."""
 PURPOSE_HEADER = "X-Rewardsmith-Purpose"
 """Sent with every request (``propose``, ``repair``, ``review``) so proxies and logs can tell them apart."""
 
@@ -82,6 +85,9 @@ class LLMOptions:
     """Retries of a request after 429, 5xx, a timeout or a malformed reply."""
     backoff: float = 1.0
     """Seconds before the first retry; doubled each time (up to 30 s), with jitter."""
+    outage: float = 120.0
+    """Seconds to keep trying while the endpoint cannot be reached (a server restarting), with pauses
+    doubling up to 10 s; then the search stops (status ``stopped``) and ``resume`` goes on from there."""
     use_n: bool | None = None
     """Ask for K samples in one request: None detects whether the server honours ``n``."""
     prompts: str | None = None
@@ -106,6 +112,8 @@ class LLMOptions:
             raise UsageError("--max-total-tokens must be at least 1")
         if self.retries < 0 or self.timeout <= 0 or self.backoff < 0:
             raise UsageError("retries, timeout and backoff must be positive")
+        if self.outage < 0:
+            raise UsageError("--llm-outage must be 0 or more seconds")
         if self.max_cost is not None and (self.price_input is None and self.price_output is None):
             raise UsageError("--max-cost needs prices: --price-per-1k-input/--price-per-1k-output or --prices")
         if self.prompts is not None and not Path(self.prompts).is_dir():
@@ -182,6 +190,9 @@ def choose_designer(requested: str, given: dict[str, Any], prices: str | Path | 
                 served = f"it serves {', '.join(models[:12])}" if models else "it lists no models"
                 raise UsageError(f"pass --model: {options.url} {served}")
             data["model"] = models[0]
+        elif models and not _listed(options.model, models, options.url):
+            raise UsageError(f"--model {options.model!r} is not served by {options.url}; it serves "
+                             f"{', '.join(sanitize(m) for m in models[:12])}{' …' if len(models) > 12 else ''}")
     if not data.get("model"):
         raise UsageError("pass --model (for Azure OpenAI, the deployment name)")
     if data.get("prompts"):
@@ -189,6 +200,17 @@ def choose_designer(requested: str, given: dict[str, Any], prices: str | Path | 
     if prices is not None:
         data["price_input"], data["price_output"] = load_prices(prices, data["model"])
     return "openai", LLMOptions.from_dict(data)
+
+
+def _listed(model: str, models: list[str], url: str) -> bool:
+    """Whether the endpoint's model list names ``model``.
+
+    Ollama also answers ``name`` for ``name:latest``; Azure OpenAI lists base models, not the
+    deployment names its requests take, so there the list proves nothing.
+    """
+    if ".openai.azure.com" in url.lower():
+        return True
+    return model in models or f"{model}:latest" in models
 
 
 def load_prices(path: str | Path, model: str | None) -> tuple[float | None, float | None]:
@@ -258,8 +280,13 @@ class LLMUsage(Usage):
 class _SampleFailed(Exception):
     """A request that got no usable reply (retries spent, or refused as a bad request)."""
 
+    def __init__(self, message: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        """How many times the request was sent."""
 
-class _BadRequest(Exception):
+
+class _BadRequest(_SampleFailed):
     """HTTP 400/422: the server understood and refused this request (not worth retrying as is)."""
 
 
@@ -357,16 +384,36 @@ def _model_ids(client: Any, timeout: float) -> list[str]:
 
 
 def _error_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
+    """The server's own words for an HTTP error: the body's ``error.message`` (or ``error``, ``detail``,
+    ``message``), else the body's text; one line, control characters shown as escapes, at most 500 characters."""
+    found = _message_in(getattr(exc, "body", None))
+    if not found:
+        response = getattr(exc, "response", None)
+        try:
+            raw = response.text if response is not None else ""
+        except Exception:  # noqa: BLE001 - a body that cannot be read has nothing to say
+            raw = ""
+        try:
+            found = _message_in(json.loads(raw)) or raw
+        except (json.JSONDecodeError, TypeError):
+            found = raw
+    text = " ".join(str(found or getattr(exc, "message", "") or exc).split())
+    return sanitize(text if len(text) <= 500 else text[:499] + "…")
+
+
+def _message_in(body: Any, depth: int = 0) -> str:
+    """The message an error body holds: OpenAI's ``{"error": {"message"}}``, ``{"error": "…"}``, FastAPI's
+    ``{"detail": …}``, a bare string."""
+    if isinstance(body, str) or depth > 3:
+        return body if isinstance(body, str) else ""
+    if isinstance(body, list):
+        return "; ".join(m for m in (_message_in(item, depth + 1) for item in body[:5]) if m)
     if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-        if body.get("message"):
-            return str(body["message"])
-    return str(getattr(exc, "message", "") or exc)
+        for name in ("message", "error", "detail", "msg"):
+            found = _message_in(body.get(name), depth + 1)
+            if found:
+                return found
+    return ""
 
 
 # -------------------------------------------------------------------------------------- designer
@@ -403,11 +450,14 @@ class LLMDesigner:
         self._reached = False
         self._use_n = options.use_n
         self._wire: dict[str, Any] = {"max_tokens": "max_tokens", "temperature": True}
-        if self.cache is not None:
-            for exchange in self.cache.exchanges():  # what this run spent before a resume
+        if self.cache is not None:  # what this run spent before a resume
+            for exchange in self.cache.exchanges():
                 if exchange.served == "network":
                     self.usage.add(exchange.iteration, exchange.prompt_tokens, exchange.completion_tokens,
                                    exchange.retries)
+                    self.usage.failed_requests += exchange.failures
+            self.usage.failed_requests += sum(f["failures"] if isinstance(f.get("failures"), int) else 1
+                                              for f in self.cache.failures())
 
     # -- the designer protocol -----------------------------------------------------------------
 
@@ -539,7 +589,7 @@ class LLMDesigner:
             with self._lock:
                 self.usage.failed_requests += 1
             if self.cache is not None:
-                self.cache.put_failure(key, purpose, iteration, slot, body, str(exc), self.options.retries + 1)
+                self.cache.put_failure(key, purpose, iteration, slot, body, str(exc), exc.attempts)
             raise
         prompt_tokens, completion_tokens = _tokens(reply, body)
         exchange = Exchange(key, purpose, iteration, slot, body, reply, prompt_tokens, completion_tokens,
@@ -577,8 +627,10 @@ class LLMDesigner:
         import openai
 
         client = self._openai()
-        attempt = 0
+        sent = failures = outage_tries = 0
+        down_since: float | None = None
         while True:
+            sent += 1
             retry_after: float | None = None
             try:
                 raw = client.chat.completions.with_raw_response.create(
@@ -586,7 +638,7 @@ class LLMDesigner:
                 reply = _parse_completion(raw.http_response.text)
                 with self._lock:
                     self._reached = True
-                return reply, attempt
+                return reply, sent - 1
             except openai.AuthenticationError as exc:
                 raise _key_refused(self.options, exc) from None
             except openai.PermissionDeniedError as exc:
@@ -599,34 +651,53 @@ class LLMDesigner:
                 message = _error_message(exc)
                 if self._adapt_wire(message):
                     continue
-                raise _BadRequest(f"the endpoint refused the request (HTTP {exc.status_code}: {message})") from None
+                raise _BadRequest(f"the endpoint refused the request (HTTP {exc.status_code}: {message})",
+                                  sent) from None
             except openai.APITimeoutError:
-                problem = f"no reply within {self.options.timeout:g} s (--timeout)"
+                problem = f"no reply within {self.options.timeout:g} s (--llm-timeout)"
             except openai.APIConnectionError as exc:
                 refused = _connect_failure(exc)
                 with self._lock:
                     reached = self._reached
                 if refused is not None and not reached:
                     raise _unreachable(self.options, refused) from None
-                problem = f"connection failed: {refused or exc.__cause__ or exc}"
+                # the server went away (a crash, a restart): wait for it, patiently and for a bounded time
+                now = time.monotonic()
+                down_since = now if down_since is None else down_since
+                waited = now - down_since
+                if waited >= self.options.outage:
+                    raise EndpointDown(
+                        f"{self.options.url} has not answered for {waited:.0f} s (the last try: connection failed: "
+                        f"{refused or exc.__cause__ or exc}); the search stopped with what it has; "
+                        "`rewardsmith resume RUN` goes on once the server is back (--llm-outage sets the wait)"
+                    ) from None
+                outage_tries += 1
+                time.sleep(min(self._outage_delay(outage_tries), self.options.outage - waited))
+                continue
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
                     raise _BadRequest(f"the endpoint refused the request (HTTP {exc.status_code}: "
-                                      f"{_error_message(exc)})") from None
+                                      f"{_error_message(exc)})", sent) from None
                 problem = f"HTTP {exc.status_code}: {_error_message(exc)}"
                 retry_after = _retry_after(exc.response.headers if exc.response is not None else {})
             except _SampleFailed as exc:
                 problem = str(exc)
-            attempt += 1
-            if attempt > self.options.retries:
-                raise _SampleFailed(f"no usable reply after {attempt} tries; the last: {problem}")
-            time.sleep(self._delay(attempt, retry_after))
+            down_since, outage_tries = None, 0
+            failures += 1
+            if failures > self.options.retries:
+                raise _SampleFailed(f"no usable reply after {sent} tries; the last: {problem}", sent)
+            time.sleep(self._delay(failures, retry_after))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
             return retry_after
         base = min(self.options.backoff * 2 ** (attempt - 1), 30.0)
         return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+    def _outage_delay(self, attempt: int) -> float:
+        """Seconds before the next try while the server cannot be reached: doubling, capped at OUTAGE_STEP."""
+        base = min(self.options.backoff * 2 ** min(attempt - 1, 16), OUTAGE_STEP)
+        return base * random.uniform(0.75, 1.0)  # noqa: S311 - jitter, not cryptography
 
     def _wire_body(self, body: dict[str, Any]) -> dict[str, Any]:
         wire = dict(body)
