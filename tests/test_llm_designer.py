@@ -24,7 +24,7 @@ from rewardsmith.loop import IterationDecision, LoopHooks, SearchConfig, run_sea
 from rewardsmith.runs import RunDir
 from rewardsmith.task import TaskRef
 from tests.llm_replies import BAD, GOOD, GOOD_PROGRAM
-from tests.llm_server import Fault, Malformed, Reply, ScriptedLLM, Slow, last_user_text, purpose_of
+from tests.llm_server import Fault, Malformed, Outage, Reply, ScriptedLLM, Slow, last_user_text, purpose_of
 
 KEY_ENV = "REWARDSMITH_TEST_KEY"
 TASK = TaskRef("cartpole", "Keep the pole balanced upright for as long as possible.")
@@ -287,6 +287,151 @@ def test_the_cli_fails_within_seconds_on_a_wrong_key(server, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "401" in lines[0] and "WRONG_KEY" in lines[0]
     assert elapsed < 30, elapsed
+
+
+def test_an_unknown_model_is_refused_before_the_first_request_with_the_served_list(server):
+    server.models = ("pinned-model", "other-model")
+    with pytest.raises(UsageError) as caught:
+        choose_designer("openai", {"base_url": server.url, "api_key_env": KEY_ENV, "model": "gpt-4o-mini"})
+    message = str(caught.value)
+    assert "'gpt-4o-mini'" in message and "pinned-model, other-model" in message and "--model" in message
+    assert not server.chats, "refused at start-up"
+
+
+def test_a_pinned_servers_400_says_its_own_words_and_counts_one_attempt(server, tmp_path):
+    server.pinned = True
+    run = new_run(tmp_path)
+    (proposal,) = LLMDesigner(options(server, model="gpt-4o-mini"), run).propose(context())
+    message = proposal.origin["refused"]["message"]
+    assert "Server is pinned to 'test-model'; requested 'gpt-4o-mini'" in message, message
+    (record,) = [json.loads(p.read_text()) for p in run.llm_dir.glob("*.failed.json")]
+    assert record["attempts"] == 1 and len(server.chats) == 1
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"detail": "prompt is longer than the context"}, "prompt is longer than the context"),
+    ({"detail": [{"msg": "field required", "loc": ["body", "messages"]}]}, "field required"),
+    ("upstream \x1b[31mexploded", "upstream \\x1b[31mexploded"),
+], ids=["fastapi_detail", "fastapi_validation", "plain_text"])
+def test_every_http_error_shows_the_body_the_server_sent(server, body, words):
+    server.push(Fault(400, body=body))
+    (proposal,) = LLMDesigner(options(server)).propose(context())
+    message = proposal.origin["refused"]["message"]
+    assert "HTTP 400" in message and words in message, message
+    assert "\x1b" not in message, "terminal control arrives as an escape, never acting"
+
+
+def test_retries_spent_record_every_attempt(server, tmp_path):
+    server.push(Fault(500, "overloaded"), Fault(503, "still overloaded"), Fault(503, "gone"))
+    run = new_run(tmp_path)
+    LLMDesigner(options(server, retries=2), run).propose(context())
+    (record,) = [json.loads(p.read_text()) for p in run.llm_dir.glob("*.failed.json")]
+    assert record["attempts"] == 3 and "after 3 tries" in record["error"] and "gone" in record["error"]
+
+
+# -------------------------------------------------------------------------------------- outages
+
+
+def test_a_server_restart_is_waited_out(server):
+    server.push(Reply(GOOD_PROGRAM))
+    designer = LLMDesigner(options(server, outage=20.0, backoff=0.05))
+    designer.propose(context())
+    server.push(Outage(2.0, then=Reply(GOOD["indexing"])))
+    started = time.monotonic()
+    (proposal,) = designer.propose(context(iteration=1))
+    assert proposal.origin["refused"] is None and "compute_reward" in proposal.source
+    assert time.monotonic() - started >= 1.5, "it waited for the server to come back"
+    assert designer.usage.failed_requests == 0
+
+
+def _listening(server: ScriptedLLM, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if server._server is not None:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the scripted server did not come back")
+
+
+class _Notices(LoopHooks):
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+
+    def on_notice(self, state, text):
+        self.notices.append(text)
+
+
+def test_an_endpoint_that_stays_down_stops_the_run_and_resume_goes_on(server, tmp_path):
+    from rewardsmith.loop import resume_search
+
+    server.push(Reply(GOOD_PROGRAM), Outage(2.5))
+    run = new_run(tmp_path)
+    state = run_search(run, TASK, LLMDesigner(options(server, outage=0.5, backoff=0.05), run),
+                       config(iterations=2, samples=1, workers=1))
+    assert state.status == "stopped" and "has not answered" in state.stop_reason and "resume" in state.stop_reason
+    assert state.iterations_done == 1 and sorted(state.candidates) == ["00-00"], "no sample was marked failed"
+    summary = json.loads(run.summary_json.read_text())
+    assert summary["status"] == "stopped" and summary["stop_reason"] == state.stop_reason
+    _listening(server)
+    server.push(Reply(GOOD["indexing"]))
+    info = run.read_run()
+    state = resume_search(run, make_designer(info["designer"], info["designer_options"], run))
+    assert state.status == "finished" and state.candidates["01-00"].status == "scored"
+
+
+def test_resume_reasks_the_samples_that_got_no_reply_and_keeps_the_usage(server, tmp_path):
+    from rewardsmith.loop import resume_search
+
+    server.push(Fault(500, "overloaded"), Reply(GOOD_PROGRAM))
+    run = new_run(tmp_path)
+    designer = LLMDesigner(options(server, retries=0, use_n=False, concurrency=1), run)
+    state = run_search(run, TASK, designer, config(samples=2))
+    assert state.status == "finished" and state.candidates["00-00"].reason.startswith("[llm_failed]")
+    assert json.loads(run.summary_json.read_text())["usage"]["failed_requests"] == 1
+    server.push(Reply(GOOD["indexing"]))
+    info = run.read_run()
+    hooks = _Notices()
+    state = resume_search(run, make_designer(info["designer"], info["designer_options"], run), hooks=hooks)
+    assert hooks.notices and "re-asking 1 sample" in hooks.notices[0] and "00-00" in hooks.notices[0]
+    assert state.candidates["00-00"].status == "scored" and state.candidates["00-01"].status == "scored"
+    assert len(server.chats) == 3, "only the unanswered sample was asked again"
+    usage = json.loads(run.summary_json.read_text())["usage"]
+    assert usage["failed_requests"] == 1 and usage["requests"] == 2, usage
+
+
+# ------------------------------------------------------------------------- sampling that doesn't
+
+
+def test_identical_samples_are_noticed_and_asked_again_differently(server, tmp_path):
+    from rich.console import Console
+
+    from rewardsmith.progress import LiveProgress
+
+    server.honour_n = False  # like a server that ignores n and decodes greedily
+    server.route = lambda request: Reply(GOOD["indexing"] if "seed" in request["body"] else GOOD_PROGRAM)
+    run = new_run(tmp_path)
+    console = Console(record=True, width=300)
+    state = run_search(run, TASK, LLMDesigner(options(server), run), config(samples=2), hooks=LiveProgress(console))
+    varied = [c["body"] for c in server.chats if "seed" in c["body"]]
+    assert len(varied) == 1 and "Another answer to this same request" in last_user_text({"body": varied[0]})
+    first, second = state.candidates["00-00"], state.candidates["00-01"]
+    assert first.source != second.source and {first.status, second.status} == {"scored"}
+    assert "ignoring temperature" in second.origin["resampled"]
+    (notice,) = [e for e in run.events() if e["kind"] == "notice"]
+    assert notice["code"] == "identical_samples" and "may be ignoring temperature" in notice["text"]
+    assert json.loads(run.summary_json.read_text())["notices"][0]["text"] == notice["text"]
+    assert "may be ignoring temperature" in console.export_text()
+
+
+def test_a_program_that_stays_identical_trains_once(server, tmp_path):
+    server.honour_n = False
+    server.default = Reply(GOOD_PROGRAM)
+    run = new_run(tmp_path)
+    state = run_search(run, TASK, LLMDesigner(options(server), run), config(samples=2))
+    first, second = state.candidates["00-00"], state.candidates["00-01"]
+    assert first.status == "scored" and second.status == "rejected" and second.reason.startswith("[duplicate]")
+    assert "00-00" in second.reason
+    assert [e["id"] for e in run.events() if e["kind"] == "candidate_training"] == ["00-00"]
 
 
 # ------------------------------------------------------------------------------- budgets, usage

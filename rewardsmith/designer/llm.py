@@ -449,7 +449,7 @@ class LLMDesigner:
         self._client: Any = None
         self._reached = False
         self._use_n = options.use_n
-        self._wire: dict[str, Any] = {"max_tokens": "max_tokens", "temperature": True}
+        self._wire: dict[str, Any] = {"max_tokens": "max_tokens", "temperature": True, "seed": True}
         if self.cache is not None:  # what this run spent before a resume
             for exchange in self.cache.exchanges():
                 if exchange.served == "network":
@@ -462,10 +462,55 @@ class LLMDesigner:
     # -- the designer protocol -----------------------------------------------------------------
 
     def propose(self, ctx: DesignContext) -> list[Proposal]:
+        """One proposal per sample (or per ``ctx.slots``); samples that came back identical are asked again."""
         messages = self.prompts.propose_messages(ctx)
-        samples = self._samples(messages, ctx.samples, {"purpose": "propose", "iteration": ctx.iteration})
+        slot = {"purpose": "propose", "iteration": ctx.iteration}
+        if ctx.slots is None:
+            indices = list(range(ctx.samples))
+            samples = self._samples(messages, ctx.samples, slot)
+        else:  # a resume re-asks the samples whose request failed, each in its own slot
+            indices = list(ctx.slots)
+            samples = self._each(indices, lambda i: self._one(messages, {**slot, "sample": i}))
         parent = ctx.parent.id if ctx.parent is not None else None
-        return [self._proposal(sample, {"parent": parent}) for sample in samples]
+        proposals = [self._proposal(sample, {"parent": parent}) for sample in samples]
+        return self._distinct(ctx, messages, slot, indices, proposals)
+
+    def _distinct(self, ctx: DesignContext, messages: list[dict[str, str]], slot: dict[str, Any],
+                  indices: list[int], proposals: list[Proposal]) -> list[Proposal]:
+        """Ask again, once, for each sample whose program repeats an earlier one of the round.
+
+        A server that ignores ``temperature`` (or ``n``) answers every sample alike; the repeats go out
+        again with a ``seed`` and distinct.j2's hint to write a program other than the repeated one,
+        and their origin's ``resampled`` says so (the loop tells the person).
+        """
+        first_of: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []  # (position, position of the program it repeats)
+        for position, proposal in enumerate(proposals):
+            if proposal.origin.get("refused") is not None or not proposal.source.strip():
+                continue
+            if proposal.source in first_of:
+                repeats.append((position, first_of[proposal.source]))
+            else:
+                first_of[proposal.source] = position
+        if not repeats:
+            return proposals
+        note = (f"{len(repeats) + len({first for _, first in repeats})} of the {len(proposals)} samples of round "
+                f"{ctx.iteration + 1} came back as the same program: the endpoint may be ignoring temperature "
+                f"(or n); asked again for {len(repeats)} of them with a seed and a request for a different program")
+
+        def vary(repeat: tuple[int, int]) -> _Sample:
+            position, first = repeat
+            index = indices[position]
+            hint = self.prompts.distinct(proposals[first].source)
+            hinted = messages[:-1] + [{**messages[-1], "content": messages[-1]["content"].rstrip("\n") + "\n\n" + hint}]
+            seed = ctx.seed * 100_003 + ctx.iteration * 1_009 + index + 1
+            return self._one(hinted, {**slot, "sample": index, "varied": 1}, seed=seed)
+
+        parent = ctx.parent.id if ctx.parent is not None else None
+        out = list(proposals)
+        for (position, _), sample in zip(repeats, self._each(repeats, vary)):
+            out[position] = self._proposal(sample, {"parent": parent, "resampled": note})
+        return out
 
     def repair(self, ctx: DesignContext, source: str, problem: str, attempt: int) -> Proposal | None:
         if "[llm_failed]" in problem:
@@ -510,11 +555,13 @@ class LLMDesigner:
             origin["refused"] = extraction.refusal.to_dict()
         return Proposal(extraction.source, origin)
 
-    def _request(self, messages: list[dict[str, str]], n: int = 1) -> dict[str, Any]:
+    def _request(self, messages: list[dict[str, str]], n: int = 1, seed: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.options.model, "messages": messages,
                                 "temperature": self.options.temperature, "max_tokens": self.options.max_tokens}
         if n > 1:
             body["n"] = n
+        if seed is not None:
+            body["seed"] = seed
         return body
 
     def _samples(self, messages: list[dict[str, str]], k: int, slot: dict[str, Any]) -> list[_Sample]:
@@ -536,27 +583,27 @@ class LLMDesigner:
                     results[i] = _Sample(text, finish, exchange.key, i)
                 self._use_n = len(choices) >= k
         missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            def one(i: int) -> _Sample:
-                return self._one(messages, {**slot, "sample": i})
-
-            if len(missing) == 1:
-                results[missing[0]] = one(missing[0])
-            else:
-                pool = ThreadPoolExecutor(max_workers=min(self.options.concurrency, len(missing)),
-                                          thread_name_prefix="rewardsmith-llm")
-                try:
-                    futures = {i: pool.submit(one, i) for i in missing}
-                    for i, future in futures.items():
-                        results[i] = future.result()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)  # a fatal error or Ctrl-C: queue no more
-                    raise
-                pool.shutdown(wait=True)
+        for i, sample in zip(missing, self._each(missing, lambda i: self._one(messages, {**slot, "sample": i}))):
+            results[i] = sample
         return [r for r in results if r is not None]
 
-    def _one(self, messages: list[dict[str, str]], slot: dict[str, Any]) -> _Sample:
-        body = self._request(messages)
+    def _each(self, items: list[Any], ask: Any) -> list[_Sample]:
+        """``ask(item)`` for every item, ``concurrency`` at a time; the samples in the items' order."""
+        if len(items) <= 1:
+            return [ask(item) for item in items]
+        pool = ThreadPoolExecutor(max_workers=min(self.options.concurrency, len(items)),
+                                  thread_name_prefix="rewardsmith-llm")
+        try:
+            futures = [pool.submit(ask, item) for item in items]
+            samples = [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # a fatal error, a stop or Ctrl-C: queue no more
+            raise
+        pool.shutdown(wait=True)
+        return samples
+
+    def _one(self, messages: list[dict[str, str]], slot: dict[str, Any], seed: int | None = None) -> _Sample:
+        body = self._request(messages, seed=seed)
         key = request_key(body, slot)
         try:
             exchange = self._exchange(body, slot, key)
@@ -705,6 +752,8 @@ class LLMDesigner:
             wire[self._wire["max_tokens"]] = wire.pop("max_tokens")
         if not self._wire["temperature"]:
             wire.pop("temperature", None)
+        if not self._wire["seed"]:
+            wire.pop("seed", None)
         return wire
 
     def _adapt_wire(self, message: str) -> bool:
@@ -716,6 +765,9 @@ class LLMDesigner:
                 return True
             if "temperature" in lowered and self._wire["temperature"]:
                 self._wire["temperature"] = False
+                return True
+            if "seed" in lowered and self._wire["seed"]:
+                self._wire["seed"] = False
                 return True
         return False
 
