@@ -6,6 +6,8 @@ process pool; the best so far is kept; a person (or a hook) may add feedback or 
 
 Everything is an event in ``events.jsonl``. :func:`resume_search` rebuilds the state from those
 events: finished candidates are not trained again, recorded proposals are not asked for again.
+A resume first asks again for the samples the LLM never answered (``llm_failed``). Within a round,
+each distinct program trains once (a repeat is refused as ``duplicate``).
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from rewardsmith.candidate import Candidate
+from rewardsmith.designer.base import review_without_verdict
 from rewardsmith.errors import UsageError
 from rewardsmith.loop import SearchState, load_state
-from rewardsmith.designer.base import review_without_verdict
 from rewardsmith.progress import REVIEW_UNDECIDED, STATUS_STYLE
 from rewardsmith.progress import fmt_fitness as _num
 from rewardsmith.runs import RunDir

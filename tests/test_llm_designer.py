@@ -6,6 +6,7 @@ nothing is monkeypatched (only environment variables are set, as a user would).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -23,7 +24,7 @@ from rewardsmith.errors import LLMError, UsageError
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchConfig, run_search
 from rewardsmith.runs import RunDir
 from rewardsmith.task import TaskRef
-from tests.llm_replies import BAD, GOOD, GOOD_PROGRAM
+from tests.llm_replies import BAD, GOOD, GOOD_PROGRAM, variant
 from tests.llm_server import Fault, Malformed, Outage, Reply, ScriptedLLM, Slow, last_user_text, purpose_of
 
 KEY_ENV = "REWARDSMITH_TEST_KEY"
@@ -61,6 +62,12 @@ def repairs_answer_with(reply: str):
     return lambda request: Reply(reply) if purpose_of(request) == "repair" else None
 
 
+def distinct_replies(wrap=lambda reply: reply):
+    """A route answering every chat request with a program of its own (``wrap`` may delay it)."""
+    counter = itertools.count()
+    return lambda request: wrap(Reply(variant(next(counter))))
+
+
 # --------------------------------------------------------------------------------- done when (1)
 
 
@@ -83,7 +90,8 @@ def test_ten_realistic_reply_styles_are_accepted_and_trained(server, tmp_path):
 @pytest.mark.slow
 def test_bad_replies_are_refused_precisely_and_each_repair_request_carries_the_reason(server, tmp_path):
     server.push(*[Reply(text, finish) for text, finish, _ in BAD.values()])
-    server.route = repairs_answer_with(GOOD_PROGRAM)
+    distinct = distinct_replies()
+    server.route = lambda request: distinct(request) if purpose_of(request) == "repair" else None
     run = new_run(tmp_path)
     state = run_search(run, TASK, LLMDesigner(options(server), run), config(samples=len(BAD), repairs=1))
     repair_texts = [last_user_text(r) for r in server.chats_for("repair")]
@@ -128,7 +136,7 @@ def test_a_program_that_crashes_in_training_goes_back_with_the_error(server, tmp
 
 
 def test_k_samples_use_n_when_the_server_honours_it(server):
-    server.push(*[Reply(GOOD_PROGRAM)] * 3)
+    server.push(*[Reply(variant(i)) for i in range(3)])
     proposals = LLMDesigner(options(server)).propose(context(samples=3))
     assert len(proposals) == 3 and all(p.origin["refused"] is None for p in proposals)
     assert [c["body"].get("n") for c in server.chats] == [3]
@@ -137,7 +145,7 @@ def test_k_samples_use_n_when_the_server_honours_it(server):
 
 def test_a_server_ignoring_n_gets_the_rest_concurrently_within_the_bound(server):
     server.honour_n = False
-    server.default = Slow(0.3, Reply(GOOD_PROGRAM))
+    server.route = distinct_replies(lambda reply: Slow(0.3, reply))
     designer = LLMDesigner(options(server, concurrency=2))
     proposals = designer.propose(context(samples=4))
     assert len(proposals) == 4 and all(p.source for p in proposals)
@@ -148,8 +156,8 @@ def test_a_server_ignoring_n_gets_the_rest_concurrently_within_the_bound(server)
 
 
 def test_a_server_refusing_n_gets_one_request_per_sample(server):
-    server.route = lambda request: Fault(400, "n must be 1") if request["body"].get("n", 1) > 1 else None
-    server.default = Reply(GOOD_PROGRAM)
+    distinct = distinct_replies()
+    server.route = lambda request: Fault(400, "n must be 1") if request["body"].get("n", 1) > 1 else distinct(request)
     proposals = LLMDesigner(options(server)).propose(context(samples=2))
     assert len(proposals) == 2 and all(p.source for p in proposals)
     assert [c["body"].get("n") for c in server.chats] == [2, None, None]
@@ -462,7 +470,7 @@ def test_the_cost_budget_stops_before_the_next_request(server):
 
 @pytest.mark.slow
 def test_tokens_are_counted_per_request_iteration_and_run_and_priced(server, tmp_path):
-    server.default = Reply(GOOD_PROGRAM)
+    server.route = distinct_replies()
     run = new_run(tmp_path)
     designer = LLMDesigner(options(server, price_input=0.5, price_output=2.0), run)
     run_search(run, TASK, designer, config(iterations=2, samples=2))

@@ -10,17 +10,20 @@ The story of one request:
 2. The request gets a key (a hash of its body and its slot: which sample, which repair); the run's
    ``llm/`` folder answers it if it was answered before (a resumed run, or ``--replay``).
 3. Otherwise :meth:`LLMDesigner._post`, the one place where requests leave rewardsmith, sends it.
-   429, 5xx, timeouts, dropped connections and malformed bodies are retried with exponential
-   backoff and jitter (honouring ``Retry-After``); when the retries run out the sample is marked
-   failed and the search goes on. A refused key (401/403), an unknown model (404) or an unreachable
-   host raise :class:`~rewardsmith.errors.LLMError` at once: one line naming the cause and the option
-   that fixes it.
+   429, 5xx, timeouts and malformed bodies are retried with exponential backoff and jitter
+   (honouring ``Retry-After``); when the retries run out the sample is marked failed and the search
+   goes on (a resume asks again). A server that goes away (connections refused or dropped) is waited
+   for, up to ``outage`` seconds, then :class:`~rewardsmith.errors.EndpointDown` stops the search
+   cleanly. A refused key (401/403), an unknown model (404) or a host never reached raise
+   :class:`~rewardsmith.errors.LLMError` at once: one line naming the cause and the option that fixes
+   it. Every HTTP error quotes the server's own message.
 4. The reply is stored, its tokens counted (and priced), and
    :func:`~rewardsmith.designer.extract.extract_program` takes the program out of it.
 
 K samples per iteration use the request's ``n`` where the server honours it; a server that sends
 fewer choices than asked (Ollama, llama.cpp) or refuses ``n`` gets the rest as separate requests,
-``concurrency`` at a time.
+``concurrency`` at a time. Samples that come back as the same program (a server that ignores
+``temperature``) are asked again once, with a ``seed`` and a request for a different program.
 """
 
 from __future__ import annotations
@@ -187,7 +190,8 @@ def choose_designer(requested: str, given: dict[str, Any], prices: str | Path | 
         models = check_endpoint(options)
         if not options.model:
             if len(models) != 1:
-                served = f"it serves {', '.join(models[:12])}" if models else "it lists no models"
+                listed = ", ".join(sanitize(m) for m in models[:12])
+                served = f"it serves {listed}" if models else "it lists no models"
                 raise UsageError(f"pass --model: {options.url} {served}")
             data["model"] = models[0]
         elif models and not _listed(options.model, models, options.url):
@@ -776,7 +780,7 @@ class LLMDesigner:
         models = self._list_models()
         if models and self.options.model not in models:
             return (f"model {self.options.model!r} is not served by {self.options.url} (HTTP 404: {message}); "
-                    f"pass one of {', '.join(models[:12])} with --model")
+                    f"pass one of {', '.join(sanitize(m) for m in models[:12])} with --model")
         if "model" in message.lower():
             return (f"model {self.options.model!r} is unknown to {self.options.url} (HTTP 404: {message}); "
                     "pass a model the endpoint serves with --model")
