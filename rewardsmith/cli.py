@@ -172,6 +172,9 @@ def run(
     concurrency: Annotated[int, typer.Option(help="LLM requests in flight at once.", rich_help_panel=_LLM)] = 4,
     llm_timeout: Annotated[float, typer.Option(help="Seconds one LLM request may take.", rich_help_panel=_LLM)]
     = 300.0,
+    llm_outage: Annotated[float, typer.Option(metavar="SECONDS", help="How long to keep trying while the LLM "
+                                              "endpoint cannot be reached (a server restarting) before the search "
+                                              "stops.", rich_help_panel=_LLM)] = 120.0,
     prompts: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Templates here override the bundled "
                                                     "prompts by file name.", rich_help_panel=_LLM)] = None,
     replay: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Answer from another run's recorded "
@@ -202,9 +205,10 @@ def run(
     _check_device(device)
     llm_given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "temperature": temperature,
                  "max_tokens": max_tokens, "max_total_tokens": max_total_tokens, "max_cost": max_cost,
-                 "concurrency": concurrency, "timeout": llm_timeout, "prompts": str(prompts) if prompts else None,
-                 "replay": str(replay) if replay else None, "review": review, "max_repairs": repairs,
-                 "price_input": price_per_1k_input, "price_output": price_per_1k_output}
+                 "concurrency": concurrency, "timeout": llm_timeout, "outage": llm_outage,
+                 "prompts": str(prompts) if prompts else None, "replay": str(replay) if replay else None,
+                 "review": review, "max_repairs": repairs, "price_input": price_per_1k_input,
+                 "price_output": price_per_1k_output}
     name, llm_options = choose_designer(designer, {k: v for k, v in llm_given.items() if v is not None}, prices)
     if llm_options is not None:
         source = f"replaying {llm_options.replay}" if llm_options.replay else llm_options.url

@@ -10,13 +10,15 @@ gets a traceback (without locals, so keys never leak).
      │    └── SpecError        a spec that does not match its env's observation
      ├── RunDirError           a run directory that cannot be read, resumed or written
      ├── LLMError              the designer's endpoint refused us for good (bad key, model, host)
-     └── BudgetExceeded        a token budget ran out; the search stops cleanly
+     ├── BudgetExceeded        a token budget ran out; the search stops cleanly
+     └── EndpointDown          the LLM endpoint stopped answering for longer than the wait; the search stops cleanly
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BudgetExceeded",
+    "EndpointDown",
     "LLMError",
     "RewardsmithError",
     "RunDirError",
@@ -65,3 +67,7 @@ class LLMError(RewardsmithError):
 
 class BudgetExceeded(RewardsmithError):
     """A configured budget (tokens, cost) is spent."""
+
+
+class EndpointDown(RewardsmithError):
+    """The LLM endpoint could not be reached for longer than ``--llm-outage``; ``resume`` goes on later."""

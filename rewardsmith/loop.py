@@ -6,6 +6,8 @@ process pool; the best so far is kept; a person (or a hook) may add feedback or 
 
 Everything is an event in ``events.jsonl``. :func:`resume_search` rebuilds the state from those
 events: finished candidates are not trained again, recorded proposals are not asked for again.
+A resume first asks again for the samples the LLM never answered (``llm_failed``). Within a round,
+each distinct program trains once (a repeat is refused as ``duplicate``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 
 from rewardsmith.candidate import Candidate, candidate_id, source_hash
 from rewardsmith.critic import Critic, Verdict
-from rewardsmith.designer.base import DesignContext, Designer, Proposal
-from rewardsmith.errors import BudgetExceeded, LLMError, RewardsmithError, RunDirError, UsageError
+from rewardsmith.designer.base import REVIEW_NO_VERDICT, DesignContext, Designer, Proposal
+from rewardsmith.errors import BudgetExceeded, EndpointDown, LLMError, RewardsmithError, RunDirError, UsageError
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, default_workers
 from rewardsmith.runs import RunDir, atomic_write_text, to_json
 from rewardsmith.sandbox import Issue
@@ -101,6 +103,9 @@ class LoopHooks:
 
     def on_progress(self, state: SearchState, candidate: Candidate, checkpoint: dict[str, Any]) -> None: ...
 
+    def on_notice(self, state: SearchState, text: str) -> None:
+        """Something the person running the search should know (also an event and in ``summary.json``)."""
+
     def on_iteration_end(self, state: SearchState, iteration: int) -> IterationDecision | None:
         return None
 
@@ -124,6 +129,8 @@ class SearchState:
     stop_reason: str | None = None
     final_choice: str | None = None
     """The candidate a final multi-seed evaluation chose for export (``--final-eval``)."""
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    """What the search told the person (code, iteration, text): an endpoint that ignores sampling, re-asked samples."""
 
     @property
     def best(self) -> Candidate | None:
@@ -148,10 +155,12 @@ class SearchState:
         return [c for c in self.candidates.values() if c.iteration == iteration]
 
     def parent_for(self, iteration: int) -> Candidate | None:
+        """The parent of ``iteration``'s proposals: the one a person chose, else the best of earlier iterations."""
         chosen = self.parents.get(iteration)
         if chosen and chosen in self.candidates:
             return self.candidates[chosen]
-        return self.best
+        earlier = [c for c in self.candidates.values() if c.status == "scored" and c.iteration < iteration]
+        return max(earlier, key=lambda c: (c.fitness, -c.iteration, -c.index)) if earlier else None
 
 
 # ----------------------------------------------------------------------------------------- entry
@@ -198,16 +207,23 @@ def resume_search(run: RunDir, designer: Designer, iterations: int | None = None
     state = load_state(run)
     if workers is not None:
         state.config = SearchConfig.from_dict({**state.config.to_dict(), "workers": workers})
+    unanswered = [c for c in state.candidates.values() if _llm_failed(c)]
     if iterations is not None:
         until = state.iterations_done + iterations
     else:
         until = state.config.iterations
-        if state.iterations_done >= until:
+        if state.iterations_done >= until and not unanswered:
             raise UsageError(f"{run.root} finished all {until} iterations; pass --iterations N to search N more")
     run.update_run(status="running")
-    run.append_event("run_resumed", iterations_done=state.iterations_done, until=until)
+    run.append_event("run_resumed", iterations_done=state.iterations_done, until=until, reask=len(unanswered))
     state.status = "running"
-    return _search(state, designer, hooks or LoopHooks(), until=until)
+    return _search(state, designer, hooks or LoopHooks(), until=until, reask=unanswered)
+
+
+def _llm_failed(cand: Candidate) -> bool:
+    """A sample that never got a reply from the LLM (``llm_failed``): a resume asks for it again."""
+    refused = cand.origin.get("refused")
+    return cand.status == "rejected" and isinstance(refused, dict) and refused.get("code") == "llm_failed"
 
 
 def load_state(run: RunDir) -> SearchState:
@@ -242,11 +258,15 @@ def record_feedback(run: RunDir, text: str) -> int:
 # ------------------------------------------------------------------------------------ the search
 
 
-def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int) -> SearchState:
+def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int,
+            reask: list[Candidate] | None = None) -> SearchState:
     run, config = state.run, state.config
     hooks.on_run_start(state)
     try:
         with ProcessPool(config.workers) as pool, Critic(state.task.spec, state.task.task) as critic:
+            if reask:
+                _reask(state, designer, hooks, pool, critic, reask)
+                _write_summary(state, designer)
             for iteration in range(state.iterations_done, until):
                 hooks.on_iteration_start(state, iteration)
                 _run_iteration(state, designer, hooks, pool, critic, iteration)
@@ -264,7 +284,7 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
                         break
         if state.status == "running":
             state.status = "finished"
-    except BudgetExceeded as exc:
+    except (BudgetExceeded, EndpointDown) as exc:
         state.status, state.stop_reason = "stopped", str(exc)
     except LLMError as exc:
         state.status, state.stop_reason = "failed", str(exc)
@@ -316,25 +336,82 @@ def _context(state: SearchState, iteration: int) -> DesignContext:
 
 def _run_iteration(state: SearchState, designer: Designer, hooks: LoopHooks, pool: ProcessPool,
                    critic: Critic, iteration: int) -> None:
-    run, config = state.run, state.config
+    config = state.config
     ctx = _context(state, iteration)
     recorded = {c.index: c for c in state.of_iteration(iteration)}
     if len(recorded) < config.samples:
         proposals = designer.propose(ctx)[: config.samples]
-        for index, proposal in enumerate(proposals):
-            if index in recorded:
-                continue
-            cand = Candidate(candidate_id(iteration, index), iteration, index, proposal.source, dict(proposal.origin))
-            _write_candidate_source(state, cand)
-            run.append_event("candidate_proposed", id=cand.id, iteration=iteration, index=index,
-                             source=cand.source, origin=cand.origin)
-            state.candidates[cand.id] = cand
-            hooks.on_candidate(state, cand)
+        _record_proposals(state, hooks, iteration,
+                          [(index, p) for index, p in enumerate(proposals) if index not in recorded])
     todo = [c for c in state.of_iteration(iteration) if c.status in ("proposed", "training")]
+    _check_and_train(state, designer, hooks, pool, critic, ctx, todo)
+
+
+def _record_proposals(state: SearchState, hooks: LoopHooks, iteration: int,
+                      proposals: list[tuple[int, Proposal]]) -> None:
+    """Record proposals as the candidates of ``iteration`` at their indices (replacing any there)."""
+    for index, proposal in proposals:
+        cand = Candidate(candidate_id(iteration, index), iteration, index, proposal.source, dict(proposal.origin))
+        _write_candidate_source(state, cand)
+        state.run.append_event("candidate_proposed", id=cand.id, iteration=iteration, index=index,
+                               source=cand.source, origin=cand.origin)
+        state.candidates[cand.id] = cand
+        hooks.on_candidate(state, cand)
+    resampled = sorted({str(p.origin["resampled"]) for _, p in proposals if p.origin.get("resampled")})
+    for text in resampled:  # the designer saw identical samples and asked again (an LLM ignoring sampling)
+        _notice(state, hooks, "identical_samples", iteration, text)
+
+
+def _check_and_train(state: SearchState, designer: Designer, hooks: LoopHooks, pool: ProcessPool, critic: Critic,
+                     ctx: DesignContext, todo: list[Candidate]) -> None:
+    """Check, repair and train ``todo`` until each is scored or out of repairs."""
     while todo:
         accepted = [c for c in todo if _check_with_repairs(state, designer, hooks, critic, ctx, c)]
+        accepted = [c for c in accepted if not _duplicate(state, hooks, c, accepted)]
         failed = _train_all(state, hooks, pool, accepted)
         todo = [c for c in failed if _repair_after_crash(state, designer, hooks, ctx, c)]
+
+
+def _duplicate(state: SearchState, hooks: LoopHooks, cand: Candidate, batch: list[Candidate]) -> bool:
+    """True (and ``cand`` refused as ``duplicate``) when an earlier candidate of its iteration has the same
+    program and trains or trained: each distinct program is trained once per round."""
+    ahead = {c.id for c in batch[: [c.id for c in batch].index(cand.id)]}
+    same = [c for c in state.of_iteration(cand.iteration)
+            if c.id != cand.id and c.source == cand.source
+            and (c.status in ("scored", "failed", "training") or c.id in ahead)]
+    if not same:
+        return False
+    issue = Issue("duplicate", f"the same program as {same[0].id}, which trains once for both")
+    cand.verdict = Verdict(False, (issue,))
+    cand.status = "rejected"
+    state.run.write_json(state.run.candidate(cand.iteration, cand.index).critic, cand.verdict.to_dict())
+    state.run.append_event("candidate_checked", id=cand.id, verdict=cand.verdict.to_dict(),
+                           source_hash=source_hash(cand.source))
+    _finished(state, cand, None)
+    hooks.on_candidate(state, cand)
+    return True
+
+
+def _reask(state: SearchState, designer: Designer, hooks: LoopHooks, pool: ProcessPool, critic: Critic,
+           unanswered: list[Candidate]) -> None:
+    """Ask again, on resume, for the samples whose LLM request failed; then check and train them."""
+    ids = ", ".join(c.id for c in unanswered)
+    _notice(state, hooks, "reasked", None, f"re-asking {len(unanswered)} sample(s) the LLM never answered: {ids}")
+    for iteration in sorted({c.iteration for c in unanswered}):
+        slots = tuple(sorted(c.index for c in unanswered if c.iteration == iteration))
+        ctx = replace(_context(state, iteration), samples=len(slots), slots=slots)
+        proposals = designer.propose(ctx)[: len(slots)]
+        _record_proposals(state, hooks, iteration, list(zip(slots, proposals)))
+        todo = [state.candidates[candidate_id(iteration, index)] for index in slots[: len(proposals)]]
+        _check_and_train(state, designer, hooks, pool, critic, ctx, todo)
+
+
+def _notice(state: SearchState, hooks: LoopHooks, code: str, iteration: int | None, text: str) -> None:
+    """Tell the person: an event, a line on screen (``on_notice``) and an entry of ``summary.json``."""
+    entry = {"code": code, "iteration": iteration, "text": text}
+    state.run.append_event("notice", **entry)
+    state.notices.append(entry)
+    hooks.on_notice(state, text)
 
 
 def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks, critic: Critic,
@@ -344,7 +421,7 @@ def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks
     while True:
         verdict = _verdict(critic, cand)
         if verdict.accepted:
-            verdict = _review(state, designer, ctx, cand, verdict)
+            verdict = _review(state, designer, _serving(ctx, cand), cand, verdict)
         cand.verdict = verdict
         paths = run.candidate(cand.iteration, cand.index)
         run.write_json(paths.critic, verdict.to_dict())
@@ -358,12 +435,20 @@ def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks
         if len(cand.attempts) >= state.config.repairs:
             _finished(state, cand, None)
             return False
-        proposal = designer.repair(ctx, cand.source, verdict.explain(), len(cand.attempts) + 1)
+        proposal = designer.repair(_serving(ctx, cand), cand.source, verdict.explain(), len(cand.attempts) + 1)
         if proposal is None:
             _finished(state, cand, None)
             return False
         _record_repair(state, cand, proposal, verdict.explain())
         hooks.on_candidate(state, cand)
+
+
+def _serving(ctx: DesignContext, cand: Candidate) -> DesignContext:
+    """The context of a repair or review of ``cand``: which candidate, at which version, it serves.
+
+    An LLM designer keys its requests by it, so identical programs of two candidates get two replies.
+    """
+    return replace(ctx, candidate=cand.id, attempt=len(cand.attempts))
 
 
 def _verdict(critic: Critic, cand: Candidate) -> Verdict:
@@ -382,6 +467,9 @@ def _review(state: SearchState, designer: Designer, ctx: DesignContext, cand: Ca
         return verdict
     state.run.append_event("candidate_reviewed", id=cand.id, source_hash=source_hash(cand.source),
                            **outcome.to_dict())
+    if outcome.passed is None:  # neither pass nor fail: the program trains, and the verdict says why unreviewed
+        note = Issue(REVIEW_NO_VERDICT, outcome.reasons, severity="warning")
+        return replace(verdict, issues=verdict.issues + (note,))
     if outcome.passed:
         return verdict
     return replace(verdict, accepted=False, issues=verdict.issues + (Issue("review", outcome.reasons),))
@@ -392,7 +480,8 @@ def _repair_after_crash(state: SearchState, designer: Designer, hooks: LoopHooks
     """A candidate whose training failed goes back for repair while repairs remain."""
     if len(cand.attempts) >= state.config.repairs or cand.result is None or not cand.result.reason:
         return False
-    proposal = designer.repair(ctx, cand.source, f"training failed: {cand.reason}", len(cand.attempts) + 1)
+    proposal = designer.repair(_serving(ctx, cand), cand.source, f"training failed: {cand.reason}",
+                               len(cand.attempts) + 1)
     if proposal is None:
         return False
     _record_repair(state, cand, proposal, f"training failed: {cand.reason}")
@@ -549,6 +638,9 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
         state.parents[int(event["iteration"])] = event["id"]
     elif kind == "final_evaluation":
         state.final_choice = event["chosen"]
+    elif kind == "notice":
+        state.notices.append({"code": event.get("code"), "iteration": event.get("iteration"),
+                              "text": str(event.get("text", ""))})
 
 
 # ------------------------------------------------------------------------------------ the outputs
@@ -624,6 +716,7 @@ def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[
         "best": best_entry,
         "no_progress": state.no_progress,
         "final_eval": _final_eval_entry(state),
+        "notices": list(state.notices),
         "usage": usage or {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0},
     }
 

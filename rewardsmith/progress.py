@@ -11,12 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from rewardsmith.candidate import Candidate
+from rewardsmith.designer.base import review_without_verdict
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchState
 from rewardsmith.safetext import literal, sanitize
 from rewardsmith.task import is_solved
 
-__all__ = ["STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
+__all__ = ["REVIEW_UNDECIDED", "STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
 
+REVIEW_UNDECIDED = "review gave no verdict (trained unreviewed)"
+"""How a candidate whose ``--review`` decided nothing is labelled on screen."""
 STATUS_STYLE = {"proposed": "cyan", "training": "yellow", "scored": "green", "rejected": "red", "failed": "red"}
 
 
@@ -51,10 +54,13 @@ def candidate_table(state: SearchState, progress: dict[str, dict[str, Any]] | No
             training = f"step {point['step']}: fitness {fmt_fitness(point['fitness'])}"
         elif cand.result is not None and cand.result.steps:
             training = f"{cand.result.steps} steps, {cand.result.seconds:.0f}s"
-        note = cand.reason or cand.origin.get("note", "")
+        note = str(cand.reason or cand.origin.get("note", ""))  # untrusted text: shown through literal()
         if cand.attempts:
             note = f"(repaired {len(cand.attempts)}×) {note}"
-        table.add_row(literal(cand.id), status, fmt_fitness(cand.fitness), success, training, literal(note))
+        shown = literal(note)
+        if cand.status != "rejected" and review_without_verdict(cand.verdict) is not None:
+            shown = Text(REVIEW_UNDECIDED + " ", style="yellow") + shown
+        table.add_row(literal(cand.id), status, fmt_fitness(cand.fitness), success, training, shown)
     return table
 
 
@@ -85,6 +91,9 @@ class LiveProgress(LoopHooks):
         self.progress[candidate.id] = checkpoint
         if self.live is not None:
             self.live.update(self._render(state))
+
+    def on_notice(self, state: SearchState, text: str) -> None:
+        self.console.print(Text(f"note: {text}", style="yellow"), soft_wrap=True)
 
     def on_iteration_end(self, state: SearchState, iteration: int) -> IterationDecision | None:
         if self.live is not None:

@@ -34,6 +34,7 @@ from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
 from rewardsmith.bounds import DIFF_ROWS, REFLECTION_SHOWN, SOURCE_SHOWN, TEXT_SHOWN, clip
+from rewardsmith.designer.base import REVIEW_NO_VERDICT, review_without_verdict
 from rewardsmith.errors import RunDirError
 from rewardsmith.runs import RunDir, atomic_write_text
 from rewardsmith.sandbox.protocol import MAX_COMPONENTS
@@ -286,7 +287,9 @@ def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[st
         "lines": _code_lines(cand.source, flagged if cand.status == "rejected" else set()),
         "diff": _diff(parent.source, cand.source, parent.id, cand.id) if parent is not None else None,
         "repairs": _repairs(cand),
-        "warnings": [str(i) for i in cand.verdict.warnings] if cand.verdict is not None else [],
+        "warnings": [str(i) for i in cand.verdict.warnings if i.code != REVIEW_NO_VERDICT]
+        if cand.verdict is not None else [],
+        "unreviewed": review_without_verdict(cand.verdict) if cand.status != "rejected" else None,
         "checkpoints": len(checkpoints),
         "curve_chart": _curve_chart(cand, colour) if checkpoints else None,
         "components": _component_rows(checkpoints, analysis),

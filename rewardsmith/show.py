@@ -17,9 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from rewardsmith.candidate import Candidate
+from rewardsmith.designer.base import review_without_verdict
 from rewardsmith.errors import UsageError
 from rewardsmith.loop import SearchState, load_state
-from rewardsmith.progress import STATUS_STYLE
+from rewardsmith.progress import REVIEW_UNDECIDED, STATUS_STYLE
 from rewardsmith.progress import fmt_fitness as _num
 from rewardsmith.runs import RunDir
 from rewardsmith.safetext import literal
@@ -90,6 +91,8 @@ def run_overview(state: SearchState) -> RenderableType:
         fitness = analysis.get("fitness", {})
         length = analysis.get("episode_length", {})
         flags = _flags_text(analysis.get("flags", [])) if analysis else literal(cand.reason or "", "dim")
+        if cand.status != "rejected" and review_without_verdict(cand.verdict) is not None:
+            flags = Text(REVIEW_UNDECIDED, style="yellow") + (Text(", ") + flags if flags.plain else Text())
         paths = state.run.candidate(cand.iteration, cand.index)
         media = " ".join(p.suffix[1:] for p in (paths.gif, paths.mp4) if p.is_file())
         std = fitness.get("std") if fitness else (cand.result.fitness_std if cand.result else None)
@@ -108,6 +111,9 @@ def candidate_view(state: SearchState, cand: Candidate) -> RenderableType:
     origin = cand.origin.get("note") or cand.origin.get("designer", "")
     parts.append(Text.assemble(literal(f"candidate {cand.id}", "bold"), f" · {cand.status}",
                                f" · fitness {_num(cand.fitness)}", literal(f" · {origin}" if origin else "", "dim")))
+    unreviewed = review_without_verdict(cand.verdict)
+    if unreviewed is not None and cand.status != "rejected":
+        parts.append(Text.assemble((REVIEW_UNDECIDED + ": ", "yellow"), literal(unreviewed, "yellow")))
     analysis = cand.analysis
     if not analysis:
         reason = cand.reason or ("not analysed (trained before the analyzer existed, or still training)"

@@ -218,6 +218,12 @@ def compute_reward(obs, action, next_obs, info):
 """
 """A plain correct reply, used as the answer to repair requests."""
 
+
+def variant(n: int) -> str:
+    """GOOD_PROGRAM with its own scale: a different program for each ``n``, where samples must differ
+    (identical samples of a round are asked again and trained once)."""
+    return GOOD_PROGRAM.replace("upright = math.cos(", f"upright = {1 + n / 100:g} * math.cos(")
+
 BAD: dict[str, tuple[str, str, str]] = {
     # name: (reply, finish_reason, the issue code it must be refused with)
     "torch": ("""\

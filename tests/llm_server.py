@@ -9,7 +9,8 @@ It speaks enough of the OpenAI protocol for the ``openai`` client (``POST /v1/ch
         client = openai.OpenAI(base_url=server.url, api_key=server.api_key)
 
 Each chat request takes its answer from ``route`` (if it returns something), else from the front
-of the script, else from ``default``. A request with ``n`` > 1 takes one scripted reply per choice
+of the script, else from ``default``. ``Outage(seconds)`` drops the connection and refuses new ones
+for that long, then listens again on the same port (a server killed and restarted). A request with ``n`` > 1 takes one scripted reply per choice
 while ``honour_n`` is true, and one reply (a single choice) otherwise.
 """
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
-__all__ = ["Fault", "Malformed", "Reply", "ScriptedLLM", "Slow", "last_user_text", "purpose_of"]
+__all__ = ["Fault", "Malformed", "Outage", "Reply", "ScriptedLLM", "Slow", "last_user_text", "purpose_of"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Fault:
     message: str = ""
     retry_after: float | None = None
     code: str | None = None
+    body: Any = None
+    """Sent instead of OpenAI's ``{"error": {...}}``: a JSON value, or ``str`` sent as plain text."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,17 @@ class Malformed:
     content_type: str = "application/json"
 
 
-Item = Union[Reply, Fault, Slow, Malformed]
+@dataclass(frozen=True)
+class Outage:
+    """The server goes away: this request's connection is dropped unanswered, and the listener stays
+    closed (connections refused) for ``seconds`` before it listens again on the same port with ``then``
+    next in line (as a server killed and restarted does)."""
+
+    seconds: float
+    then: Any = None
+
+
+Item = Union[Reply, Fault, Slow, Malformed, Outage]
 
 
 def purpose_of(request: dict[str, Any]) -> str:
@@ -88,6 +101,9 @@ class ScriptedLLM:
     api_key: str = "sk-test-key"
     models: tuple[str, ...] = ("test-model",)
     honour_n: bool = True
+    pinned: bool = False
+    """Serve only ``models[0]``, refusing any other with a 400 whose body is ``{"error": "<a string>"}``
+    (as a single-model server does), rather than OpenAI's 404."""
     default: Item | None = None
     """The answer when the script is empty and no route answers (None: a 500 saying so)."""
     route: Callable[[dict[str, Any]], Item | None] | None = None
@@ -109,6 +125,10 @@ class ScriptedLLM:
         with self._lock:
             self._script.extend(items)
 
+    def push_front(self, item: Item) -> None:
+        with self._lock:
+            self._script.appendleft(item)
+
     @property
     def remaining(self) -> int:
         return len(self._script)
@@ -128,8 +148,8 @@ class ScriptedLLM:
     def chats_for(self, purpose: str) -> list[dict[str, Any]]:
         return [r for r in self.chats if purpose_of(r) == purpose]
 
-    def start(self) -> ScriptedLLM:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+    def start(self, port: int = 0) -> ScriptedLLM:
+        server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -142,6 +162,17 @@ class ScriptedLLM:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def go_away(self, seconds: float) -> None:
+        """Stop listening now (connections are refused) and listen again on the same port after ``seconds``."""
+        port = self._server.server_address[1] if self._server is not None else 0
+        self.stop()
+
+        def come_back() -> None:
+            time.sleep(seconds)
+            self.start(port)
+
+        threading.Thread(target=come_back, name="scripted-llm-restart", daemon=True).start()
 
     def __enter__(self) -> ScriptedLLM:
         return self.start()
@@ -266,6 +297,9 @@ def _handler_for(server: ScriptedLLM) -> type[BaseHTTPRequestHandler]:
 
         def _chat(self, request: dict[str, Any], body: dict[str, Any]) -> None:
             model = body.get("model")
+            if server.pinned and model != server.models[0]:
+                self._send(400, {"error": f"Server is pinned to '{server.models[0]}'; requested '{model}'"})
+                return
             if model not in server.models:
                 self._send(404, {"error": {"message": f"The model `{model}` does not exist or you do not have "
                                                       "access to it.", "type": "invalid_request_error",
@@ -280,6 +314,15 @@ def _handler_for(server: ScriptedLLM) -> type[BaseHTTPRequestHandler]:
                 item = item.then
             if item is None:
                 self._send(500, {"error": {"message": "the test script is empty"}})
+            elif isinstance(item, Outage):
+                if item.then is not None:
+                    server.push_front(item.then)
+                self.close_connection = True  # no reply: the client sees the connection drop
+                server.go_away(item.seconds)
+            elif isinstance(item, Fault) and item.body is not None:
+                raw = item.body.encode() if isinstance(item.body, str) else None
+                self._send(item.status, item.body, raw=raw,
+                           content_type="text/plain" if raw is not None else "application/json")
             elif isinstance(item, Fault):
                 headers = {"Retry-After": f"{item.retry_after:g}"} if item.retry_after is not None else {}
                 error = {"message": item.message or f"scripted failure {item.status}", "type": "server_error"}

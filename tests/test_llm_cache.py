@@ -172,3 +172,38 @@ def test_replay_of_a_run_without_llm_replies_is_refused(tmp_path):
         LLMDesigner(LLMOptions(model="m", replay=str(plain.root)), new_run(tmp_path / "b"))
     with pytest.raises(UsageError, match="used the builtin designer"):
         choose_designer("auto", {"replay": str(plain.root)})
+
+
+def _numbered_replies(texts: list[str], purpose: str):
+    """A route that answers the requests for ``purpose`` with ``texts`` in turn."""
+    answers = iter(texts)
+    return lambda request: Reply(next(answers)) if purpose_of(request) == purpose else None
+
+
+def test_identical_repairs_for_two_candidates_are_two_requests_and_resume_reuses_each(server, tmp_path):
+    from dataclasses import replace
+
+    server.route = _numbered_replies([GOOD["python_fence"], GOOD["indexing"]], "repair")
+    run = new_run(tmp_path)
+    ctx = context()
+    refused = BAD["unknown_field"][0]
+    first, second = (LLMDesigner(options(server), run).repair(replace(ctx, candidate=cid), refused, "[x] bad", 1)
+                     for cid in ("00-00", "00-01"))
+    assert len(server.chats_for("repair")) == 2, "the second candidate's identical request got its own reply"
+    assert first.source != second.source
+    again = LLMDesigner(options(server), run).repair(replace(ctx, candidate="00-01"), refused, "[x] bad", 1)
+    assert again.source == second.source and len(server.chats_for("repair")) == 2, "resume answers from llm/"
+
+
+def test_identical_reviews_for_two_candidates_are_two_requests(server, tmp_path):
+    from dataclasses import replace
+
+    server.route = _numbered_replies(["- a\nVERDICT: PASS", "- b\nVERDICT: FAIL"], "review")
+    run = new_run(tmp_path)
+    designer = LLMDesigner(options(server, review=True), run)
+    verdicts = [designer.review(replace(context(), candidate=cid), GOOD_PROGRAM, None).passed
+                for cid in ("00-00", "00-01")]
+    assert verdicts == [True, False] and len(server.chats_for("review")) == 2
+    again = LLMDesigner(options(server, review=True), run).review(replace(context(), candidate="00-01"),
+                                                                   GOOD_PROGRAM, None)
+    assert again.passed is False and len(server.chats_for("review")) == 2

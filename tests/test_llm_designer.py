@@ -6,6 +6,7 @@ nothing is monkeypatched (only environment variables are set, as a user would).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -23,8 +24,8 @@ from rewardsmith.errors import LLMError, UsageError
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchConfig, run_search
 from rewardsmith.runs import RunDir
 from rewardsmith.task import TaskRef
-from tests.llm_replies import BAD, GOOD, GOOD_PROGRAM
-from tests.llm_server import Fault, Malformed, Reply, ScriptedLLM, Slow, last_user_text, purpose_of
+from tests.llm_replies import BAD, GOOD, GOOD_PROGRAM, variant
+from tests.llm_server import Fault, Malformed, Outage, Reply, ScriptedLLM, Slow, last_user_text, purpose_of
 
 KEY_ENV = "REWARDSMITH_TEST_KEY"
 TASK = TaskRef("cartpole", "Keep the pole balanced upright for as long as possible.")
@@ -61,6 +62,12 @@ def repairs_answer_with(reply: str):
     return lambda request: Reply(reply) if purpose_of(request) == "repair" else None
 
 
+def distinct_replies(wrap=lambda reply: reply):
+    """A route answering every chat request with a program of its own (``wrap`` may delay it)."""
+    counter = itertools.count()
+    return lambda request: wrap(Reply(variant(next(counter))))
+
+
 # --------------------------------------------------------------------------------- done when (1)
 
 
@@ -83,7 +90,8 @@ def test_ten_realistic_reply_styles_are_accepted_and_trained(server, tmp_path):
 @pytest.mark.slow
 def test_bad_replies_are_refused_precisely_and_each_repair_request_carries_the_reason(server, tmp_path):
     server.push(*[Reply(text, finish) for text, finish, _ in BAD.values()])
-    server.route = repairs_answer_with(GOOD_PROGRAM)
+    distinct = distinct_replies()
+    server.route = lambda request: distinct(request) if purpose_of(request) == "repair" else None
     run = new_run(tmp_path)
     state = run_search(run, TASK, LLMDesigner(options(server), run), config(samples=len(BAD), repairs=1))
     repair_texts = [last_user_text(r) for r in server.chats_for("repair")]
@@ -128,7 +136,7 @@ def test_a_program_that_crashes_in_training_goes_back_with_the_error(server, tmp
 
 
 def test_k_samples_use_n_when_the_server_honours_it(server):
-    server.push(*[Reply(GOOD_PROGRAM)] * 3)
+    server.push(*[Reply(variant(i)) for i in range(3)])
     proposals = LLMDesigner(options(server)).propose(context(samples=3))
     assert len(proposals) == 3 and all(p.origin["refused"] is None for p in proposals)
     assert [c["body"].get("n") for c in server.chats] == [3]
@@ -137,7 +145,7 @@ def test_k_samples_use_n_when_the_server_honours_it(server):
 
 def test_a_server_ignoring_n_gets_the_rest_concurrently_within_the_bound(server):
     server.honour_n = False
-    server.default = Slow(0.3, Reply(GOOD_PROGRAM))
+    server.route = distinct_replies(lambda reply: Slow(0.3, reply))
     designer = LLMDesigner(options(server, concurrency=2))
     proposals = designer.propose(context(samples=4))
     assert len(proposals) == 4 and all(p.source for p in proposals)
@@ -148,8 +156,8 @@ def test_a_server_ignoring_n_gets_the_rest_concurrently_within_the_bound(server)
 
 
 def test_a_server_refusing_n_gets_one_request_per_sample(server):
-    server.route = lambda request: Fault(400, "n must be 1") if request["body"].get("n", 1) > 1 else None
-    server.default = Reply(GOOD_PROGRAM)
+    distinct = distinct_replies()
+    server.route = lambda request: Fault(400, "n must be 1") if request["body"].get("n", 1) > 1 else distinct(request)
     proposals = LLMDesigner(options(server)).propose(context(samples=2))
     assert len(proposals) == 2 and all(p.source for p in proposals)
     assert [c["body"].get("n") for c in server.chats] == [2, None, None]
@@ -289,6 +297,151 @@ def test_the_cli_fails_within_seconds_on_a_wrong_key(server, tmp_path):
     assert elapsed < 30, elapsed
 
 
+def test_an_unknown_model_is_refused_before_the_first_request_with_the_served_list(server):
+    server.models = ("pinned-model", "other-model")
+    with pytest.raises(UsageError) as caught:
+        choose_designer("openai", {"base_url": server.url, "api_key_env": KEY_ENV, "model": "gpt-4o-mini"})
+    message = str(caught.value)
+    assert "'gpt-4o-mini'" in message and "pinned-model, other-model" in message and "--model" in message
+    assert not server.chats, "refused at start-up"
+
+
+def test_a_pinned_servers_400_says_its_own_words_and_counts_one_attempt(server, tmp_path):
+    server.pinned = True
+    run = new_run(tmp_path)
+    (proposal,) = LLMDesigner(options(server, model="gpt-4o-mini"), run).propose(context())
+    message = proposal.origin["refused"]["message"]
+    assert "Server is pinned to 'test-model'; requested 'gpt-4o-mini'" in message, message
+    (record,) = [json.loads(p.read_text()) for p in run.llm_dir.glob("*.failed.json")]
+    assert record["attempts"] == 1 and len(server.chats) == 1
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"detail": "prompt is longer than the context"}, "prompt is longer than the context"),
+    ({"detail": [{"msg": "field required", "loc": ["body", "messages"]}]}, "field required"),
+    ("upstream \x1b[31mexploded", "upstream \\x1b[31mexploded"),
+], ids=["fastapi_detail", "fastapi_validation", "plain_text"])
+def test_every_http_error_shows_the_body_the_server_sent(server, body, words):
+    server.push(Fault(400, body=body))
+    (proposal,) = LLMDesigner(options(server)).propose(context())
+    message = proposal.origin["refused"]["message"]
+    assert "HTTP 400" in message and words in message, message
+    assert "\x1b" not in message, "terminal control arrives as an escape, never acting"
+
+
+def test_retries_spent_record_every_attempt(server, tmp_path):
+    server.push(Fault(500, "overloaded"), Fault(503, "still overloaded"), Fault(503, "gone"))
+    run = new_run(tmp_path)
+    LLMDesigner(options(server, retries=2), run).propose(context())
+    (record,) = [json.loads(p.read_text()) for p in run.llm_dir.glob("*.failed.json")]
+    assert record["attempts"] == 3 and "after 3 tries" in record["error"] and "gone" in record["error"]
+
+
+# -------------------------------------------------------------------------------------- outages
+
+
+def test_a_server_restart_is_waited_out(server):
+    server.push(Reply(GOOD_PROGRAM))
+    designer = LLMDesigner(options(server, outage=20.0, backoff=0.05))
+    designer.propose(context())
+    server.push(Outage(2.0, then=Reply(GOOD["indexing"])))
+    started = time.monotonic()
+    (proposal,) = designer.propose(context(iteration=1))
+    assert proposal.origin["refused"] is None and "compute_reward" in proposal.source
+    assert time.monotonic() - started >= 1.5, "it waited for the server to come back"
+    assert designer.usage.failed_requests == 0
+
+
+def _listening(server: ScriptedLLM, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if server._server is not None:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the scripted server did not come back")
+
+
+class _Notices(LoopHooks):
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+
+    def on_notice(self, state, text):
+        self.notices.append(text)
+
+
+def test_an_endpoint_that_stays_down_stops_the_run_and_resume_goes_on(server, tmp_path):
+    from rewardsmith.loop import resume_search
+
+    server.push(Reply(GOOD_PROGRAM), Outage(2.5))
+    run = new_run(tmp_path)
+    state = run_search(run, TASK, LLMDesigner(options(server, outage=0.5, backoff=0.05), run),
+                       config(iterations=2, samples=1, workers=1))
+    assert state.status == "stopped" and "has not answered" in state.stop_reason and "resume" in state.stop_reason
+    assert state.iterations_done == 1 and sorted(state.candidates) == ["00-00"], "no sample was marked failed"
+    summary = json.loads(run.summary_json.read_text())
+    assert summary["status"] == "stopped" and summary["stop_reason"] == state.stop_reason
+    _listening(server)
+    server.push(Reply(GOOD["indexing"]))
+    info = run.read_run()
+    state = resume_search(run, make_designer(info["designer"], info["designer_options"], run))
+    assert state.status == "finished" and state.candidates["01-00"].status == "scored"
+
+
+def test_resume_reasks_the_samples_that_got_no_reply_and_keeps_the_usage(server, tmp_path):
+    from rewardsmith.loop import resume_search
+
+    server.push(Fault(500, "overloaded"), Reply(GOOD_PROGRAM))
+    run = new_run(tmp_path)
+    designer = LLMDesigner(options(server, retries=0, use_n=False, concurrency=1), run)
+    state = run_search(run, TASK, designer, config(samples=2))
+    assert state.status == "finished" and state.candidates["00-00"].reason.startswith("[llm_failed]")
+    assert json.loads(run.summary_json.read_text())["usage"]["failed_requests"] == 1
+    server.push(Reply(GOOD["indexing"]))
+    info = run.read_run()
+    hooks = _Notices()
+    state = resume_search(run, make_designer(info["designer"], info["designer_options"], run), hooks=hooks)
+    assert hooks.notices and "re-asking 1 sample" in hooks.notices[0] and "00-00" in hooks.notices[0]
+    assert state.candidates["00-00"].status == "scored" and state.candidates["00-01"].status == "scored"
+    assert len(server.chats) == 3, "only the unanswered sample was asked again"
+    usage = json.loads(run.summary_json.read_text())["usage"]
+    assert usage["failed_requests"] == 1 and usage["requests"] == 2, usage
+
+
+# ------------------------------------------------------------------------- sampling that doesn't
+
+
+def test_identical_samples_are_noticed_and_asked_again_differently(server, tmp_path):
+    from rich.console import Console
+
+    from rewardsmith.progress import LiveProgress
+
+    server.honour_n = False  # like a server that ignores n and decodes greedily
+    server.route = lambda request: Reply(GOOD["indexing"] if "seed" in request["body"] else GOOD_PROGRAM)
+    run = new_run(tmp_path)
+    console = Console(record=True, width=300)
+    state = run_search(run, TASK, LLMDesigner(options(server), run), config(samples=2), hooks=LiveProgress(console))
+    varied = [c["body"] for c in server.chats if "seed" in c["body"]]
+    assert len(varied) == 1 and "Another answer to this same request" in last_user_text({"body": varied[0]})
+    first, second = state.candidates["00-00"], state.candidates["00-01"]
+    assert first.source != second.source and {first.status, second.status} == {"scored"}
+    assert "ignoring temperature" in second.origin["resampled"]
+    (notice,) = [e for e in run.events() if e["kind"] == "notice"]
+    assert notice["code"] == "identical_samples" and "may be ignoring temperature" in notice["text"]
+    assert json.loads(run.summary_json.read_text())["notices"][0]["text"] == notice["text"]
+    assert "may be ignoring temperature" in console.export_text()
+
+
+def test_a_program_that_stays_identical_trains_once(server, tmp_path):
+    server.honour_n = False
+    server.default = Reply(GOOD_PROGRAM)
+    run = new_run(tmp_path)
+    state = run_search(run, TASK, LLMDesigner(options(server), run), config(samples=2))
+    first, second = state.candidates["00-00"], state.candidates["00-01"]
+    assert first.status == "scored" and second.status == "rejected" and second.reason.startswith("[duplicate]")
+    assert "00-00" in second.reason
+    assert [e["id"] for e in run.events() if e["kind"] == "candidate_training"] == ["00-00"]
+
+
 # ------------------------------------------------------------------------------- budgets, usage
 
 
@@ -317,7 +470,7 @@ def test_the_cost_budget_stops_before_the_next_request(server):
 
 @pytest.mark.slow
 def test_tokens_are_counted_per_request_iteration_and_run_and_priced(server, tmp_path):
-    server.default = Reply(GOOD_PROGRAM)
+    server.route = distinct_replies()
     run = new_run(tmp_path)
     designer = LLMDesigner(options(server, price_input=0.5, price_output=2.0), run)
     run_search(run, TASK, designer, config(iterations=2, samples=2))
@@ -370,12 +523,60 @@ def test_a_failed_review_sends_the_candidate_back_with_its_reasons(server, tmp_p
     assert "VERDICT" in last_user_text(server.chats_for("review")[0])
 
 
-def test_review_replies_are_parsed_leniently():
-    assert parse_review("VERDICT: PASS\n- ok") == (True, "- ok")
-    assert parse_review("<think>hmm FAIL?</think>\nVerdict: fail\n- sign is wrong")[0] is False
-    assert parse_review("FAIL: the penalty is positive")[0] is False
-    passed, reasons = parse_review("I think it is fine.")
-    assert passed and "no verdict" in reasons
+def test_only_the_verdict_line_decides_a_review():
+    assert parse_review("- ok\nVERDICT: PASS") == (True, "- ok")
+    assert parse_review("<think>hmm VERDICT: FAIL?</think>\n- sign is wrong\n**Verdict: fail**")[0] is False
+    prose = "Failed to capture the reward when the task fails.\n- otherwise sound\nVERDICT: PASS"
+    assert parse_review(prose)[0] is True, "prose that starts with 'Failed' is a reason, not a verdict"
+    assert parse_review("FAIL: the penalty is positive") == (None, parse_review("FAIL: the penalty is positive")[1])
+    passed, reasons = parse_review("Pass. I think it is fine.")
+    assert passed is None and "no verdict" in reasons
+    assert parse_review("VERDICT: FAIL\n- too big\nVERDICT: PASS")[0] is True, "the last verdict line counts"
+
+
+def _review_run(server, tmp_path, review_reply: str):
+    def route(request):
+        if purpose_of(request) == "review":
+            return Reply(review_reply)
+        return Reply("```python\nthis is not python\n```") if purpose_of(request) == "repair" else None
+
+    server.route = route
+    server.push(Reply(GOOD_PROGRAM))
+    run = new_run(tmp_path)
+    state = run_search(run, TASK, LLMDesigner(options(server, review=True), run), config(samples=1, workers=1))
+    return run, state
+
+
+def test_a_review_whose_prose_says_failed_does_not_fail_the_candidate(server, tmp_path):
+    _, state = _review_run(server, tmp_path, "Failed to capture the reward when the task fails.\n"
+                                             "- the terms are sound otherwise\nVERDICT: PASS")
+    cand = state.candidates["00-00"]
+    assert cand.status == "scored" and not cand.attempts, cand.reason
+    assert not server.chats_for("repair")
+
+
+def test_a_review_without_a_verdict_trains_and_says_so_everywhere(server, tmp_path):
+    from rich.console import Console
+
+    from rewardsmith.progress import REVIEW_UNDECIDED, candidate_table
+    from rewardsmith.report import write_report
+    from rewardsmith.show import candidate_view, run_overview
+
+    run, state = _review_run(server, tmp_path, "Fail-safe terms look fine; the [bold]scale[/bold] is plausible.")
+    cand = state.candidates["00-00"]
+    assert cand.status == "scored" and not cand.attempts, "neither pass nor fail: it trains, unrepaired"
+    (reviewed,) = [e for e in run.events() if e["kind"] == "candidate_reviewed"]
+    assert reviewed["passed"] is None
+    assert [i.code for i in cand.verdict.warnings] == ["review_no_verdict"]
+    console = Console(record=True, width=300)
+    console.print(candidate_table(state, iteration=0))
+    console.print(run_overview(state))
+    console.print(candidate_view(state, cand))
+    shown = console.export_text()
+    assert shown.count(REVIEW_UNDECIDED) == 3, shown
+    assert "[bold]scale[/bold]" in shown, "the reviewer's words are text, not markup"
+    html_text = write_report(run, state=state).read_text()
+    assert "the review gave no verdict, so this program trained unreviewed" in html_text
 
 
 # ------------------------------------------------------------------------------------- history

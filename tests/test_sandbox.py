@@ -118,6 +118,7 @@ def test_nesting_bombs_are_refused_quickly_and_precisely(bomb):
     ("from numpy import load\n" + program("return 1.0, {}"), "forbidden_import", "numpy.load is not available"),
     ("from numpy import random\n" + program("return 1.0, {}"), "forbidden_import", "numpy.random"),
     ("from . import x\n" + program("return 1.0, {}"), "forbidden_import", "relative"),
+    ("from sca import np\n" + program("return 1.0, {}"), "forbidden_import", "`from sca import np` is not allowed"),
     ("import torch\n" + program("return 1.0, {}"), "forbidden_import", "write the same math with numpy"),
     (program("return 1.0, {}", top="class A:\n    pass\n"), "forbidden_construct", "class A"),
     (program("return 1.0, {}", top="async def g():\n    pass\n"), "forbidden_construct", "async"),
@@ -127,7 +128,7 @@ def test_nesting_bombs_are_refused_quickly_and_precisely(bomb):
     (program("return eval('1'), {}"), "restricted", "Eval"),
     (program("match 1:\n    case x:\n        pass\nreturn 1.0, {}"), "restricted", "Match"),
 ], ids=["nul", "surrogate", "syntax", "no_compute_reward", "nested_compute_reward", "signature", "import_os",
-        "numpy_random", "numpy_load", "from_numpy_random", "relative", "torch", "class", "async", "unknown_field",
+        "numpy_random", "numpy_load", "from_numpy_random", "relative", "from_unknown_module", "torch", "class", "async", "unknown_field",
         "underscore", "guard_name", "eval", "match"])
 def test_the_policy_refuses_with_a_code_and_a_reason(source, code_, fragment):
     code, issues = compile_reward(source, FIELDS)

@@ -8,7 +8,10 @@ from typing import Any, Protocol
 from rewardsmith.candidate import Candidate
 from rewardsmith.task import ResolvedTask
 
-__all__ = ["DesignContext", "Designer", "Proposal", "Review", "Usage"]
+__all__ = ["REVIEW_NO_VERDICT", "DesignContext", "Designer", "Proposal", "Review", "Usage", "review_without_verdict"]
+
+REVIEW_NO_VERDICT = "review_no_verdict"
+"""The code of the warning a candidate's verdict carries when its review gave no readable verdict."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,9 @@ class Proposal:
 class Review:
     """A designer's judgement of a program the critic accepted (``--review``)."""
 
-    passed: bool
+    passed: bool | None
+    """True or False as the reviewer's machine-readable verdict said; None when it gave none (or no reply):
+    neither a pass nor a fail, so the program trains, and the run says so."""
     reasons: str
     """Why, in the reviewer's words; sent back with the program when it failed."""
     origin: dict[str, Any] = field(default_factory=dict)
@@ -31,6 +36,14 @@ class Review:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "reasons": self.reasons, "origin": dict(self.origin)}
+
+
+def review_without_verdict(verdict: Any) -> str | None:
+    """Why a candidate's review decided nothing (its warning's message), or None if it did or there was none."""
+    for issue in getattr(verdict, "issues", ()) or ():
+        if issue.code == REVIEW_NO_VERDICT:
+            return str(issue.message)
+    return None
 
 
 @dataclass
@@ -72,6 +85,13 @@ class DesignContext:
     """The candidate to improve on: the best so far, or the one a person chose."""
     feedback: list[str] = field(default_factory=list)
     """Human feedback given since the last iteration, verbatim."""
+    slots: tuple[int, ...] | None = None
+    """Which of the iteration's samples to propose (None: all ``samples``); a resume re-asks only the
+    samples whose request failed. A designer returns one proposal per slot, in order."""
+    candidate: str | None = None
+    """The candidate a repair or review serves (None for proposals)."""
+    attempt: int = 0
+    """Repairs that candidate has had so far: which version of it a review reads."""
 
     @property
     def scored(self) -> list[Candidate]:

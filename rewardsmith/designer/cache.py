@@ -7,9 +7,9 @@
       <key>.failed.json   the last failure of a request that never got a reply (it is asked again on resume)
 
 The key is a hash of the request (model, messages, temperature, n, max_tokens …) and of its *slot*:
-which sample of which iteration, or which repair, it is. Two identical prompts for two samples are
-two requests; the same prompt for the same sample, after a resume, is the same request and is
-answered from here. ``replay`` names another run's ``llm/`` folder to answer from first: a reply
+which sample of which iteration it is, or which candidate (and which attempt of it) a repair or
+review serves. Two identical prompts for two samples, or for two candidates, are two requests; the
+same prompt for the same slot, after a resume, is the same request and is answered from here. ``replay`` names another run's ``llm/`` folder to answer from first: a reply
 found there is copied in, so the new run is complete on its own.
 """
 
@@ -51,6 +51,8 @@ class Exchange:
     completion_tokens: int = 0
     seconds: float = 0.0
     retries: int = 0
+    failures: int = 0
+    """Earlier sends of this request that got no usable reply (they count in ``usage.failed_requests``)."""
     served: str = "network"
     """``network`` when this run paid for it, ``replay`` when it came from another run's folder."""
     time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -89,15 +91,20 @@ class ReplyCache:
         return recorded
 
     def put(self, exchange: Exchange) -> None:
+        """Store ``exchange``; a failure recorded for its key is folded into its ``failures`` and removed."""
+        failed = self._path(exchange.key, failed=True)
+        exchange.failures += _failure_count(failed)
         atomic_write_text(self._path(exchange.key), json.dumps(exchange.to_dict(), indent=1) + "\n")
-        self._path(exchange.key, failed=True).unlink(missing_ok=True)
+        failed.unlink(missing_ok=True)
 
     def put_failure(self, key: str, purpose: str, iteration: int, slot: dict[str, Any], request: dict[str, Any],
                     error: str, attempts: int) -> None:
+        """Record that the request ``key`` got no reply after ``attempts`` sends (``failures`` counts such ends)."""
+        path = self._path(key, failed=True)
         record = {"key": key, "purpose": purpose, "iteration": iteration, "slot": slot, "request": request,
-                  "error": error, "attempts": attempts,
+                  "error": error, "attempts": attempts, "failures": _failure_count(path) + 1,
                   "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        atomic_write_text(self._path(key, failed=True), json.dumps(record, indent=1) + "\n")
+        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
 
     def exchanges(self) -> list[Exchange]:
         """Every exchange stored in this run's folder, oldest first."""
@@ -116,6 +123,16 @@ class ReplyCache:
             except (OSError, json.JSONDecodeError):
                 continue
         return out
+
+
+def _failure_count(path: Path) -> int:
+    """How many times the request of a ``.failed.json`` record failed (0 when there is none)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return 0
+    count = record.get("failures", 1) if isinstance(record, dict) else 0
+    return count if isinstance(count, int) and count > 0 else 0
 
 
 def _read(path: Path) -> Exchange | None:

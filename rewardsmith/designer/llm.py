@@ -10,17 +10,20 @@ The story of one request:
 2. The request gets a key (a hash of its body and its slot: which sample, which repair); the run's
    ``llm/`` folder answers it if it was answered before (a resumed run, or ``--replay``).
 3. Otherwise :meth:`LLMDesigner._post`, the one place where requests leave rewardsmith, sends it.
-   429, 5xx, timeouts, dropped connections and malformed bodies are retried with exponential
-   backoff and jitter (honouring ``Retry-After``); when the retries run out the sample is marked
-   failed and the search goes on. A refused key (401/403), an unknown model (404) or an unreachable
-   host raise :class:`~rewardsmith.errors.LLMError` at once: one line naming the cause and the option
-   that fixes it.
+   429, 5xx, timeouts and malformed bodies are retried with exponential backoff and jitter
+   (honouring ``Retry-After``); when the retries run out the sample is marked failed and the search
+   goes on (a resume asks again). A server that goes away (connections refused or dropped) is waited
+   for, up to ``outage`` seconds, then :class:`~rewardsmith.errors.EndpointDown` stops the search
+   cleanly. A refused key (401/403), an unknown model (404) or a host never reached raise
+   :class:`~rewardsmith.errors.LLMError` at once: one line naming the cause and the option that fixes
+   it. Every HTTP error quotes the server's own message.
 4. The reply is stored, its tokens counted (and priced), and
    :func:`~rewardsmith.designer.extract.extract_program` takes the program out of it.
 
 K samples per iteration use the request's ``n`` where the server honours it; a server that sends
 fewer choices than asked (Ollama, llama.cpp) or refuses ``n`` gets the rest as separate requests,
-``concurrency`` at a time.
+``concurrency`` at a time. Samples that come back as the same program (a server that ignores
+``temperature``) are asked again once, with a ``seed`` and a request for a different program.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import json
 import math
 import os
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +44,8 @@ from rewardsmith.designer.base import DesignContext, Proposal, Review, Usage
 from rewardsmith.designer.cache import Exchange, ReplyCache, request_key
 from rewardsmith.designer.extract import extract_program, strip_reasoning
 from rewardsmith.designer.prompts import Prompts
-from rewardsmith.errors import BudgetExceeded, LLMError, UsageError
+from rewardsmith.errors import BudgetExceeded, EndpointDown, LLMError, UsageError
+from rewardsmith.sandbox.issues import sanitize
 
 __all__ = ["LLMDesigner", "LLMOptions", "LLMUsage", "check_endpoint", "choose_designer", "endpoint_configured",
            "load_prices", "parse_review"]
@@ -48,6 +53,8 @@ __all__ = ["LLMDesigner", "LLMOptions", "LLMUsage", "check_endpoint", "choose_de
 OPENAI_URL = "https://api.openai.com/v1"
 MAX_RETRY_AFTER = 60.0
 """Longest ``Retry-After`` honoured, seconds; beyond it the usual backoff applies."""
+OUTAGE_STEP = 10.0
+"""Longest pause, seconds, between tries while the endpoint cannot be reached."""
 PURPOSE_HEADER = "X-Rewardsmith-Purpose"
 """Sent with every request (``propose``, ``repair``, ``review``) so proxies and logs can tell them apart."""
 
@@ -81,6 +88,9 @@ class LLMOptions:
     """Retries of a request after 429, 5xx, a timeout or a malformed reply."""
     backoff: float = 1.0
     """Seconds before the first retry; doubled each time (up to 30 s), with jitter."""
+    outage: float = 120.0
+    """Seconds to keep trying while the endpoint cannot be reached (a server restarting), with pauses
+    doubling up to 10 s; then the search stops (status ``stopped``) and ``resume`` goes on from there."""
     use_n: bool | None = None
     """Ask for K samples in one request: None detects whether the server honours ``n``."""
     prompts: str | None = None
@@ -105,6 +115,8 @@ class LLMOptions:
             raise UsageError("--max-total-tokens must be at least 1")
         if self.retries < 0 or self.timeout <= 0 or self.backoff < 0:
             raise UsageError("retries, timeout and backoff must be positive")
+        if self.outage < 0:
+            raise UsageError("--llm-outage must be 0 or more seconds")
         if self.max_cost is not None and (self.price_input is None and self.price_output is None):
             raise UsageError("--max-cost needs prices: --price-per-1k-input/--price-per-1k-output or --prices")
         if self.prompts is not None and not Path(self.prompts).is_dir():
@@ -178,9 +190,13 @@ def choose_designer(requested: str, given: dict[str, Any], prices: str | Path | 
         models = check_endpoint(options)
         if not options.model:
             if len(models) != 1:
-                served = f"it serves {', '.join(models[:12])}" if models else "it lists no models"
+                listed = ", ".join(sanitize(m) for m in models[:12])
+                served = f"it serves {listed}" if models else "it lists no models"
                 raise UsageError(f"pass --model: {options.url} {served}")
             data["model"] = models[0]
+        elif models and not _listed(options.model, models, options.url):
+            raise UsageError(f"--model {options.model!r} is not served by {options.url}; it serves "
+                             f"{', '.join(sanitize(m) for m in models[:12])}{' …' if len(models) > 12 else ''}")
     if not data.get("model"):
         raise UsageError("pass --model (for Azure OpenAI, the deployment name)")
     if data.get("prompts"):
@@ -188,6 +204,17 @@ def choose_designer(requested: str, given: dict[str, Any], prices: str | Path | 
     if prices is not None:
         data["price_input"], data["price_output"] = load_prices(prices, data["model"])
     return "openai", LLMOptions.from_dict(data)
+
+
+def _listed(model: str, models: list[str], url: str) -> bool:
+    """Whether the endpoint's model list names ``model``.
+
+    Ollama also answers ``name`` for ``name:latest``; Azure OpenAI lists base models, not the
+    deployment names its requests take, so there the list proves nothing.
+    """
+    if ".openai.azure.com" in url.lower():
+        return True
+    return model in models or f"{model}:latest" in models
 
 
 def load_prices(path: str | Path, model: str | None) -> tuple[float | None, float | None]:
@@ -257,8 +284,13 @@ class LLMUsage(Usage):
 class _SampleFailed(Exception):
     """A request that got no usable reply (retries spent, or refused as a bad request)."""
 
+    def __init__(self, message: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        """How many times the request was sent."""
 
-class _BadRequest(Exception):
+
+class _BadRequest(_SampleFailed):
     """HTTP 400/422: the server understood and refused this request (not worth retrying as is)."""
 
 
@@ -356,16 +388,36 @@ def _model_ids(client: Any, timeout: float) -> list[str]:
 
 
 def _error_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
+    """The server's own words for an HTTP error: the body's ``error.message`` (or ``error``, ``detail``,
+    ``message``), else the body's text; one line, control characters shown as escapes, at most 500 characters."""
+    found = _message_in(getattr(exc, "body", None))
+    if not found:
+        response = getattr(exc, "response", None)
+        try:
+            raw = response.text if response is not None else ""
+        except Exception:  # noqa: BLE001 - a body that cannot be read has nothing to say
+            raw = ""
+        try:
+            found = _message_in(json.loads(raw)) or raw
+        except (json.JSONDecodeError, TypeError):
+            found = raw
+    text = " ".join(str(found or getattr(exc, "message", "") or exc).split())
+    return sanitize(text if len(text) <= 500 else text[:499] + "…")
+
+
+def _message_in(body: Any, depth: int = 0) -> str:
+    """The message an error body holds: OpenAI's ``{"error": {"message"}}``, ``{"error": "…"}``, FastAPI's
+    ``{"detail": …}``, a bare string."""
+    if isinstance(body, str) or depth > 3:
+        return body if isinstance(body, str) else ""
+    if isinstance(body, list):
+        return "; ".join(m for m in (_message_in(item, depth + 1) for item in body[:5]) if m)
     if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-        if body.get("message"):
-            return str(body["message"])
-    return str(getattr(exc, "message", "") or exc)
+        for name in ("message", "error", "detail", "msg"):
+            found = _message_in(body.get(name), depth + 1)
+            if found:
+                return found
+    return ""
 
 
 # -------------------------------------------------------------------------------------- designer
@@ -401,26 +453,74 @@ class LLMDesigner:
         self._client: Any = None
         self._reached = False
         self._use_n = options.use_n
-        self._wire: dict[str, Any] = {"max_tokens": "max_tokens", "temperature": True}
-        if self.cache is not None:
-            for exchange in self.cache.exchanges():  # what this run spent before a resume
+        self._wire: dict[str, Any] = {"max_tokens": "max_tokens", "temperature": True, "seed": True}
+        if self.cache is not None:  # what this run spent before a resume
+            for exchange in self.cache.exchanges():
                 if exchange.served == "network":
                     self.usage.add(exchange.iteration, exchange.prompt_tokens, exchange.completion_tokens,
                                    exchange.retries)
+                    self.usage.failed_requests += exchange.failures
+            self.usage.failed_requests += sum(f["failures"] if isinstance(f.get("failures"), int) else 1
+                                              for f in self.cache.failures())
 
     # -- the designer protocol -----------------------------------------------------------------
 
     def propose(self, ctx: DesignContext) -> list[Proposal]:
+        """One proposal per sample (or per ``ctx.slots``); samples that came back identical are asked again."""
         messages = self.prompts.propose_messages(ctx)
-        samples = self._samples(messages, ctx.samples, {"purpose": "propose", "iteration": ctx.iteration})
+        slot = {"purpose": "propose", "iteration": ctx.iteration}
+        if ctx.slots is None:
+            indices = list(range(ctx.samples))
+            samples = self._samples(messages, ctx.samples, slot)
+        else:  # a resume re-asks the samples whose request failed, each in its own slot
+            indices = list(ctx.slots)
+            samples = self._each(indices, lambda i: self._one(messages, {**slot, "sample": i}))
         parent = ctx.parent.id if ctx.parent is not None else None
-        return [self._proposal(sample, {"parent": parent}) for sample in samples]
+        proposals = [self._proposal(sample, {"parent": parent}) for sample in samples]
+        return self._distinct(ctx, messages, slot, indices, proposals)
+
+    def _distinct(self, ctx: DesignContext, messages: list[dict[str, str]], slot: dict[str, Any],
+                  indices: list[int], proposals: list[Proposal]) -> list[Proposal]:
+        """Ask again, once, for each sample whose program repeats an earlier one of the round.
+
+        A server that ignores ``temperature`` (or ``n``) answers every sample alike; the repeats go out
+        again with a ``seed`` and distinct.j2's hint to write a program other than the repeated one,
+        and their origin's ``resampled`` says so (the loop tells the person).
+        """
+        first_of: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []  # (position, position of the program it repeats)
+        for position, proposal in enumerate(proposals):
+            if proposal.origin.get("refused") is not None or not proposal.source.strip():
+                continue
+            if proposal.source in first_of:
+                repeats.append((position, first_of[proposal.source]))
+            else:
+                first_of[proposal.source] = position
+        if not repeats:
+            return proposals
+        note = (f"{len(repeats) + len({first for _, first in repeats})} of the {len(proposals)} samples of round "
+                f"{ctx.iteration + 1} came back as the same program: the endpoint may be ignoring temperature "
+                f"(or n); asked again for {len(repeats)} of them with a seed and a request for a different program")
+
+        def vary(repeat: tuple[int, int]) -> _Sample:
+            position, first = repeat
+            index = indices[position]
+            hint = self.prompts.distinct(proposals[first].source)
+            hinted = messages[:-1] + [{**messages[-1], "content": messages[-1]["content"].rstrip("\n") + "\n\n" + hint}]
+            seed = ctx.seed * 100_003 + ctx.iteration * 1_009 + index + 1
+            return self._one(hinted, {**slot, "sample": index, "varied": 1}, seed=seed)
+
+        parent = ctx.parent.id if ctx.parent is not None else None
+        out = list(proposals)
+        for (position, _), sample in zip(repeats, self._each(repeats, vary)):
+            out[position] = self._proposal(sample, {"parent": parent, "resampled": note})
+        return out
 
     def repair(self, ctx: DesignContext, source: str, problem: str, attempt: int) -> Proposal | None:
         if "[llm_failed]" in problem:
             return None  # the endpoint failed, not the program: nothing to show the LLM
         messages = self.prompts.repair_messages(ctx, source, problem, attempt, self.options.max_repairs)
-        slot = {"purpose": "repair", "iteration": ctx.iteration, "attempt": attempt}
+        slot = {"purpose": "repair", "iteration": ctx.iteration, "candidate": ctx.candidate, "attempt": attempt}
         sample = self._one(messages, slot)
         if sample.error is not None:
             return None
@@ -435,11 +535,11 @@ class LLMDesigner:
             return None
         sample_values = getattr(verdict, "sample", None)
         messages = self.prompts.review_messages(ctx.task, source, sample_values)
-        slot = {"purpose": "review", "iteration": ctx.iteration}
+        slot = {"purpose": "review", "iteration": ctx.iteration, "candidate": ctx.candidate, "attempt": ctx.attempt}
         sample = self._one(messages, slot)
         origin = {"designer": self.name, "model": self.options.model, "request": sample.key}
-        if sample.error is not None:  # a review that never came must not block training
-            return Review(True, f"no review: {sample.error}", origin)
+        if sample.error is not None:  # a review that never came decides nothing: the program trains
+            return Review(None, f"no review: {sample.error}", origin)
         passed, reasons = parse_review(sample.text or "")
         return Review(passed, reasons, origin)
 
@@ -459,11 +559,13 @@ class LLMDesigner:
             origin["refused"] = extraction.refusal.to_dict()
         return Proposal(extraction.source, origin)
 
-    def _request(self, messages: list[dict[str, str]], n: int = 1) -> dict[str, Any]:
+    def _request(self, messages: list[dict[str, str]], n: int = 1, seed: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.options.model, "messages": messages,
                                 "temperature": self.options.temperature, "max_tokens": self.options.max_tokens}
         if n > 1:
             body["n"] = n
+        if seed is not None:
+            body["seed"] = seed
         return body
 
     def _samples(self, messages: list[dict[str, str]], k: int, slot: dict[str, Any]) -> list[_Sample]:
@@ -485,27 +587,27 @@ class LLMDesigner:
                     results[i] = _Sample(text, finish, exchange.key, i)
                 self._use_n = len(choices) >= k
         missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            def one(i: int) -> _Sample:
-                return self._one(messages, {**slot, "sample": i})
-
-            if len(missing) == 1:
-                results[missing[0]] = one(missing[0])
-            else:
-                pool = ThreadPoolExecutor(max_workers=min(self.options.concurrency, len(missing)),
-                                          thread_name_prefix="rewardsmith-llm")
-                try:
-                    futures = {i: pool.submit(one, i) for i in missing}
-                    for i, future in futures.items():
-                        results[i] = future.result()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)  # a fatal error or Ctrl-C: queue no more
-                    raise
-                pool.shutdown(wait=True)
+        for i, sample in zip(missing, self._each(missing, lambda i: self._one(messages, {**slot, "sample": i}))):
+            results[i] = sample
         return [r for r in results if r is not None]
 
-    def _one(self, messages: list[dict[str, str]], slot: dict[str, Any]) -> _Sample:
-        body = self._request(messages)
+    def _each(self, items: list[Any], ask: Any) -> list[_Sample]:
+        """``ask(item)`` for every item, ``concurrency`` at a time; the samples in the items' order."""
+        if len(items) <= 1:
+            return [ask(item) for item in items]
+        pool = ThreadPoolExecutor(max_workers=min(self.options.concurrency, len(items)),
+                                  thread_name_prefix="rewardsmith-llm")
+        try:
+            futures = [pool.submit(ask, item) for item in items]
+            samples = [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # a fatal error, a stop or Ctrl-C: queue no more
+            raise
+        pool.shutdown(wait=True)
+        return samples
+
+    def _one(self, messages: list[dict[str, str]], slot: dict[str, Any], seed: int | None = None) -> _Sample:
+        body = self._request(messages, seed=seed)
         key = request_key(body, slot)
         try:
             exchange = self._exchange(body, slot, key)
@@ -538,7 +640,7 @@ class LLMDesigner:
             with self._lock:
                 self.usage.failed_requests += 1
             if self.cache is not None:
-                self.cache.put_failure(key, purpose, iteration, slot, body, str(exc), self.options.retries + 1)
+                self.cache.put_failure(key, purpose, iteration, slot, body, str(exc), exc.attempts)
             raise
         prompt_tokens, completion_tokens = _tokens(reply, body)
         exchange = Exchange(key, purpose, iteration, slot, body, reply, prompt_tokens, completion_tokens,
@@ -576,8 +678,10 @@ class LLMDesigner:
         import openai
 
         client = self._openai()
-        attempt = 0
+        sent = failures = outage_tries = 0
+        down_since: float | None = None
         while True:
+            sent += 1
             retry_after: float | None = None
             try:
                 raw = client.chat.completions.with_raw_response.create(
@@ -585,7 +689,7 @@ class LLMDesigner:
                 reply = _parse_completion(raw.http_response.text)
                 with self._lock:
                     self._reached = True
-                return reply, attempt
+                return reply, sent - 1
             except openai.AuthenticationError as exc:
                 raise _key_refused(self.options, exc) from None
             except openai.PermissionDeniedError as exc:
@@ -598,28 +702,42 @@ class LLMDesigner:
                 message = _error_message(exc)
                 if self._adapt_wire(message):
                     continue
-                raise _BadRequest(f"the endpoint refused the request (HTTP {exc.status_code}: {message})") from None
+                raise _BadRequest(f"the endpoint refused the request (HTTP {exc.status_code}: {message})",
+                                  sent) from None
             except openai.APITimeoutError:
-                problem = f"no reply within {self.options.timeout:g} s (--timeout)"
+                problem = f"no reply within {self.options.timeout:g} s (--llm-timeout)"
             except openai.APIConnectionError as exc:
                 refused = _connect_failure(exc)
                 with self._lock:
                     reached = self._reached
                 if refused is not None and not reached:
                     raise _unreachable(self.options, refused) from None
-                problem = f"connection failed: {refused or exc.__cause__ or exc}"
+                # the server went away (a crash, a restart): wait for it, patiently and for a bounded time
+                now = time.monotonic()
+                down_since = now if down_since is None else down_since
+                waited = now - down_since
+                if waited >= self.options.outage:
+                    raise EndpointDown(
+                        f"{self.options.url} has not answered for {waited:.0f} s (the last try: connection failed: "
+                        f"{refused or exc.__cause__ or exc}); the search stopped with what it has; "
+                        "`rewardsmith resume RUN` goes on once the server is back (--llm-outage sets the wait)"
+                    ) from None
+                outage_tries += 1
+                time.sleep(min(self._outage_delay(outage_tries), self.options.outage - waited))
+                continue
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
                     raise _BadRequest(f"the endpoint refused the request (HTTP {exc.status_code}: "
-                                      f"{_error_message(exc)})") from None
+                                      f"{_error_message(exc)})", sent) from None
                 problem = f"HTTP {exc.status_code}: {_error_message(exc)}"
                 retry_after = _retry_after(exc.response.headers if exc.response is not None else {})
             except _SampleFailed as exc:
                 problem = str(exc)
-            attempt += 1
-            if attempt > self.options.retries:
-                raise _SampleFailed(f"no usable reply after {attempt} tries; the last: {problem}")
-            time.sleep(self._delay(attempt, retry_after))
+            down_since, outage_tries = None, 0
+            failures += 1
+            if failures > self.options.retries:
+                raise _SampleFailed(f"no usable reply after {sent} tries; the last: {problem}", sent)
+            time.sleep(self._delay(failures, retry_after))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
@@ -627,12 +745,19 @@ class LLMDesigner:
         base = min(self.options.backoff * 2 ** (attempt - 1), 30.0)
         return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
 
+    def _outage_delay(self, attempt: int) -> float:
+        """Seconds before the next try while the server cannot be reached: doubling, capped at OUTAGE_STEP."""
+        base = min(self.options.backoff * 2 ** min(attempt - 1, 16), OUTAGE_STEP)
+        return base * random.uniform(0.75, 1.0)  # noqa: S311 - jitter, not cryptography
+
     def _wire_body(self, body: dict[str, Any]) -> dict[str, Any]:
         wire = dict(body)
         if self._wire["max_tokens"] != "max_tokens":
             wire[self._wire["max_tokens"]] = wire.pop("max_tokens")
         if not self._wire["temperature"]:
             wire.pop("temperature", None)
+        if not self._wire["seed"]:
+            wire.pop("seed", None)
         return wire
 
     def _adapt_wire(self, message: str) -> bool:
@@ -645,6 +770,9 @@ class LLMDesigner:
             if "temperature" in lowered and self._wire["temperature"]:
                 self._wire["temperature"] = False
                 return True
+            if "seed" in lowered and self._wire["seed"]:
+                self._wire["seed"] = False
+                return True
         return False
 
     def _not_found(self, exc: Any) -> str:
@@ -652,7 +780,7 @@ class LLMDesigner:
         models = self._list_models()
         if models and self.options.model not in models:
             return (f"model {self.options.model!r} is not served by {self.options.url} (HTTP 404: {message}); "
-                    f"pass one of {', '.join(models[:12])} with --model")
+                    f"pass one of {', '.join(sanitize(m) for m in models[:12])} with --model")
         if "model" in message.lower():
             return (f"model {self.options.model!r} is unknown to {self.options.url} (HTTP 404: {message}); "
                     "pass a model the endpoint serves with --model")
@@ -678,26 +806,26 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
-def parse_review(text: str) -> tuple[bool, str]:
-    """(passed, reasons) from a review reply: ``VERDICT: PASS`` / ``VERDICT: FAIL`` and reasons.
+_VERDICT_LINE = re.compile(r"[*_`#> ]*VERDICT[*_` ]*:[*_` ]*(PASS|FAIL)[*_`. ]*", re.IGNORECASE)
+"""A verdict line as review.j2 asks for it (``VERDICT: PASS``), allowing Markdown emphasis around it."""
 
-    A reply with no recognisable verdict passes (a garbled review must not block training), and
-    says so in its reasons.
+
+def parse_review(text: str) -> tuple[bool | None, str]:
+    """(passed, reasons) from a review reply, decided only by its ``VERDICT: PASS`` / ``VERDICT: FAIL`` line.
+
+    The last such line counts (review.j2 asks for it at the end); prose never decides, so a reason
+    that reads "Failed to ..." is just a reason. A reply with no verdict line gives ``None``:
+    neither pass nor fail, and the reasons say so.
     """
     answer = strip_reasoning(text or "").strip()
-    verdict = None
-    rest = answer
-    for i, line in enumerate(answer.split("\n")):
-        cleaned = line.strip().strip("*_`#> ").upper()
-        if cleaned.startswith("VERDICT"):
-            cleaned = cleaned[len("VERDICT"):].strip(" :*_`")
-        if cleaned.startswith(("PASS", "FAIL")):
-            verdict = cleaned.startswith("PASS")
-            rest = "\n".join(answer.split("\n")[i + 1:]).strip() or line.strip()
-            break
-    if verdict is None:
-        return True, f"no verdict found in the review; passed by default: {answer[:300]}"
-    return verdict, rest[:4000]
+    lines = answer.split("\n")
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i].strip()
+        match = _VERDICT_LINE.fullmatch(line) if len(line) <= 80 else None
+        if match is not None:
+            reasons = "\n".join(lines[:i] + lines[i + 1:]).strip() or line
+            return match.group(1).upper() == "PASS", reasons[:4000]
+    return None, f"the review gave no verdict line (VERDICT: PASS or VERDICT: FAIL): {answer[:300]}"
 
 
 def check_endpoint(options: LLMOptions) -> list[str]:

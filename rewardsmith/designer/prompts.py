@@ -4,7 +4,8 @@ One template per role: ``system.j2`` (the role, the reward contract, the sandbox
 ``task.j2`` (the env's compact representation from ``env.j2``, the task, how candidates are
 judged, the answer format), ``reflection.j2`` (the program to improve with what its training
 showed, the other programs in a line each, human feedback), ``repair.j2`` (a program and the
-precise reason it was refused) and ``review.j2`` (a program put to the LLM as a reviewer).
+precise reason it was refused), ``review.j2`` (a program put to the LLM as a reviewer) and
+``distinct.j2`` (asking again, when a round's samples came back identical, for another program).
 A directory given as ``--prompts DIR`` overrides any of them by file name.
 
 The data each template receives is prepared here, so an override can reword freely.
@@ -111,6 +112,10 @@ class Prompts:
             solved=task.solved_or_none, source=source,
             sample=sample if sample and isinstance(sample.get("components"), dict) else None,
         )
+
+    def distinct(self, source: str) -> str:
+        """The hint added when samples came back identical: write a program other than ``source``."""
+        return self._render("distinct.j2", source=source)
 
     # -- conversations -------------------------------------------------------------------------
 

@@ -183,7 +183,8 @@ def _check_import(node: ast.Import | ast.ImportFrom) -> list[Issue]:
         module = node.module or ""
         if module == "__future__":
             return []
-        issues = _check_module(module, node.lineno)
+        names = ", ".join(alias.name for alias in node.names)
+        issues = _check_module(module, node.lineno, f"from {module} import {names}")
         if issues:
             return issues
         available = _module_names()[module]
@@ -192,11 +193,12 @@ def _check_import(node: ast.Import | ast.ImportFrom) -> list[Issue]:
                                           "reward code", node.lineno) for name in missing]
     issues = []
     for alias in node.names:
-        issues.extend(_check_module(alias.name, node.lineno))
+        issues.extend(_check_module(alias.name, node.lineno, f"import {alias.name}"))
     return issues
 
 
-def _check_module(module: str, line: int) -> list[Issue]:
+def _check_module(module: str, line: int, written: str) -> list[Issue]:
+    """Refuse a module outside the allow-list, quoting the statement as ``written``."""
     if module in _module_names():
         return []
     root = module.split(".")[0]
@@ -208,7 +210,7 @@ def _check_module(module: str, line: int) -> list[Issue]:
     elif root in ALLOWED_IMPORTS:
         importable = ", ".join(m for m in sorted(_module_names()) if m.startswith(root))
         hint = f"; of {root}, only {importable} can be imported"
-    return [Issue("forbidden_import", f"`import {module}` is not allowed: reward code may import only "
+    return [Issue("forbidden_import", f"`{written}` is not allowed: reward code may import only "
                                       f"math, numpy and typing{hint}", line)]
 
 
