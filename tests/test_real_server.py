@@ -26,7 +26,8 @@ from tests.real_model import REQUIRE_ENV, ModelServer, SetupFailed, ensure_real_
 pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
 DOWN_FOR = 15.0
-"""Seconds the server stays dead before it is started again (it then takes a few more to answer)."""
+"""Seconds the server stays dead before it is started again (it then takes 4-10 s more to answer): longer
+than a few quick retries last, shorter than the 30-60 s restart the designer is meant to wait out."""
 RUN_LIMIT = 420.0
 """Seconds one `run` or `resume` may take on a 2-core machine before the test gives up."""
 CLEAN = {"finished", "stopped"}
@@ -115,14 +116,15 @@ def _llm_failed(summary: dict) -> list[str]:
     return [row["id"] for row in summary["candidates"] if (row.get("reason") or "").startswith("[llm_failed]")]
 
 
-def _wait_for_first_reply(out: Path, run: subprocess.Popen, within: float) -> Path:
+def _wait_for_first_reply(out: Path, run: subprocess.Popen, output: Path, within: float) -> Path:
+    """The run's directory, once its llm/ folder holds a reply."""
     started = time.monotonic()
     while time.monotonic() - started < within:
         for path in out.glob("*/llm/*.json"):
             if not path.name.endswith(".failed.json"):
                 return path.parent.parent
         if run.poll() is not None:
-            pytest.fail(f"the run ended before any reply:\n{run.communicate()[0][-4000:]}")
+            pytest.fail(f"the run ended before any reply:\n{output.read_text()[-4000:]}")
         time.sleep(0.05)
     pytest.fail(f"no reply recorded within {within:g} s")
 
@@ -132,21 +134,23 @@ def test_a_search_against_a_real_model_survives_a_server_kill_and_resume_asks_ag
     out = tmp_path / "runs"
     with ModelServer(model, free_port(), tmp_path) as server:
         server.start()
-        run = subprocess.Popen(
-            _cli("run", "keep the pole upright", "--env", "cartpole", "--iterations", "1", "--samples", "2",
-                 "--review", "--base-url", server.url, "--max-tokens", "256", "--repairs", "1",
-                 "--timesteps", "2048", "--no-media", "--seed", "0", "--out", str(out)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+        output = tmp_path / "run.out"
+        with output.open("w") as sink:
+            run = subprocess.Popen(
+                _cli("run", "keep the pole upright", "--env", "cartpole", "--iterations", "1", "--samples", "2",
+                     "--review", "--base-url", server.url, "--max-tokens", "256", "--repairs", "1",
+                     "--timesteps", "2048", "--no-media", "--seed", "0", "--out", str(out)),
+                stdout=sink, stderr=subprocess.STDOUT, text=True, env=_env())
         try:
-            run_dir = _wait_for_first_reply(out, run, RUN_LIMIT)
+            run_dir = _wait_for_first_reply(out, run, output, RUN_LIMIT)
             server.kill()
             time.sleep(DOWN_FOR)
             server.start()
-            stdout, _ = run.communicate(timeout=RUN_LIMIT)
+            run.wait(timeout=RUN_LIMIT)
         finally:
             if run.poll() is None:
                 run.kill()
-        first = subprocess.CompletedProcess(run.args, run.returncode, stdout, "")
+        first = subprocess.CompletedProcess(run.args, run.returncode, output.read_text(), "")
         summary = _ended_cleanly(first, run_dir)
         replies = _check_records(run_dir, server, summary)
         _check_refusals_have_reasons(run_dir, summary)
@@ -159,7 +163,7 @@ def test_a_search_against_a_real_model_survives_a_server_kill_and_resume_asks_ag
         print(f"\nfirst run: {summary['status']}, {len(replies)} replies, {retried} retries, "
               f"failed requests {sorted(failed_keys)}, llm_failed candidates {lost}")
 
-        if summary["status"] == "stopped" or lost or failed_keys:
+        if summary["status"] == "stopped" or lost:
             answered_before = server.answered()
             resumed = subprocess.run(_cli("resume", str(run_dir)), capture_output=True, text=True, env=_env(),
                                      timeout=RUN_LIMIT)
