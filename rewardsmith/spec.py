@@ -9,6 +9,7 @@ observation space when it loads.
 
 from __future__ import annotations
 
+import ast
 import keyword
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ __all__ = [
     "env_reward_fitness",
     "list_specs",
     "load_spec",
+    "usable_hints",
     "validate_spec",
 ]
 
@@ -89,6 +91,38 @@ class ShapingHint:
     optional: bool = False
     """The designer may leave it out."""
     doc: str = ""
+    requires: tuple[str, ...] = ()
+    """What the hint needs of the env beyond the fields its expression reads (those are checked anyway):
+    ``"discrete_actions"``, ``"continuous_actions"``, or a field name. A hint that does not fit an env
+    (a variant made with other ``make_kwargs``, say) is left out rather than failing every candidate."""
+
+    def misfit(self, spec: EnvSpec) -> str | None:
+        """Why this hint does not fit ``spec``'s env, or None when it does."""
+        names = set(spec.field_names)
+        for needed in (*self.requires, *sorted(_fields_read(self.expr))):
+            if needed in ("discrete_actions", "continuous_actions"):
+                discrete = bool(spec.facts().get("discrete"))
+                if discrete != (needed == "discrete_actions"):
+                    return f"needs {needed.replace('_', ' ')}"
+            elif needed not in names:
+                return f"reads field {needed!r}, which {spec.name} does not have"
+        return None
+
+
+def usable_hints(spec: EnvSpec, task: TaskSpec) -> tuple[ShapingHint, ...]:
+    """The env's and the task's hints that fit this env (:meth:`ShapingHint.misfit`)."""
+    return tuple(h for h in spec.hints + task.hints if h.misfit(spec) is None)
+
+
+def _fields_read(expr: str) -> set[str]:
+    """The field names ``expr`` reads as ``obs.NAME`` or ``next_obs.NAME``."""
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return set()
+    return {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id in ("obs", "next_obs")}
 
 
 MIN_UPDATES = 10
