@@ -63,12 +63,12 @@ def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None,
         fitness_ref = f"{Path(path).resolve()}:{name}" if sep and path else fitness
     text = (text or "").strip()
     overrides = _ppo_overrides(env_ref, ppo, hyperparams)
-    ref = TaskRef(env_ref, text, task, fitness_ref, overrides)
+    ref = TaskRef(env_ref, text, task, fitness_ref, ppo=overrides)
     resolved = ref.resolve()
     if not text:
         if task is None and fitness is None:
             raise UsageError("give a task text, or --task NAME for one of the env's tasks (see `rewardsmith envs`)")
-        ref = TaskRef(env_ref, resolved.task.description, task, fitness_ref, overrides)
+        ref = TaskRef(env_ref, resolved.task.description, task, fitness_ref, ppo=overrides)
         resolved = ref.resolve()
     return ref, resolved
 
