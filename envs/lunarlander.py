@@ -171,7 +171,7 @@ SPEC = EnvSpec(
     ),
     hints=(
         ShapingHint("main_engine", "action == 2", "flag", weight=-0.03, optional=True,
-                    doc="the main engine fired (fuel)"),
+                    doc="the main engine fired (fuel)", requires=("discrete_actions",)),
     ),
     # rl-baselines3-zoo ppo.yml, LunarLander-v2 (the zoo's entry for this env; v3 only fixed bugs). The zoo
     # trains 1M steps, which is about what solving the default task (a mean of 200) takes. The budget here is

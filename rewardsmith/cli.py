@@ -94,6 +94,11 @@ def _check_device(device: str) -> None:
 EnvOption = Annotated[str, typer.Option("--env", "-e", help="Bundled env name, spec file, or Gymnasium id.")]
 TaskOption = Annotated[Optional[str], typer.Option("--task", "-t", help="A task the env spec names.")]
 FitnessOption = Annotated[Optional[str], typer.Option("--fitness", help="FILE.py:FUNCTION scoring one episode.")]
+PPOOption = Annotated[Optional[list[str]], typer.Option(
+    "--ppo", metavar="KEY=VALUE", help="A PPO setting over the spec's, e.g. n_steps=256, learning_rate=lin_3e-4, "
+                                       "normalize=true (repeatable; wins over --hyperparams).")]
+HyperparamsOption = Annotated[Optional[Path], typer.Option(
+    "--hyperparams", metavar="FILE", help="rl-baselines3-zoo YAML: the env's entry sets PPO's settings.")]
 _LLM = "LLM designer"
 
 
@@ -111,7 +116,8 @@ def _read_source(path: Path) -> str:
     return reward_program(source)
 
 
-def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None):
+def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None,
+              ppo: list[str] | None = None, hyperparams: Path | None = None):
     from rewardsmith.task import TaskRef
 
     env_ref = str(Path(env).resolve()) if env.endswith(".py") else env
@@ -120,14 +126,37 @@ def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None)
         path, sep, name = fitness.rpartition(":")
         fitness_ref = f"{Path(path).resolve()}:{name}" if sep and path else fitness
     text = (text or "").strip()
-    ref = TaskRef(env_ref, text, task, fitness_ref)
+    overrides = _ppo_overrides(env_ref, ppo, hyperparams)
+    ref = TaskRef(env_ref, text, task, fitness_ref, ppo=overrides)
     resolved = ref.resolve()
     if not text:
         if task is None and fitness is None:
             raise UsageError("give a task text, or --task NAME for one of the env's tasks (see `rewardsmith envs`)")
-        ref = TaskRef(env_ref, resolved.task.description, task, fitness_ref)
+        ref = TaskRef(env_ref, resolved.task.description, task, fitness_ref, ppo=overrides)
         resolved = ref.resolve()
     return ref, resolved
+
+
+def _ppo_overrides(env_ref: str, ppo: list[str] | None, hyperparams: Path | None) -> dict | None:
+    """``--hyperparams`` then ``--ppo`` as PPO settings over the spec's (None when neither is given)."""
+    from rewardsmith.hyperparams import parse_ppo_options, read_zoo_file
+
+    overrides: dict = {}
+    if hyperparams is not None:
+        from rewardsmith.spec import load_spec
+
+        overrides.update(read_zoo_file(hyperparams, load_spec(env_ref).gym_id))
+    overrides.update(parse_ppo_options(ppo or []))
+    return overrides or None
+
+
+def _training_line(resolved, timesteps: int | None) -> str:
+    """The budget each training runs, in whole PPO rollouts."""
+    budget = resolved.budget(timesteps)
+    rollout = resolved.spec.ppo.rollout(budget)
+    fitted = resolved.spec.ppo.fitted(budget)
+    return (f"training: {budget:,} steps each ({budget // rollout} PPO updates of {fitted.n_envs} envs × "
+            f"{fitted.n_steps} steps)")
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -139,6 +168,8 @@ def run(
     env: EnvOption = ...,  # type: ignore[assignment]
     task: TaskOption = None,
     fitness: FitnessOption = None,
+    ppo: PPOOption = None,
+    hyperparams: HyperparamsOption = None,
     designer: Annotated[str, typer.Option(help="auto (openai when an endpoint is configured, else builtin), builtin "
                                                "(offline), or openai (any OpenAI-compatible endpoint).")] = "auto",
     iterations: Annotated[int, typer.Option("--iterations", "-n", help="Design rounds.")] = 3,
@@ -198,7 +229,7 @@ def run(
     from rewardsmith.runs import RunDir
 
     _check_workers(workers)
-    ref, resolved = _task_ref(env, text, task, fitness)
+    ref, resolved = _task_ref(env, text, task, fitness, ppo, hyperparams)
     config = SearchConfig(iterations=iterations, samples=samples, timesteps=timesteps, seed=seed,
                           workers=workers or min(default_workers(), samples), device=device, repairs=repairs,
                           media=media)
@@ -222,6 +253,7 @@ def run(
                               "another goal", "yellow"))
     run_dir = RunDir.create(out, resolved.spec.name, ref.text)
     console.print(literal(f"run: {run_dir.root}"), soft_wrap=True)
+    console.print(_training_line(resolved, timesteps), style="dim", highlight=False)
     chosen = make_designer(name, llm_options.to_dict() if llm_options else None, run_dir)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     if final_eval < 0:
@@ -372,6 +404,8 @@ def evaluate(
     env: EnvOption = ...,  # type: ignore[assignment]
     task: TaskOption = None,
     fitness: FitnessOption = None,
+    ppo: PPOOption = None,
+    hyperparams: HyperparamsOption = None,
     seeds: Annotated[int, typer.Option(help="Training seeds per reward.")] = 5,
     timesteps: Annotated[Optional[int], typer.Option(help="PPO steps per training (default: the spec's).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel (default: CPU cores).")] = None,
@@ -396,7 +430,7 @@ def evaluate(
         from rewardsmith.spec import load_spec
 
         task = load_spec(env).default_task.name
-    ref, resolved = _task_ref(env, None, task, fitness)
+    ref, resolved = _task_ref(env, None, task, fitness, ppo, hyperparams)
     verdict = run_check(source, resolved.spec, resolved.task)
     if not verdict.accepted:
         for issue in verdict.errors:

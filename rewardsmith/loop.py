@@ -185,6 +185,8 @@ def run_search(
         "designer_options": _designer_options(designer),
         "status": "running",
         "scored_on_default": task.scored_on_default,
+        "budget": task.budget(config.timesteps),  # whole PPO rollouts: the steps each training runs
+        "ppo": asdict(task.spec.ppo.fitted(task.budget(config.timesteps))),  # the settings every training uses
     })
     run.append_event("run_started", task=task_ref.to_dict(), config=config.to_dict(), designer=designer.name)
     state = SearchState(run, task, config, designer.name)

@@ -9,6 +9,7 @@ of the final evaluation (same seed, deterministic policy), the one the analysis 
 
 from __future__ import annotations
 
+import ctypes.util
 import io
 import math
 import os
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from rewardsmith.runs import CandidatePaths
     from rewardsmith.spec import EnvSpec, TaskSpec
 
-__all__ = ["load_policy", "render_episode", "render_media_job", "write_gif", "write_mp4"]
+__all__ = ["choose_mujoco_gl", "load_policy", "render_episode", "render_media_job", "write_gif", "write_mp4"]
 
 GIF_MAX_WIDTH = 320
 """Frames are scaled down to this width: enough to see what the agent does, small enough to keep a
@@ -77,9 +78,31 @@ def load_policy(spec: EnvSpec, task: TaskSpec, policy_dir: Path, device: str = "
     return policy
 
 
+def choose_mujoco_gl(environ: MutableMapping[str, str] | None = None,
+                     find_library: Callable[[str], str | None] = ctypes.util.find_library) -> str | None:
+    """Choose MuJoCo's OpenGL backend for off-screen frames; return why none can be used, or None.
+
+    The user's ``MUJOCO_GL`` is kept. Without a display, MuJoCo's default (GLFW) fails or aborts the
+    process, so ``egl`` is chosen where libEGL exists, else ``osmesa`` where libOSMesa exists. It must be
+    set before the first frame is drawn (Gymnasium reads it when it makes its renderer).
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("MUJOCO_GL") or environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if find_library(library):
+            environ["MUJOCO_GL"] = backend
+            environ.setdefault("PYOPENGL_PLATFORM", backend)
+            return None
+    return ("no display and no headless OpenGL for MuJoCo (install libegl1 or libosmesa6, or set MUJOCO_GL): "
+            "no rollout GIF")
+
+
 def render_episode(policy: Policy, spec: EnvSpec, task: TaskSpec, seed: int) -> tuple[list[np.ndarray], float]:
     """The RGB frames of one episode (reset frame first) and the env's frame rate."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws off-screen; no display needed
+    if spec.extra == "mujoco":
+        choose_mujoco_gl()
     _, frames = record_episodes(policy, spec, task, 1, seed, render_first=True)
     frames = [np.asarray(f, dtype=np.uint8) for f in frames if f is not None]
     env = spec.make(task)
@@ -157,11 +180,20 @@ def render_media_job(task_ref: dict[str, Any], paths: CandidatePaths, seed: int 
 
     started = time.monotonic()
     task = TaskRef.from_dict(task_ref).resolve()
+    if task.spec.extra == "mujoco":
+        no_gl = choose_mujoco_gl()
+        if no_gl is not None:
+            return {"gif": None, "mp4": None, "frames": 0, "seconds": 0.0, "reason": no_gl}
     try:
         policy = load_policy(task.spec, task.task, paths.policy_dir)
     except FileNotFoundError as exc:
         return {"gif": None, "mp4": None, "frames": 0, "seconds": 0.0, "reason": str(exc)}
-    frames, fps = render_episode(policy, task.spec, task.task, FINAL_SEED if seed is None else seed)
+    try:
+        frames, fps = render_episode(policy, task.spec, task.task, FINAL_SEED if seed is None else seed)
+    except Exception as exc:  # an OpenGL that cannot draw (mujoco.FatalError, RuntimeError): the run goes on
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return {"gif": None, "mp4": None, "frames": 0, "seconds": time.monotonic() - started,
+                "reason": f"{task.spec.gym_id} could not render: {reason}"}
     if not frames:
         return {"gif": None, "mp4": None, "frames": 0, "seconds": time.monotonic() - started,
                 "reason": f"{task.spec.gym_id} rendered no frames"}

@@ -9,6 +9,7 @@ observation space when it loads.
 
 from __future__ import annotations
 
+import ast
 import keyword
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ __all__ = [
     "env_reward_fitness",
     "list_specs",
     "load_spec",
+    "usable_hints",
     "validate_spec",
 ]
 
@@ -90,14 +92,61 @@ class ShapingHint:
     optional: bool = False
     """The designer may leave it out."""
     doc: str = ""
+    requires: tuple[str, ...] = ()
+    """What the hint needs of the env beyond the fields its expression reads (those are checked anyway):
+    ``"discrete_actions"``, ``"continuous_actions"``, or a field name. A hint that does not fit an env
+    (a variant made with other ``make_kwargs``, say) is left out rather than failing every candidate."""
+
+    def misfit(self, spec: EnvSpec) -> str | None:
+        """Why this hint does not fit ``spec``'s env, or None when it does."""
+        names = set(spec.field_names)
+        for needed in (*self.requires, *sorted(_fields_read(self.expr))):
+            if needed in ("discrete_actions", "continuous_actions"):
+                discrete = bool(spec.facts().get("discrete"))
+                if discrete != (needed == "discrete_actions"):
+                    return f"needs {needed.replace('_', ' ')}"
+            elif needed not in names:
+                return f"reads field {needed!r}, which {spec.name} does not have"
+        return None
+
+
+def usable_hints(spec: EnvSpec, task: TaskSpec) -> tuple[ShapingHint, ...]:
+    """The env's and the task's hints that fit this env (:meth:`ShapingHint.misfit`)."""
+    return tuple(h for h in spec.hints + task.hints if h.misfit(spec) is None)
+
+
+def _fields_read(expr: str) -> set[str]:
+    """The field names ``expr`` reads as ``obs.NAME`` or ``next_obs.NAME``."""
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return set()
+    return {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id in ("obs", "next_obs")}
+
+
+MIN_UPDATES = 10
+"""Updates a training of the budget gets at least, where the spec leaves PPO's rollout length to be chosen."""
+
+ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
+"""Activation functions a policy may use (``torch.nn`` classes by their lower-case name)."""
 
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """PPO settings that learn this env in a short budget (rl-baselines3-zoo's tuned values)."""
+    """PPO settings that learn this env in a short budget (rl-baselines3-zoo's tuned values).
+
+    A training always runs whole rollouts (``n_envs * n_steps`` steps per update), so a budget is
+    rounded down to whole rollouts (at least one) by :meth:`round_budget`, and that rounded budget is
+    the one shown, recorded and trained. A spec without tuned settings leaves ``n_steps`` to
+    :meth:`fitted`, which picks it so that the budget gives at least ``MIN_UPDATES`` updates.
+    """
 
     n_envs: int = 8
-    n_steps: int = 2048
+    n_steps: int | None = None
+    """Steps per env per update; None: chosen from the budget (the largest power of two from 16 to 2048
+    that still gives ``MIN_UPDATES`` updates)."""
     batch_size: int = 64
     n_epochs: int = 10
     gamma: float = 0.99
@@ -119,14 +168,42 @@ class PPOConfig:
     ``normalize`` does (VecNormalize's reward normalisation; the shaped reward gets the same scaling)."""
     log_std_init: float | None = None
     ortho_init: bool = True
+    activation_fn: str = "tanh"
+    """The policy's activation, one of ``ACTIVATIONS``."""
+    net_arch: Any = None
+    """The policy's layer sizes as SB3 takes them (``[64, 64]`` or ``{"pi": [...], "vf": [...]}``); None: SB3's."""
     timesteps: int = 50_000
     """Default training budget per candidate."""
     schedule_horizon: int | None = None
     """Steps over which linear schedules fall to zero (the zoo's ``n_timesteps``), whatever the budget,
     so a short training follows the tuned schedule instead of a compressed one."""
 
+    def fitted(self, budget: int) -> PPOConfig:
+        """These settings with ``n_steps`` chosen for a training of ``budget`` steps, where the spec left it open."""
+        if self.n_steps is not None:
+            return self
+        n_steps = 16
+        while n_steps < 2048 and self.n_envs * n_steps * 2 * MIN_UPDATES <= budget:
+            n_steps *= 2
+        return replace(self, n_steps=n_steps)
+
+    def rollout(self, budget: int) -> int:
+        """Environment steps per PPO update for a training of ``budget`` steps."""
+        fitted = self.fitted(budget)
+        return fitted.n_envs * int(fitted.n_steps or 1)
+
+    def round_budget(self, budget: int) -> int:
+        """``budget`` rounded down to whole rollouts, at least one: the steps a training really runs.
+
+        Rounding again gives the same number, so the budget shown is the budget trained.
+        """
+        rollout = self.rollout(budget)
+        return max(budget // rollout, 1) * rollout
+
     def sb3_kwargs(self, total_timesteps: int) -> dict[str, Any]:
         """Keyword arguments for ``stable_baselines3.PPO`` for a training of ``total_timesteps``."""
+        fitted = self.fitted(total_timesteps)
+        n_steps = int(fitted.n_steps or 1)
         lr: Any = self.learning_rate
         clip: Any = self.clip_range
         horizon = self.schedule_horizon or total_timesteps
@@ -140,9 +217,13 @@ class PPOConfig:
             policy_kwargs["log_std_init"] = self.log_std_init
         if not self.ortho_init:
             policy_kwargs["ortho_init"] = False
-        batch = min(self.batch_size, self.n_steps * self.n_envs)
+        if self.activation_fn != "tanh":
+            policy_kwargs["activation_fn"] = _activation(self.activation_fn)
+        if self.net_arch is not None:
+            policy_kwargs["net_arch"] = self.net_arch
+        batch = min(self.batch_size, n_steps * self.n_envs)
         return dict(
-            n_steps=self.n_steps,
+            n_steps=n_steps,
             batch_size=batch,
             n_epochs=self.n_epochs,
             gamma=self.gamma,
@@ -156,6 +237,13 @@ class PPOConfig:
             sde_sample_freq=self.sde_sample_freq,
             policy_kwargs=policy_kwargs or None,
         )
+
+
+def _activation(name: str) -> type:
+    import torch.nn as nn
+
+    return {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU,
+            "silu": nn.SiLU}[name]
 
 
 @dataclass(frozen=True)
@@ -212,7 +300,8 @@ class TaskSpec:
         return self.terminations is None or cause.name in self.terminations
 
     def budget(self, ppo: PPOConfig) -> int:
-        return self.timesteps or ppo.timesteps
+        """This task's training budget under ``ppo``, in whole rollouts (:meth:`PPOConfig.round_budget`)."""
+        return ppo.round_budget(self.timesteps or ppo.timesteps)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rewardsmith.episode import Episode
 from rewardsmith.errors import UsageError
+from rewardsmith.hyperparams import apply_overrides
 from rewardsmith.resources import import_file
 from rewardsmith.spec import EnvSpec, TaskSpec, load_spec
 
@@ -55,9 +56,13 @@ class TaskRef:
     """A task the spec names; None for the spec's default task."""
     fitness: str | None = None
     """``FILE.py:FUNCTION`` of the user's own fitness; overrides the task's fitness."""
+    ppo: dict[str, Any] | None = None
+    """PPO settings laid over the spec's (``--ppo``, ``--hyperparams``), as PPOConfig field names."""
 
     def resolve(self) -> ResolvedTask:
         spec = load_spec(self.env)
+        if self.ppo:
+            spec = replace(spec, ppo=apply_overrides(spec.ppo, self.ppo))
         task = spec.task(self.task)
         if self.fitness:
             fn, solved, doc = load_fitness(self.fitness)
@@ -69,7 +74,8 @@ class TaskRef:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskRef:
-        return cls(env=data["env"], text=data["text"], task=data.get("task"), fitness=data.get("fitness"))
+        return cls(env=data["env"], text=data["text"], task=data.get("task"), fitness=data.get("fitness"),
+                   ppo=data.get("ppo") or None)
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,9 @@ class ResolvedTask:
         return self.ref.fitness or f"{self.spec.name}:{self.task.name}"
 
     def budget(self, timesteps: int | None = None) -> int:
-        """PPO steps per training: ``timesteps`` where given, else the task's own budget."""
-        return timesteps or self.task.budget(self.spec.ppo)
+        """PPO steps per training: ``timesteps`` where given, else the task's own budget, in whole rollouts
+        (:meth:`PPOConfig.round_budget`): the number shown is the number trained."""
+        return self.spec.ppo.round_budget(timesteps) if timesteps else self.task.budget(self.spec.ppo)
 
 
 def load_fitness(reference: str) -> tuple[Callable[[Episode], float], float, str]:

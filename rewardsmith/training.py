@@ -344,7 +344,7 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
                                gamma=ppo.gamma)
         venv = vecnorm
     model = PPO("MlpPolicy", venv, seed=config.seed, device=config.device, verbose=0,
-                rollout_buffer_class=buffer_class, **ppo.sb3_kwargs(config.timesteps))
+                rollout_buffer_class=buffer_class, **ppo.sb3_kwargs(ppo.round_budget(config.timesteps)))
     model.set_logger(Logger(folder=None, output_formats=[]))  # else SB3 makes an empty /tmp/SB3-* per learn()
     if deferred is not None:
         model.rollout_buffer.reward_source = deferred
@@ -376,7 +376,8 @@ def train(
     model, deferred, vecnorm, sandbox, act = setup.model, setup.deferred, setup.vecnorm, setup.sandbox, setup.policy
 
     checkpoints: list[Checkpoint] = []
-    every = max(config.timesteps // max(config.checkpoints, 1), 1)
+    budget = spec.ppo.round_budget(config.timesteps)  # whole rollouts: what SB3 runs, so what is reported
+    every = max(budget // max(config.checkpoints, 1), 1)
 
     def evaluate_now() -> None:
         episodes, _ = record_episodes(act(True), spec, task, config.eval_episodes, EVAL_SEED)
@@ -409,7 +410,7 @@ def train(
 
     reason: dict[str, Any] | None = None
     try:
-        model.learn(total_timesteps=config.timesteps, callback=Checkpoints())
+        model.learn(total_timesteps=budget, callback=Checkpoints())
         if not checkpoints or checkpoints[-1].step < model.num_timesteps:
             evaluate_now()
     except RewardCallError as exc:

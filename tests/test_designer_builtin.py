@@ -111,3 +111,49 @@ def test_notes_describe_the_actual_difference_from_the_parent(hold_right, seed):
         _claims_hold(note, genome, before)
         for name, gene in genome.items():
             assert (f'"{name}": {name}' in child.source) is gene["on"], (name, child.source)
+
+
+# ------------------------------------------------------------------- hints that do not fit an env
+
+
+def test_a_hint_for_discrete_actions_is_skipped_on_the_continuous_variant():
+    """LunarLander with continuous=True: the main-engine hint (``action == 2``) would fail every candidate."""
+    from dataclasses import replace
+
+    from rewardsmith.spec import load_spec, usable_hints
+
+    discrete = TaskRef("lunarlander", "land", task="land").resolve()
+    continuous_spec = replace(discrete.spec, make_kwargs={"continuous": True})
+    continuous = replace(discrete, spec=continuous_spec)
+    assert "main_engine" in {h.name for h in usable_hints(discrete.spec, discrete.task)}
+    hint = next(h for h in continuous_spec.hints if h.name == "main_engine")
+    assert hint.misfit(continuous_spec) == "needs discrete actions"
+    assert "main_engine" not in {h.name for h in usable_hints(continuous_spec, continuous.task)}
+    proposals = BuiltinDesigner().propose(_ctx(continuous, samples=4))
+    with Critic(continuous_spec, continuous.task) as critic:
+        for proposal in proposals:
+            verdict = critic.check(proposal.source)
+            assert verdict.accepted, verdict.explain()
+            assert "main_engine" not in verdict.components
+    assert load_spec("lunarlander").make_kwargs == {}  # the bundled spec itself is untouched
+
+
+def test_a_hint_reading_a_field_the_env_lacks_is_skipped(hold_right):
+    from dataclasses import replace
+
+    from rewardsmith.spec import ShapingHint, usable_hints
+
+    lacking = ShapingHint("fuel", "next_obs.fuel_left", "gain", optional=True)
+    declared = ShapingHint("still", "abs(next_obs.cart_velocity)", "error", requires=("pole_tip_height",))
+    task = replace(hold_right.task, hints=hold_right.task.hints + (lacking, declared))
+    assert lacking.misfit(hold_right.spec) == "reads field 'fuel_left', which cartpole does not have"
+    assert "pole_tip_height" in declared.misfit(hold_right.spec)
+    names = {h.name for h in usable_hints(hold_right.spec, task)}
+    assert names == {h.name for h in hold_right.task.hints}
+    only_misfits = replace(hold_right, task=replace(task, hints=(lacking,)), spec=replace(hold_right.spec, hints=()))
+    proposals = BuiltinDesigner().propose(_ctx(only_misfits, samples=2))
+    with Critic(only_misfits.spec, only_misfits.task) as critic:
+        for proposal in proposals:  # nothing fits: the env's own reward is composed instead
+            verdict = critic.check(proposal.source)
+            assert verdict.accepted, verdict.explain()
+            assert set(verdict.components) == {"env_reward"}

@@ -37,6 +37,36 @@ GYM_IDS = {
     "acrobot": "Acrobot-v1",
     "lunarlander": "LunarLander-v3",
 }
+try:
+    import mujoco  # noqa: F401  (the mujoco extra)
+
+    HAS_MUJOCO = True
+except ImportError:
+    HAS_MUJOCO = False
+
+_ANT_LEGS = ("front_left", "front_right", "back_left", "back_right")
+_ANT_JOINTS = tuple(f"{leg}_{part}" for leg in _ANT_LEGS for part in ("hip", "ankle"))
+_ANT_BODIES = ("torso", *(f"{leg}_{part}" for leg in _ANT_LEGS for part in ("leg", "thigh", "shin")))
+_ANT_WRENCH = ("torque_x", "torque_y", "torque_z", "force_x", "force_y", "force_z")
+_PLANAR = ("torso_x_velocity", "torso_z_velocity", "torso_angular_velocity")
+_WALKER_JOINTS = ("thigh", "leg", "foot", "left_thigh", "left_leg", "left_foot")
+_CHEETAH_JOINTS = ("back_thigh", "back_shin", "back_foot", "front_thigh", "front_shin", "front_foot")
+MUJOCO_FIELDS = {
+    "hopper": ("torso_height", "torso_angle", "thigh_angle", "leg_angle", "foot_angle", *_PLANAR,
+               "thigh_angular_velocity", "leg_angular_velocity", "foot_angular_velocity"),
+    "walker2d": ("torso_height", "torso_angle", *(f"{j}_angle" for j in _WALKER_JOINTS), *_PLANAR,
+                 *(f"{j}_angular_velocity" for j in _WALKER_JOINTS)),
+    "halfcheetah": ("torso_z", "torso_angle", *(f"{j}_angle" for j in _CHEETAH_JOINTS), *_PLANAR,
+                    *(f"{j}_angular_velocity" for j in _CHEETAH_JOINTS)),
+    "ant": ("torso_height", *(f"torso_orientation_{c}" for c in "wxyz"), *(f"{j}_angle" for j in _ANT_JOINTS),
+            *(f"torso_{c}_velocity" for c in "xyz"), *(f"torso_{c}_angular_velocity" for c in "xyz"),
+            *(f"{j}_angular_velocity" for j in _ANT_JOINTS),
+            *(f"contact_{body}_{part}" for body in _ANT_BODIES for part in _ANT_WRENCH)),
+}
+MUJOCO_IDS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "halfcheetah": "HalfCheetah-v5", "ant": "Ant-v5"}
+if HAS_MUJOCO:  # the same spec tests cover the MuJoCo specs where the extra is installed (CI installs it)
+    FIELDS.update(MUJOCO_FIELDS)
+    GYM_IDS.update(MUJOCO_IDS)
 NAMES = sorted(FIELDS)
 TASKS = [(name, task.name) for name in NAMES for task in load_spec(name).tasks]
 
@@ -134,7 +164,11 @@ def test_the_envs_command_lists_every_bundled_spec():
 
 def test_lunarlander_needs_box2d():
     assert load_spec("lunarlander").extra == "box2d"
-    assert all(load_spec(name).extra is None for name in NAMES if name != "lunarlander")
+    assert all(load_spec(name).extra is None for name in NAMES if name != "lunarlander" and name not in MUJOCO_IDS)
+
+
+def test_every_bundled_spec_is_tested_or_needs_a_missing_extra():
+    assert set(bundled_names()) == set(FIELDS) | (set() if HAS_MUJOCO else set(MUJOCO_IDS))
 
 
 # ------------------------------------------------------------------------------ terminations

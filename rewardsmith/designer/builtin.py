@@ -30,12 +30,14 @@ import numpy as np
 
 from rewardsmith.candidate import source_hash
 from rewardsmith.designer.base import DesignContext, Proposal, Usage
-from rewardsmith.spec import ShapingHint
+from rewardsmith.spec import ShapingHint, usable_hints
 
 __all__ = ["BuiltinDesigner", "Gene", "render_genome"]
 
 _FORMS = {"error": ("exp", "linear", "square"), "gain": ("linear", "tanh"), "flag": ("flag",),
           "constant": ("constant",)}
+_ENV_REWARD = ShapingHint("env_reward", 'info["env_reward"]', "gain", doc="the env's own reward")
+"""Composed alone where none of the spec's hints fits the env."""
 _ALIGNED = 0.5
 """An unflagged component whose per-step value correlates with fitness across the parent's episodes at
 r ≥ 0.5 (the analyzer's ``corr_fitness``) gets 1.5× its weight: the evidence says more of it is better."""
@@ -127,7 +129,7 @@ class BuiltinDesigner:
         self.usage = Usage()
 
     def propose(self, ctx: DesignContext) -> list[Proposal]:
-        hints = ctx.task.spec.hints + ctx.task.task.hints
+        hints = usable_hints(ctx.task.spec, ctx.task.task) or (_ENV_REWARD,)
         rng = np.random.default_rng([ctx.seed, ctx.iteration, 20261126])
         seen = {source_hash(c.source) for c in ctx.history}
         parent_genome, parent_id = self._parent_genome(ctx, hints)
