@@ -169,6 +169,7 @@ def run_search(
         "designer_options": _designer_options(designer),
         "status": "running",
         "scored_on_default": task.scored_on_default,
+        "env": task.record(),
     })
     run.append_event("run_started", task=task_ref.to_dict(), config=config.to_dict(), designer=designer.name)
     state = SearchState(run, task, config, designer.name)
@@ -203,16 +204,22 @@ def resume_search(run: RunDir, designer: Designer, iterations: int | None = None
     return _search(state, designer, hooks or LoopHooks(), until=until)
 
 
-def load_state(run: RunDir) -> SearchState:
-    """The search state recorded in ``run``'s event log and files."""
+def load_state(run: RunDir, read_only: bool = False) -> SearchState:
+    """The search state recorded in ``run``'s event log and files.
+
+    ``read_only`` (``show``, ``report``, ``export``) takes the task from what run.json recorded, so neither
+    the env nor the user's modules are loaded; a run recorded before that resolves its task as usual.
+    """
     info = run.read_run()
     try:
         task_ref = TaskRef.from_dict(info["task"])
         config = SearchConfig.from_dict(info["config"])
-    except (KeyError, TypeError) as exc:
+        recorded = info.get("env") if read_only else None
+        task = ResolvedTask.from_record(task_ref, recorded) if isinstance(recorded, dict) else None
+    except (KeyError, TypeError, ValueError) as exc:
         raise RunDirError(f"{run.run_json} is damaged: {exc}") from None
-    state = SearchState(run, task_ref.resolve(), config, info.get("designer", "builtin"),
-                        status=info.get("status", "running"))
+    task = task or task_ref.resolve()
+    state = SearchState(run, task, config, info.get("designer", "builtin"), status=info.get("status", "running"))
     for event in run.iter_events():
         _apply_event(state, event)
     return state
@@ -554,6 +561,8 @@ def export_best(state: SearchState) -> None:
 
 
 def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
+    recorded = state.run.read_run().get("env")
+    build = recorded.get("build") if isinstance(recorded, dict) else None
     return {
         "task": state.task.text,
         "task_name": state.task.task.name if not state.task.ref.fitness else state.task.ref.fitness,
@@ -565,6 +574,7 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
         "fitness_doc": state.task.fitness_doc,
         "run": str(state.run.root),
         "source_hash": source_hash(cand.source),
+        "env_build": build,
     }
 
 
