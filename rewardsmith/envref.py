@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
@@ -156,11 +157,11 @@ def _import_file_once(path: str) -> ModuleType:
 
 
 def register_callable(where: str, attr: str, entry: Callable[..., Any]) -> str:
-    """Register a user's env class or factory with Gymnasium; return its id (``MODULE/NAME``).
+    """Register a user's env class or factory with Gymnasium; return its id (``MODULE/NAME``, dots as ``_``).
 
     The same entry point keeps its id; another one under the same name gets a numbered id.
     """
-    namespace = Path(where).stem if where.endswith(".py") else where
+    namespace = re.sub(r"[^\w-]", "_", Path(where).stem if where.endswith(".py") else where)
     base = f"{namespace}/{attr}"
     for n in range(1, 1000):
         env_id = base if n == 1 else f"{base}-{n}"
