@@ -91,7 +91,12 @@ def _check_device(device: str) -> None:
     raise UsageError(f"--device {device}: torch sees {seen} (torch {torch.__version__}, {build}); "
                      "use --device cpu or auto")
 
-EnvOption = Annotated[str, typer.Option("--env", "-e", help="Bundled env name, spec file, or Gymnasium id.")]
+_ENV_HELP = ("Bundled env name, spec file (my_spec.py), Gymnasium id (optionally module:Id-v0), or a class or "
+             "factory (path/to/envs.py:RoverEnv, my_pkg.envs:make_rover).")
+EnvOption = Annotated[str, typer.Option("--env", "-e", help=_ENV_HELP)]
+EnvKwargsOption = Annotated[Optional[list[str]], typer.Option(
+    "--env-kwargs", metavar="JSON|KEY=VALUE", help="Keyword arguments for the env's constructor: a JSON object, or "
+    "key=value (repeatable; values parsed as JSON where possible).")]
 TaskOption = Annotated[Optional[str], typer.Option("--task", "-t", help="A task the env spec names.")]
 FitnessOption = Annotated[Optional[str], typer.Option("--fitness", help="FILE.py:FUNCTION scoring one episode.")]
 PPOOption = Annotated[Optional[list[str]], typer.Option(
@@ -116,23 +121,39 @@ def _read_source(path: Path) -> str:
     return reward_program(source)
 
 
+def _env_args(env: str, env_kwargs: list[str] | None) -> tuple[str, dict, tuple[str, ...]]:
+    """``--env`` in absolute form, its parsed ``--env-kwargs``, and the folders its modules import from."""
+    from rewardsmith.envref import absolute_env_reference, parse_env_kwargs
+
+    kwargs = parse_env_kwargs(env_kwargs)
+    env_ref, paths = absolute_env_reference(env)
+    return env_ref, kwargs, paths
+
+
+def _load_env(env: str, env_kwargs: list[str] | None):
+    from rewardsmith.spec import load_spec
+
+    return load_spec(*_env_args(env, env_kwargs))
+
+
 def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None,
-              ppo: list[str] | None = None, hyperparams: Path | None = None):
+              env_kwargs: list[str] | None = None, ppo: list[str] | None = None,
+              hyperparams: Path | None = None):
     from rewardsmith.task import TaskRef
 
-    env_ref = str(Path(env).resolve()) if env.endswith(".py") else env
+    env_ref, kwargs, paths = _env_args(env, env_kwargs)
     fitness_ref = None
     if fitness:
         path, sep, name = fitness.rpartition(":")
         fitness_ref = f"{Path(path).resolve()}:{name}" if sep and path else fitness
     text = (text or "").strip()
     overrides = _ppo_overrides(env_ref, ppo, hyperparams)
-    ref = TaskRef(env_ref, text, task, fitness_ref, ppo=overrides)
+    ref = TaskRef(env_ref, text, task, fitness_ref, kwargs, paths, ppo=overrides)
     resolved = ref.resolve()
     if not text:
         if task is None and fitness is None:
             raise UsageError("give a task text, or --task NAME for one of the env's tasks (see `rewardsmith envs`)")
-        ref = TaskRef(env_ref, resolved.task.description, task, fitness_ref, ppo=overrides)
+        ref = TaskRef(env_ref, resolved.task.description, task, fitness_ref, kwargs, paths, ppo=overrides)
         resolved = ref.resolve()
     return ref, resolved
 
@@ -166,6 +187,7 @@ def _training_line(resolved, timesteps: int | None) -> str:
 def run(
     text: Annotated[Optional[str], typer.Argument(help="What the agent should do, in words.")] = None,
     env: EnvOption = ...,  # type: ignore[assignment]
+    env_kwargs: EnvKwargsOption = None,
     task: TaskOption = None,
     fitness: FitnessOption = None,
     ppo: PPOOption = None,
@@ -229,7 +251,7 @@ def run(
     from rewardsmith.runs import RunDir
 
     _check_workers(workers)
-    ref, resolved = _task_ref(env, text, task, fitness, ppo, hyperparams)
+    ref, resolved = _task_ref(env, text, task, fitness, env_kwargs, ppo, hyperparams)
     config = SearchConfig(iterations=iterations, samples=samples, timesteps=timesteps, seed=seed,
                           workers=workers or min(default_workers(), samples), device=device, repairs=repairs,
                           media=media)
@@ -402,6 +424,7 @@ def feedback(
 def evaluate(
     file: Annotated[Path, typer.Argument(metavar="REWARD_FILE", help="A reward program (compute_reward).")],
     env: EnvOption = ...,  # type: ignore[assignment]
+    env_kwargs: EnvKwargsOption = None,
     task: TaskOption = None,
     fitness: FitnessOption = None,
     ppo: PPOOption = None,
@@ -427,10 +450,8 @@ def evaluate(
     _check_device(device)
     source = _read_source(file)
     if task is None and fitness is None:
-        from rewardsmith.spec import load_spec
-
-        task = load_spec(env).default_task.name
-    ref, resolved = _task_ref(env, None, task, fitness, ppo, hyperparams)
+        task = _load_env(env, env_kwargs).default_task.name
+    ref, resolved = _task_ref(env, None, task, fitness, env_kwargs, ppo, hyperparams)
     verdict = run_check(source, resolved.spec, resolved.task)
     if not verdict.accepted:
         for issue in verdict.errors:
@@ -450,14 +471,14 @@ def evaluate(
 def check(
     file: Annotated[Path, typer.Argument(metavar="REWARD_FILE", help="A reward program (compute_reward).")],
     env: EnvOption = ...,  # type: ignore[assignment]
+    env_kwargs: EnvKwargsOption = None,
     task: TaskOption = None,
 ) -> None:
     """Run the critic on a reward file: exit 0 accepted, 1 rejected, 2 usage error."""
     from rewardsmith.critic import check as run_check
-    from rewardsmith.spec import load_spec
 
     source = _read_source(file)
-    spec = load_spec(env)
+    spec = _load_env(env, env_kwargs)
     verdict = run_check(source, spec, spec.task(task))
     for issue in verdict.issues:
         style = "red" if issue.severity == "error" else "yellow"
@@ -500,19 +521,18 @@ def envs() -> None:
 
 
 @app.command(cls=_PlainUsage)
-def describe(env: Annotated[str, typer.Argument(help="Bundled env name, spec file, or Gymnasium id.")],
+def describe(env: Annotated[str, typer.Argument(help=_ENV_HELP)], env_kwargs: EnvKwargsOption = None,
              task: TaskOption = None) -> None:
     """Print exactly what a designer is told about an env."""
-    from rewardsmith.spec import load_spec
-
-    spec = load_spec(env)
+    spec = _load_env(env, env_kwargs)
     sys.stdout.write(spec.describe(spec.task(task)))
 
 
 @app.command("prompts", cls=_PlainUsage)
 def prompts_command(
-    env: Annotated[str, typer.Argument(help="Bundled env name, spec file, or Gymnasium id.")],
+    env: Annotated[str, typer.Argument(help=_ENV_HELP)],
     text: Annotated[Optional[str], typer.Argument(help="What the agent should do, in words.")] = None,
+    env_kwargs: EnvKwargsOption = None,
     task: TaskOption = None,
     fitness: FitnessOption = None,
     prompts: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Templates here override the bundled ones.")]
@@ -523,7 +543,7 @@ def prompts_command(
 
     if prompts is not None and not prompts.is_dir():
         raise UsageError(f"--prompts {prompts}: not a directory")
-    _, resolved = _task_ref(env, text, task, fitness)
+    _, resolved = _task_ref(env, text, task, fitness, env_kwargs)
     for message in preview_messages(resolved, prompts):
         sys.stdout.write(f"──── {message['role']} ────\n{message['content'].rstrip()}\n\n")
 
@@ -570,7 +590,7 @@ def export(
     from rewardsmith.loop import best_manifest, load_state
     from rewardsmith.runs import RunDir, atomic_write_text
 
-    state = load_state(RunDir.open(run_dir))
+    state = load_state(RunDir.open(run_dir), read_only=True)
     if candidate is None:
         chosen = state.exported
         if chosen is None:

@@ -1,17 +1,24 @@
 """The exported reward: one standalone module that needs only numpy and gymnasium.
 
 It holds the reward program verbatim, a read-only observation view with the env's field names,
-and ``SynthesizedReward(env)``, a ``gymnasium.Wrapper`` whose ``step`` returns the synthesized
-reward as a Python float and puts the components in ``info["reward_components"]``.
+``SynthesizedReward(env)``, a ``gymnasium.Wrapper`` whose ``step`` returns the synthesized
+reward as a Python float and puts the components in ``info["reward_components"]``, and
+``make_env(**overrides)``, which builds the env as the search did (``rewardsmith.envref.env_build``:
+the id, the user's class or factory by its recorded import path, the kwargs, the task's wrappers)
+with the reward wrapper on top. A task wrapper's code is copied in from its spec file where it only
+needs numpy, gymnasium and the standard library; otherwise ``make_env`` imports its file.
 """
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rewardsmith.envref import env_build
 from rewardsmith.safetext import sanitize
 from rewardsmith.spec import EnvSpec
 
@@ -114,6 +121,52 @@ class SynthesizedReward(_rs_gym.Wrapper):
         info["env_reward"] = float(env_reward)
         info["reward_components"] = {{str(k): float(v) for k, v in components.items()}}
         return obs, float(total), terminated, truncated, info
+
+
+_RS_ENV = {build!r}  # how the search built the env
+
+
+def _rs_import(location):
+    """The object at "module:attr" or "/path/file.py:attr", with the recorded folders on sys.path first."""
+    import hashlib
+    import importlib
+    import importlib.util
+    import sys
+
+    for path in reversed(_RS_ENV["paths"]):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    where, _, attr = location.rpartition(":")
+    if where.endswith(".py"):
+        name = "_rs_user_" + hashlib.sha1(where.encode()).hexdigest()[:12]
+        module = sys.modules.get(name)
+        if module is None:
+            loader = importlib.util.spec_from_file_location(name, where)
+            module = importlib.util.module_from_spec(loader)
+            sys.modules[name] = module
+            loader.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    found = module
+    for part in attr.split("."):
+        found = getattr(found, part)
+    return found
+
+{wrappers}
+
+def make_env(**overrides):
+    """The env as the search built it, with SynthesizedReward on top.
+
+    overrides: keyword arguments for gym.make, over the recorded ones (render_mode="human",
+    max_episode_steps=..., or the env's own constructor arguments).
+    """
+    env_id = _RS_ENV["id"]
+    if _RS_ENV["entry_point"] and env_id not in _rs_gym.registry:
+        _rs_gym.register(env_id, entry_point=_rs_import(_RS_ENV["entry_point"]), **_RS_ENV["registration"])
+    env = _rs_gym.make(env_id, **{{**_RS_ENV["kwargs"], **overrides}})
+    for wrap in _rs_task_wrappers():
+        env = wrap(env)
+    return SynthesizedReward(env)
 '''
 
 
@@ -130,10 +183,15 @@ def reward_program(text: str) -> str:
 
 
 def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
-    """The standalone module for ``source`` with a header recording where it came from."""
+    """The standalone module for ``source`` with a header recording where it came from.
+
+    ``manifest["env_build"]`` says how the search built the env; without it, ``spec``'s id and kwargs.
+    """
     from rewardsmith import __version__
     from rewardsmith.task import is_solved
 
+    build = manifest.get("env_build") or env_build(spec.gym_id, spec.make_kwargs, (), ())
+    wrappers, imported = task_wrappers_code(build.get("wrappers") or [])
     fitness = manifest.get("fitness")
     solved = manifest.get("solved")
     verdict = ""
@@ -142,11 +200,11 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
                    else f" (not solved: solved at fitness ≥ {solved:g}") + f"; {manifest.get('fitness_doc')})"
     header = [
         "# Reward function exported by rewardsmith.",
-        f"# task:      {_comment(manifest.get('task', '').strip())}",
-        f"# env:       {_comment(spec.gym_id)} (rewardsmith spec: {_comment(spec.name)}; "
-        f"scored on task: {_comment(manifest.get('task_name'))})",
-        f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}{_comment(verdict)}",
-        f"# run:       {_comment(manifest.get('run'))}  candidate {_comment(manifest.get('candidate'))}",
+        f"# task:      {_one_line(manifest.get('task', ''))}",
+        f"# env:       {_one_line(build['id'])} (rewardsmith spec: {_one_line(spec.name)}; "
+        f"scored on task: {_one_line(manifest.get('task_name'))})",
+        f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}{verdict and ' ' + _one_line(verdict)}",
+        f"# run:       {_one_line(manifest.get('run'))}  candidate {_one_line(manifest.get('candidate'))}",
     ]
     if manifest.get("no_progress"):
         header += [
@@ -156,25 +214,136 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
     header += [
         f"# exported:  {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
         "#",
-        "# Usage:",
-        "#     import gymnasium as gym",
-        f"#     env = SynthesizedReward(gym.make({spec.gym_id!r}))",
+        "# Usage (the env as the search built it, with this reward on top):",
+        "#     env = make_env()                   # make_env(render_mode=\"human\") to watch",
+        f"#     # = SynthesizedReward({_make_call(build)}" + (" + the task's wrappers" if build.get("wrappers") else "")
+        + ")",
+        *_import_notes(build, imported),
         "",
     ]
     fields = spec.field_index
     first = next(iter(fields), "x")
-    wrapper = _WRAPPER.format(version=__version__, fields=fields, first=first)
+    wrapper = _WRAPPER.format(version=__version__, fields=fields, first=first, build=build, wrappers=wrappers)
     return "\n".join(header) + source.rstrip() + "\n" + wrapper
 
 
-def _comment(value: object) -> str:
-    """``value`` as text that stays inside a ``#`` comment: later lines are comment lines too, controls escaped.
+def _make_call(build: dict[str, Any]) -> str:
+    kwargs = "".join(f", {key}={value!r}" for key, value in build.get("kwargs", {}).items())
+    return _one_line(f"gym.make({build['id']!r}{kwargs})")
+
+
+def _import_notes(build: dict[str, Any], imported: list[str]) -> list[str]:
+    """Header lines naming what ``make_env`` imports beyond numpy and gymnasium."""
+    notes = []
+    if build.get("entry_point"):
+        notes.append(f"# make_env imports the env from {_one_line(build['entry_point'])} (its recorded import path; "
+                     "edit _RS_ENV if it moves).")
+    for location in imported:
+        notes.append(f"# make_env imports the task wrapper {_one_line(location)} (its file needs what it imports).")
+    if notes and build.get("paths"):
+        notes.append(f"# Folders put on sys.path first: {_one_line(', '.join(build['paths']))}")
+    return notes
+
+
+def _one_line(value: Any) -> str:
+    """``value`` on one line with control characters escaped, so it stays inside a ``#`` comment.
 
     A task text or a fitness docstring may hold a newline; written raw it would end the comment and put
     its text into the exported module as code.
     """
-    lines = sanitize(str(value)).splitlines() or [""]
-    return "\n#            ".join(lines)
+    return sanitize(" ".join(str(value).split()))
+
+
+def task_wrappers_code(locations: list[str]) -> tuple[str, list[str]]:
+    """``_rs_task_wrappers()``: the task's wrappers, copied from their spec files where that stays standalone.
+
+    Returns the code and the locations it imports instead (those whose code cannot be copied).
+    """
+    lines = ["def _rs_task_wrappers():", '    """The task\'s env wrappers, in the order the search applied them."""']
+    names, imported = [], []
+    for n, location in enumerate(locations):
+        lifted = _lift(location)
+        if lifted is None:
+            imported.append(location)
+            names.append(f"_rs_import({location!r})")
+            continue
+        code, name = lifted
+        lines.append(f"    def _rs_wrapper_{n}():")
+        lines.extend("        " + line if line else "" for line in code.splitlines())
+        lines.append(f"        return {name}")
+        names.append(f"_rs_wrapper_{n}()")
+    lines.append(f"    return ({''.join(name + ', ' for name in names)})")
+    return "\n".join(lines) + "\n", imported
+
+
+_STANDALONE = frozenset(sys.stdlib_module_names) | {"numpy", "gymnasium"}
+
+
+def _lift(location: str) -> tuple[str, str] | None:
+    """The code of a top-level class or function in a ``.py`` file and the module-level names it uses, or None
+    where it uses anything beyond the standard library, numpy and gymnasium (or cannot be read)."""
+    where, _, name = location.rpartition(":")
+    if not where.endswith(".py") or "." in name:
+        return None
+    try:
+        tree = ast.parse(Path(where).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    defined: dict[str, ast.stmt] = {}
+    for stmt in tree.body:
+        for bound in _binds(stmt):
+            defined[bound] = stmt
+    needed: list[ast.stmt] = []
+    todo = [name]
+    while todo:
+        stmt = defined.get(todo.pop())
+        if stmt is None or any(stmt is s for s in needed):
+            continue
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and not _standalone_import(stmt):
+            return None
+        needed.append(stmt)
+        todo.extend(node.id for node in ast.walk(_without_annotations(stmt)) if isinstance(node, ast.Name))
+    if name not in defined or not isinstance(defined[name], (ast.ClassDef, ast.FunctionDef)):
+        return None
+    ordered = [stmt for stmt in tree.body if any(stmt is s for s in needed)]
+    return "\n".join(ast.unparse(_without_annotations(stmt)) for stmt in ordered), name
+
+
+def _binds(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
+        return [stmt.name]
+    if isinstance(stmt, ast.Assign):
+        return [t.id for t in stmt.targets if isinstance(t, ast.Name)]
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+        return [stmt.target.id]
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return [(alias.asname or alias.name).split(".")[0] for alias in stmt.names]
+    return []
+
+
+def _standalone_import(stmt: ast.Import | ast.ImportFrom) -> bool:
+    if isinstance(stmt, ast.ImportFrom):
+        if stmt.level or not stmt.module or stmt.module == "__future__" or any(a.name == "*" for a in stmt.names):
+            return False
+        modules = [stmt.module]
+    else:
+        modules = [alias.name for alias in stmt.names]
+    return all(module.split(".")[0] in _STANDALONE for module in modules)
+
+
+def _without_annotations(stmt: ast.stmt) -> ast.stmt:
+    """A copy of ``stmt`` without annotations (they may name what the export does not import)."""
+    stmt = ast.parse(ast.unparse(stmt)).body[0]
+    for node in ast.walk(stmt):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+            for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs,
+                        node.args.vararg, node.args.kwarg]:
+                if arg is not None:
+                    arg.annotation = None
+    if isinstance(stmt, ast.AnnAssign):
+        return ast.Assign(targets=[stmt.target], value=stmt.value, lineno=stmt.lineno)
+    return stmt
 
 
 def write_export(path: Path, source: str, spec: EnvSpec, manifest: dict[str, Any]) -> Path:

@@ -9,12 +9,14 @@ ended), and, as in Eureka, the source of the env's observation and step code.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -307,15 +309,23 @@ def _bound(value: np.floating) -> float | None:
     return number if math.isfinite(number) and abs(number) < UNBOUNDED else None
 
 
-@cache  # every training, evaluation and media job resolves the task again: probe once per process
-def introspect(gym_id: str, probe_steps: int = PROBE_STEPS, seed: int = 0) -> EnvSpec:
+def introspect(gym_id: str, probe_steps: int = PROBE_STEPS, seed: int = 0,
+               make_kwargs: dict[str, Any] | None = None) -> EnvSpec:
     """A spec derived from a registered Gymnasium env: its docstring, its spaces, a probe and its code.
+
+    ``make_kwargs`` go to ``gym.make`` (and are kept in the spec).
 
     Raises:
         UnknownEnvError: the id is not registered or cannot be made.
         SpecError: the env's observation is not a flat Box.
     """
-    env = make_registered(gym_id)
+    return _introspect(gym_id, probe_steps, seed, json.dumps(make_kwargs or {}, sort_keys=True))
+
+
+@cache  # every training, evaluation and media job resolves the task again: probe once per process
+def _introspect(gym_id: str, probe_steps: int, seed: int, make_kwargs_json: str) -> EnvSpec:
+    make_kwargs: dict[str, Any] = json.loads(make_kwargs_json)
+    env = make_registered(gym_id, **make_kwargs)
     try:
         space = env.observation_space
         size = flat_box_size(space, f"env {gym_id!r}")
@@ -352,6 +362,7 @@ def introspect(gym_id: str, probe_steps: int = PROBE_STEPS, seed: int = 0) -> En
         tasks=(default_task(gym_id, threshold),),
         source="introspected",
         introspection=findings,
+        make_kwargs=make_kwargs,
     )
 
 

@@ -187,6 +187,7 @@ def run_search(
         "scored_on_default": task.scored_on_default,
         "budget": task.budget(config.timesteps),  # whole PPO rollouts: the steps each training runs
         "ppo": asdict(task.spec.ppo.fitted(task.budget(config.timesteps))),  # the settings every training uses
+        "env": task.record(),
     })
     run.append_event("run_started", task=task_ref.to_dict(), config=config.to_dict(), designer=designer.name)
     state = SearchState(run, task, config, designer.name)
@@ -228,16 +229,22 @@ def _llm_failed(cand: Candidate) -> bool:
     return cand.status == "rejected" and isinstance(refused, dict) and refused.get("code") == "llm_failed"
 
 
-def load_state(run: RunDir) -> SearchState:
-    """The search state recorded in ``run``'s event log and files."""
+def load_state(run: RunDir, read_only: bool = False) -> SearchState:
+    """The search state recorded in ``run``'s event log and files.
+
+    ``read_only`` (``show``, ``report``, ``export``) takes the task from what run.json recorded, so neither
+    the env nor the user's modules are loaded; a run recorded before that resolves its task as usual.
+    """
     info = run.read_run()
     try:
         task_ref = TaskRef.from_dict(info["task"])
         config = SearchConfig.from_dict(info["config"])
-    except (KeyError, TypeError) as exc:
+        recorded = info.get("env") if read_only else None
+        task = ResolvedTask.from_record(task_ref, recorded) if isinstance(recorded, dict) else None
+    except (KeyError, TypeError, ValueError) as exc:
         raise RunDirError(f"{run.run_json} is damaged: {exc}") from None
-    state = SearchState(run, task_ref.resolve(), config, info.get("designer", "builtin"),
-                        status=info.get("status", "running"))
+    task = task or task_ref.resolve()
+    state = SearchState(run, task, config, info.get("designer", "builtin"), status=info.get("status", "running"))
     for event in run.iter_events():
         _apply_event(state, event)
     return state
@@ -661,6 +668,8 @@ def export_best(state: SearchState) -> None:
 
 
 def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
+    recorded = state.run.read_run().get("env")
+    build = recorded.get("build") if isinstance(recorded, dict) else None
     return {
         "task": state.task.text,
         "task_name": state.task.task.name if not state.task.ref.fitness else state.task.ref.fitness,
@@ -673,6 +682,7 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
         "run": str(state.run.root),
         "source_hash": source_hash(cand.source),
         "no_progress": state.no_progress,
+        "env_build": build,
     }
 
 

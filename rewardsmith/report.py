@@ -98,7 +98,7 @@ def render_report(run: RunDir, state: SearchState | None = None) -> str:
     from rewardsmith.loop import load_state
 
     if state is None:
-        state = load_state(run)
+        state = load_state(run, read_only=True)
     css, js = _asset("report.css"), _asset("report.js")
     context = _context(run, state)
     context.update(

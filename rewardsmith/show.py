@@ -38,7 +38,7 @@ def show(run_path: str | Path, candidate: str | None = None) -> RenderableType:
         RunDirError: not a run directory.
         UsageError: no candidate by that id.
     """
-    state = load_state(RunDir.open(run_path))
+    state = load_state(RunDir.open(run_path), read_only=True)
     if candidate is None:
         return run_overview(state)
     cand = state.candidates.get(candidate)

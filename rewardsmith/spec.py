@@ -10,6 +10,7 @@ observation space when it loads.
 from __future__ import annotations
 
 import ast
+import json
 import keyword
 import warnings
 from collections.abc import Callable, Sequence
@@ -437,8 +438,13 @@ def bundled_names() -> list[str]:
     return sorted(p.stem.replace("_", "-") for p in _bundled_paths())
 
 
-def load_spec(name: str) -> EnvSpec:
-    """An EnvSpec from a bundled short name, a spec file path, or a Gymnasium id, checked against its env.
+def load_spec(name: str, kwargs: dict[str, Any] | None = None, paths: Sequence[str] = ()) -> EnvSpec:
+    """An EnvSpec for any way of naming an env (``rewardsmith.envref``), checked against its env.
+
+    ``kwargs`` go to the env's constructor (``gym.make``'s kwargs, or the class or factory call);
+    ``paths`` go on ``sys.path`` first. A Gymnasium id that a bundled spec covers (its own id, or
+    another id of the same env class, e.g. ``LunarLanderContinuous-v3``) keeps the bundled spec
+    while the spec still fits the env made with those kwargs; otherwise the env is introspected.
 
     Raises:
         UnknownEnvError: nothing by that name exists.
@@ -446,21 +452,74 @@ def load_spec(name: str) -> EnvSpec:
     """
     if not name or not name.strip():
         raise UnknownEnvError("an env name is required (try `rewardsmith envs`)")
-    name = name.strip()
+    return _load_spec(name.strip(), json.dumps(kwargs or {}, sort_keys=True), tuple(paths))
+
+
+@cache
+def _load_spec(name: str, kwargs_json: str, paths: tuple[str, ...]) -> EnvSpec:
+    from rewardsmith.envref import add_import_paths, import_location, register_callable, split_reference
+
+    kwargs: dict[str, Any] = json.loads(kwargs_json)
+    add_import_paths(paths)
     bundled = bundled_dir("envs") / f"{name.replace('-', '_')}.py"
     if bundled.is_file():
-        return _checked_spec_file(str(bundled), "bundled")
-    for path in _bundled_paths():
-        if _load_spec_file(str(path)).gym_id == name:
-            return _checked_spec_file(str(path), "bundled")
-    path = Path(name)
-    if path.suffix == ".py":
-        if not path.is_file():
+        return _with_kwargs(_checked_spec_file(str(bundled), "bundled"), kwargs)
+    split = split_reference(name)
+    if split is not None:
+        where, what = split
+        module = import_location(where)  # registers its envs, or holds the class or factory
+        entry = getattr(module, what, None) if what.isidentifier() else None
+        if callable(entry) and not isinstance(entry, EnvSpec):
+            return _spec_for_id(register_callable(where, what, entry), kwargs)
+        if what not in gym.registry:
+            raise UnknownEnvError(f"{where!r} defines no env class or factory and registers no Gymnasium id "
+                                  f"named {what!r}")
+        return _spec_for_id(what, kwargs)
+    if Path(name).suffix == ".py":
+        if not Path(name).is_file():
             raise UnknownEnvError(f"spec file {name!r} does not exist")
-        return _checked_spec_file(str(path.resolve()), str(path))
+        return _with_kwargs(_checked_spec_file(str(Path(name).resolve()), name), kwargs)
+    return _spec_for_id(name, kwargs)
+
+
+def _with_kwargs(spec: EnvSpec, kwargs: dict[str, Any], gym_id: str | None = None) -> EnvSpec:
+    """``spec`` made with ``kwargs`` on top of its own (and under ``gym_id``), checked again where that changes it."""
+    if not kwargs and gym_id in (None, spec.gym_id):
+        return spec
+    changed = replace(spec, gym_id=gym_id or spec.gym_id, make_kwargs={**spec.make_kwargs, **kwargs})
+    validate_spec(changed)
+    return changed
+
+
+def _spec_for_id(gym_id: str, kwargs: dict[str, Any]) -> EnvSpec:
+    """The bundled spec covering ``gym_id`` where it fits the env made with ``kwargs``, else an introspected one."""
+    covering = _bundled_covering(gym_id)
+    if covering is not None:
+        try:
+            return _with_kwargs(_checked_spec_file(covering, "bundled"), kwargs, gym_id)
+        except SpecError:
+            if not kwargs and gym_id == _load_spec_file(covering).gym_id:
+                raise
     from rewardsmith.introspect import introspect
 
-    return introspect(name)
+    return introspect(gym_id, make_kwargs=kwargs)
+
+
+def _bundled_covering(gym_id: str) -> str | None:
+    """The bundled spec file for ``gym_id``: its own, or one for the same registered env class with the same time
+    limit (``LunarLanderContinuous-v3`` is LunarLander with ``continuous=True``; ``CartPole-v0``'s 200 steps
+    would not fit the bundled tasks' thresholds)."""
+    registered = gym.registry.get(gym_id)
+    for path in _bundled_paths():
+        bundled_id = _load_spec_file(str(path)).gym_id
+        if bundled_id == gym_id:
+            return str(path)
+        bundled = gym.registry.get(bundled_id)
+        if (registered is not None and bundled is not None and isinstance(registered.entry_point, str)
+                and registered.entry_point == bundled.entry_point
+                and registered.max_episode_steps == bundled.max_episode_steps):
+            return str(path)
+    return None
 
 
 @cache
@@ -486,7 +545,7 @@ def _load_spec_file(path: str) -> EnvSpec:
     return spec
 
 
-def make_registered(gym_id: str) -> gym.Env:
+def make_registered(gym_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make(gym_id)``, with each of Gymnasium's refusals turned into one line that says what to do.
 
     Gymnasium's own warnings while making (a deprecation, in ANSI colours) are dropped when making fails:
@@ -498,7 +557,7 @@ def make_registered(gym_id: str) -> gym.Env:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            env = gym.make(gym_id)
+            env = gym.make(gym_id, **kwargs)
         except gym.error.DependencyNotInstalled as exc:
             raise UnknownEnvError(f"env {gym_id!r} is registered but a dependency is missing: {exc}") from None
         except gym.error.DeprecatedEnv as exc:

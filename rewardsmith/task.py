@@ -20,15 +20,16 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rewardsmith.envref import env_build
 from rewardsmith.episode import Episode
-from rewardsmith.errors import UsageError
+from rewardsmith.errors import RunDirError, UsageError
 from rewardsmith.hyperparams import apply_overrides
 from rewardsmith.resources import import_file
-from rewardsmith.spec import EnvSpec, TaskSpec, load_spec
+from rewardsmith.spec import EnvSpec, Field, TaskSpec, load_spec
 
 __all__ = ["ResolvedTask", "TaskRef", "is_solved", "load_fitness"]
 
@@ -46,21 +47,26 @@ def is_solved(fitness: float | None, threshold: float | None) -> bool:
 
 @dataclass(frozen=True)
 class TaskRef:
-    """A task as plain strings: safe to record in run.json and to send to worker processes."""
+    """A task as plain data: safe to record in run.json and to send to worker processes."""
 
     env: str
-    """Bundled short name, spec file path, or Gymnasium id."""
+    """How the env is named (``rewardsmith.envref``), with file paths absolute."""
     text: str
     """What the designer is asked to achieve."""
     task: str | None = None
     """A task the spec names; None for the spec's default task."""
     fitness: str | None = None
     """``FILE.py:FUNCTION`` of the user's own fitness; overrides the task's fitness."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the env's constructor (``--env-kwargs``)."""
+    env_paths: tuple[str, ...] = ()
+    """Folders put on ``sys.path`` before the env is loaded (where the user's modules are)."""
+
     ppo: dict[str, Any] | None = None
     """PPO settings laid over the spec's (``--ppo``, ``--hyperparams``), as PPOConfig field names."""
 
     def resolve(self) -> ResolvedTask:
-        spec = load_spec(self.env)
+        spec = load_spec(self.env, self.env_kwargs, self.env_paths)
         if self.ppo:
             spec = replace(spec, ppo=apply_overrides(spec.ppo, self.ppo))
         task = spec.task(self.task)
@@ -70,11 +76,14 @@ class TaskRef:
         return ResolvedTask(self, spec, task, task.fitness, task.solved, task.fitness_doc)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["env_paths"] = list(self.env_paths)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskRef:
         return cls(env=data["env"], text=data["text"], task=data.get("task"), fitness=data.get("fitness"),
+                   env_kwargs=dict(data.get("env_kwargs") or {}), env_paths=tuple(data.get("env_paths") or ()),
                    ppo=data.get("ppo") or None)
 
 
@@ -86,6 +95,35 @@ class ResolvedTask:
     fitness: Callable[[Episode], float]
     solved: float
     fitness_doc: str
+
+    def record(self) -> dict[str, Any]:
+        """What commands that only read a run need (``show``, ``report``, ``export``), so they never build the env
+        or import the user's modules; and how to build the env again (the export's ``make_env``)."""
+        spec, task = self.spec, self.task
+        return {
+            "name": spec.name,
+            "gym_id": spec.gym_id,
+            "source": spec.source,
+            "make_kwargs": spec.make_kwargs,
+            "fields": [asdict(f) for f in spec.fields],
+            "task": {"name": task.name, "description": task.description, "timesteps": task.budget(spec.ppo),
+                     "solved": task.solved, "fitness_doc": task.fitness_doc},
+            "solved": self.solved,
+            "fitness_doc": self.fitness_doc,
+            "build": env_build(spec.gym_id, spec.make_kwargs, task.wrappers, self.ref.env_paths),
+        }
+
+    @classmethod
+    def from_record(cls, ref: TaskRef, data: dict[str, Any]) -> ResolvedTask:
+        """A task rebuilt from :meth:`record` for reading a run: its fitness cannot score (nothing was imported)."""
+        recorded = data["task"]
+        task = TaskSpec(name=recorded["name"], description=recorded["description"], fitness=_not_loaded,
+                        fitness_doc=recorded["fitness_doc"], solved=float(recorded["solved"]),
+                        timesteps=recorded.get("timesteps"))
+        spec = EnvSpec(name=data["name"], gym_id=data["gym_id"], description="", actions="", reward_doc="",
+                       fields=tuple(Field(**f) for f in data["fields"]), terminations=(), tasks=(task,),
+                       make_kwargs=dict(data.get("make_kwargs") or {}), source=data.get("source", "recorded"))
+        return cls(ref, spec, task, _not_loaded, float(data["solved"]), data["fitness_doc"])
 
     @property
     def text(self) -> str:
@@ -111,6 +149,10 @@ class ResolvedTask:
         """PPO steps per training: ``timesteps`` where given, else the task's own budget, in whole rollouts
         (:meth:`PPOConfig.round_budget`): the number shown is the number trained."""
         return self.spec.ppo.round_budget(timesteps) if timesteps else self.task.budget(self.spec.ppo)
+
+
+def _not_loaded(episode: Episode) -> float:
+    raise RunDirError("this run was opened read-only from its records; its fitness was not loaded")
 
 
 def load_fitness(reference: str) -> tuple[Callable[[Episode], float], float, str]:

@@ -103,17 +103,16 @@ def test_views_are_read_only_and_indexable(tmp_path, cartpole):
 
 def test_header_text_with_newlines_stays_in_comments(tmp_path, cartpole):
     """A task text or fitness docstring with a newline must not end the comment and become code."""
-    import ast
-
-    hostile = "hold right\nimport os\nos.system('echo pwned')\r\x1b[2J"
-    text = render_export(REWARD, cartpole, {"task": hostile, "task_name": "x\nraise SystemExit",
-                                            "fitness": 1.0, "solved": 2.0, "run": "r\nprint(1)",
-                                            "candidate": "00-00", "fitness_doc": "doc\nimport sys"})
+    hostile = "hold right\nimport pwned_os\npwned_os.system('echo pwned')\r\x1b[2J"
+    text = render_export(REWARD, cartpole, {"task": hostile, "task_name": "x\nraise PwnedExit",
+                                            "fitness": 1.0, "solved": 2.0, "run": "r\nprint('pwned')",
+                                            "candidate": "00-00", "fitness_doc": "doc\nimport pwned_sys"})
     header = text.split("\n\n")[0]
     assert all(line.startswith("#") for line in header.splitlines()), header
     assert "\x1b" not in text and "\\x1b[2J" in header
-    imported = {alias.name for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Import) for alias in node.names}
-    assert "os" not in imported and "sys" not in imported
+    for line in text.splitlines():
+        if "pwned" in line.lower():
+            assert line.startswith("#"), f"header text became code: {line!r}"
 
 
 def test_reward_program_drops_the_generated_wrapper_and_keeps_bare_programs(tmp_path, cartpole):

@@ -45,9 +45,9 @@ def test_an_unbundled_gymnasium_id_is_introspected_from_its_own_documentation():
 
 
 def test_introspected_ranges_are_the_same_in_every_process():
-    from rewardsmith.introspect import introspect
+    from rewardsmith.introspect import PROBE_STEPS, _introspect
 
-    ranges = [introspect.__wrapped__("CartPole-v0").introspection.observed for _ in range(2)]
+    ranges = [_introspect.__wrapped__("CartPole-v0", PROBE_STEPS, 0, "{}").introspection.observed for _ in range(2)]
     assert ranges[0] == ranges[1]  # critic, trainer and analyzer processes see the same field ranges
 
 
