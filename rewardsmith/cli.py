@@ -203,6 +203,11 @@ def run(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (auto takes CUDA when present).")] = "auto",
     repairs: Annotated[int, typer.Option(help="Times a refused candidate goes back to the designer.")] = 2,
     media: Annotated[bool, typer.Option(help="Render a GIF of each round's best policy.")] = True,
+    executor: Annotated[str, typer.Option(help="Where trainings run: local (a process pool) or ray (a Ray cluster; "
+                                          "pip install 'rewardsmith[ray]').")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(metavar="ADDRESS", help="The Ray cluster: auto, HOST:PORT or "
+                                                       "ray://HOST:PORT (default: a local Ray instance for the run).")]
+    = None,
     final_eval: Annotated[int, typer.Option("--final-eval", metavar="N",
                           help="Re-train the top 3 and the baselines on N fresh seeds; export the best mean.")] = 0,
     interactive: Annotated[bool, typer.Option("--interactive", "-i",
@@ -254,8 +259,9 @@ def run(
     ref, resolved = _task_ref(env, text, task, fitness, env_kwargs, ppo, hyperparams)
     config = SearchConfig(iterations=iterations, samples=samples, timesteps=timesteps, seed=seed,
                           workers=workers or min(default_workers(), samples), device=device, repairs=repairs,
-                          media=media)
-    _check_device(device)
+                          media=media, executor=executor, ray_address=ray_address)
+    if executor == "local":  # on Ray, the executor checks the cluster's GPUs when it connects
+        _check_device(device)
     llm_given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "temperature": temperature,
                  "max_tokens": max_tokens, "max_total_tokens": max_total_tokens, "max_cost": max_cost,
                  "concurrency": concurrency, "timeout": llm_timeout, "outage": llm_outage,

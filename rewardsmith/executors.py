@@ -17,9 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["JobFailed", "ProcessPool", "WorkerDied", "default_workers"]
+from rewardsmith.errors import UsageError
+
+__all__ = ["EXECUTORS", "Executor", "JobFailed", "ProcessPool", "WorkerDied", "default_workers", "make_executor"]
+
+EXECUTORS = ("local", "ray")
 
 
 def default_workers() -> int:
@@ -38,12 +42,64 @@ class JobFailed(Exception):
         self.remote_traceback = remote_traceback
 
 
+class Executor(Protocol):
+    """What the search needs of an executor (:class:`ProcessPool`, ``RayExecutor``)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future: ...
+
+    def drain_progress(self) -> list[tuple[Future, Any]]: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None: ...
+
+
+def make_executor(kind: str, workers: int, address: str | None = None, device: str = "auto") -> Executor:
+    """The executor a search runs its jobs on: ``local`` (a :class:`ProcessPool`) or ``ray``.
+
+    ``address`` names a Ray cluster (``auto``, ``HOST:PORT``, ``ray://…``); None with ``ray`` starts a
+    local Ray instance for the run. Ray is imported only here, only for ``ray``.
+    """
+    if kind == "local":
+        return ProcessPool(workers)
+    if kind == "ray":
+        try:
+            from rewardsmith.ray_executor import RayExecutor
+        except ImportError as exc:
+            raise UsageError(f"--executor ray needs Ray: pip install 'rewardsmith[ray]' ({exc})") from None
+        return RayExecutor(workers, address, device)
+    raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
+
+
+def limit_threads(threads: int) -> None:
+    """Give this worker process ``threads`` torch/OpenMP threads (every executor's workers alike)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
 _progress_conn: Connection | None = None
 _progress_job: int | None = None
+_progress_sink: Callable[[Any], None] | None = None
+
+
+def set_progress_sink(sink: Callable[[Any], None] | None) -> None:
+    """Route this process's :func:`report_progress` calls to ``sink`` (another executor's queue)."""
+    global _progress_sink
+    _progress_sink = sink
 
 
 def report_progress(data: Any) -> None:
     """Called inside a job: send ``data`` to the parent's progress queue (no-op outside a pool)."""
+    if _progress_sink is not None:
+        _progress_sink(data)
+        return
     if _progress_conn is not None and _progress_job is not None:
         try:
             _progress_conn.send(("progress", _progress_job, data))
@@ -54,13 +110,7 @@ def report_progress(data: Any) -> None:
 def _serve(conn: Connection, threads: int) -> None:
     global _progress_conn, _progress_job
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
+    limit_threads(threads)
     _progress_conn = conn
     while True:
         try:

@@ -22,7 +22,7 @@ from rewardsmith.candidate import Candidate, candidate_id, source_hash
 from rewardsmith.critic import Critic, Verdict
 from rewardsmith.designer.base import REVIEW_NO_VERDICT, DesignContext, Designer, Proposal
 from rewardsmith.errors import BudgetExceeded, EndpointDown, LLMError, RewardsmithError, RunDirError, UsageError
-from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, default_workers
+from rewardsmith.executors import EXECUTORS, JobFailed, ProcessPool, WorkerDied, default_workers, make_executor
 from rewardsmith.runs import RunDir, atomic_write_text, to_json
 from rewardsmith.sandbox import Issue
 from rewardsmith.task import ResolvedTask, TaskRef, is_solved
@@ -51,6 +51,10 @@ class SearchConfig:
     final_episodes: int = 10
     media: bool = True
     """Render a GIF of each iteration's best policy."""
+    executor: str = "local"
+    """Where jobs run: ``local`` (a process pool) or ``ray``."""
+    ray_address: str | None = None
+    """The Ray cluster (``auto``, ``HOST:PORT``, ``ray://…``); None starts a local Ray instance."""
 
     def __post_init__(self) -> None:
         for name in ("iterations", "samples", "workers"):
@@ -62,6 +66,10 @@ class SearchConfig:
             raise UsageError("--repairs must be 0 or more")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise UsageError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise UsageError("--ray-address needs --executor ray")
 
     def train_config(self, task: ResolvedTask) -> TrainConfig:
         return TrainConfig(
@@ -272,7 +280,7 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
     run, config = state.run, state.config
     hooks.on_run_start(state)
     try:
-        with ProcessPool(config.workers) as pool, Critic(state.task.spec, state.task.task) as critic:
+        with make_executor(config.executor, config.workers, config.ray_address, config.device) as pool, Critic(state.task.spec, state.task.task) as critic:
             if reask:
                 _reask(state, designer, hooks, pool, critic, reask)
                 _write_summary(state, designer)
