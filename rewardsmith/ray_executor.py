@@ -23,6 +23,7 @@ raised by the job is never retried: it would fail the same way again.
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import tempfile
 import threading
@@ -106,7 +107,12 @@ def _run_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
     candidate folder, the files the job wrote or changed.
     """
     executors.limit_threads(threads)  # the same torch threads as a pool worker: the same floats
-    executors.set_progress_sink(lambda data: box.push.remote(job, data))
+    last_push: list[Any] = []
+
+    def push(data: Any) -> None:
+        last_push[:] = [box.push.remote(job, data)]
+
+    executors.set_progress_sink(push)
     with tempfile.TemporaryDirectory(prefix="rewardsmith-") as tmp:
         local: dict[str, Path] = {}
 
@@ -122,6 +128,7 @@ def _run_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
 
         try:
             result = fn(*[redirect(a) for a in args], **{k: redirect(v) for k, v in kwargs.items()})
+            ray.get(last_push)  # the reports land before the result, as on the process pool's pipe
         finally:
             executors.set_progress_sink(None)
         outputs = {}
@@ -170,6 +177,8 @@ class RayExecutor:
             num_cpus=1, num_gpus=self._gpus, max_retries=MAX_RETRIES, retry_exceptions=False, name="rewardsmith-job")
         self._box = ray.remote(_ProgressBox).options(num_cpus=0).remote()
         self._lock = threading.Lock()
+        self._pull_lock = threading.Lock()
+        self._progress: queue.Queue[tuple[Future, Any]] = queue.Queue()
         self._running: dict[Any, tuple[_Job, dict[str, CandidatePaths]]] = {}
         self._jobs: dict[int, _Job] = {}
         self._next_id = 0
@@ -201,12 +210,25 @@ class RayExecutor:
 
     def drain_progress(self) -> list[tuple[Future, Any]]:
         """Progress reports received so far, as (future of the job, data)."""
-        try:
-            items = ray.get(self._box.take.remote(), timeout=10)
-        except ray.exceptions.RayError:
-            return []
-        with self._lock:
-            return [(self._jobs[job].future, data) for job, data in items if job in self._jobs]
+        self._pull_progress()
+        items = []
+        while True:
+            try:
+                items.append(self._progress.get_nowait())
+            except queue.Empty:
+                return items
+
+    def _pull_progress(self) -> None:
+        """Move the reports in the progress actor to the local queue (before a job's result is set)."""
+        with self._pull_lock:
+            try:
+                items = ray.get(self._box.take.remote(), timeout=30)
+            except ray.exceptions.RayError:
+                return
+            with self._lock:
+                for job, data in items:
+                    if job in self._jobs:
+                        self._progress.put((self._jobs[job].future, data))
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop; with ``wait=False`` running jobs are cancelled at once (Ctrl-C, errors)."""
@@ -243,6 +265,7 @@ class RayExecutor:
                     self._settle(ref, *entry)
 
     def _settle(self, ref: Any, job: _Job, folders: dict[str, CandidatePaths]) -> None:
+        self._pull_progress()
         try:
             result, outputs = ray.get(ref)
             for key, files in outputs.items():
