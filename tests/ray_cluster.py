@@ -9,6 +9,7 @@ address on Linux that Ray keeps as given. Every node and driver then talks to 12
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,6 +58,7 @@ class Node:
             pass
         self.process.wait(timeout=30)
         self.log.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def worker_pids(self, task_name: str) -> list[int]:
         """Workers of this node now running a task named ``task_name`` (their title is ``ray::NAME``)."""
