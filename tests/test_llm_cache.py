@@ -1,4 +1,4 @@
-"""The run's llm/ folder (issue 3, point 6): every exchange stored, resume repeats nothing, replay needs no network."""
+"""The run's llm/ folder: every exchange stored, resume repeats nothing, replay needs no network."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The LLM designer against a real local chat-completions server (issue 3).
+"""The LLM designer against a real local chat-completions server.
 
 The ``openai`` client talks HTTP to :class:`tests.llm_server.ScriptedLLM` on a loopback port;
 nothing is monkeypatched (only environment variables are set, as a user would).
