@@ -444,8 +444,8 @@ def detect_hacking(checkpoints: Sequence[Checkpoint], components: dict[str, dict
             attribution = attribute_rise([c for _, c in shaped], components)
             farmed = attribution["source"]
             verb = "fell" if gain < -HACK_FITNESS_GAIN else "stayed flat"
-            evidence = (f"the shaped return rose {_g(first)} → {_g(last)} ({rise:+.0%}) over training while "
-                        f"fitness {verb} ({_g(fit_first)} → {_g(fit_last)})")
+            evidence = (f"the shaped return rose {_short_number(first)} → {_short_number(last)} ({rise:+.0%}) over training while "
+                        f"fitness {verb} ({_short_number(fit_first)} → {_short_number(fit_last)})")
             evidence += _attribution_evidence(attribution)
             found.append({"kind": "return", "component": farmed, "evidence": evidence,
                           "numbers": {"shaped_first": first, "shaped_last": last, "fitness_first": fit_first,
@@ -463,7 +463,7 @@ def detect_hacking(checkpoints: Sequence[Checkpoint], components: dict[str, dict
             corr = s["corr_fitness"] if s["corr_fitness"] is not None else s["corr_training"]
             found.append({
                 "kind": "farmed", "component": name,
-                "evidence": (f"the policy collects more of {name} as it trains (per step {_g(start)} → {_g(end)}) "
+                "evidence": (f"the policy collects more of {name} as it trains (per step {_short_number(start)} → {_short_number(end)}) "
                              f"although episodes with more of it score lower (r = {corr:+.2f}); "
                              f"it carries {s['share']:.0%} of the reward"),
                 "numbers": {"start": start, "end": end, "corr": corr, "share": s["share"]},
@@ -557,17 +557,17 @@ def _attribution_evidence(attribution: dict[str, Any]) -> str:
         return ""
     l0, l1 = attribution["length_first"], attribution["length_last"]
     if abs(l1 - l0) <= 0.01 * max(l0, l1, 1.0):
-        text = (f"; per episode, at a steady length of {_g(l1)} steps, more reward per step accounts for "
+        text = (f"; per episode, at a steady length of {_short_number(l1)} steps, more reward per step accounts for "
                 f"{_sg(attribution['per_step_part'])}")
     else:
         longer = "longer" if l1 > l0 else "shorter"
-        text = (f"; per episode, {longer} episodes ({_g(l0)} → {_g(l1)} steps) account for "
+        text = (f"; per episode, {longer} episodes ({_short_number(l0)} → {_short_number(l1)} steps) account for "
                 f"{_sg(attribution['length_part'])} and more reward per step for {_sg(attribution['per_step_part'])}")
     source = attribution["source"]
     if source is not None:
         t = terms[source]
         text += f"; most of the rise comes from {source} ({_sg(t['change'])} per episode, {t['share']:.0%} of the rise"
-        per_step = f"{_g(t['per_step_first'])} → {_g(t['per_step_last'])} per step"
+        per_step = f"{_short_number(t['per_step_first'])} → {_short_number(t['per_step_last'])} per step"
         if attribution["through"] == "length":
             text += f") through longer episodes, not more per step ({per_step})"
         else:
@@ -590,14 +590,14 @@ def _behaviour_evidence(stats: dict[str, Any], episodes: Sequence[Episode], spec
         pooled = np.concatenate([e.obs[tracks["field"]][1:] for e in episodes]) if episodes else np.zeros(1)
         if tracks["magnitude"]:
             pooled = np.abs(pooled)
-        text += f"; it follows {what} (r = {tracks['corr']:+.2f}), which the policy keeps at median {_g(np.median(pooled))}"
+        text += f"; it follows {what} (r = {tracks['corr']:+.2f}), which the policy keeps at median {_short_number(np.median(pooled))}"
     still, swinging = [], []
     for name in spec.field_names:
         moves = _movement(episodes, spec, name)
         if moves["still"]:
             still.append(name)
         elif moves["oscillating"] and None not in _field_range(spec, name):
-            swinging.append(f"{name} (±{_g(moves['amplitude'])}, {moves['crossings_per_100']:.0f} swings per 100 steps)")
+            swinging.append(f"{name} (±{_short_number(moves['amplitude'])}, {moves['crossings_per_100']:.0f} swings per 100 steps)")
     if still:
         text += f"; {', '.join(still)} {'stands' if len(still) == 1 else 'stand'} still"
     if swinging:
@@ -645,7 +645,7 @@ def failure_states(spec: EnvSpec, episodes: Sequence[Episode], success: np.ndarr
         result["fields"][name] = entry
     result["summary"] = _failure_lines(result["fields"], len(failed))
     if not result["summary"]:
-        ends = ", ".join(f"{name} {_g(entry['mean'])} [{_g(entry['min'])}, {_g(entry['max'])}]"
+        ends = ", ".join(f"{name} {_short_number(entry['mean'])} [{_short_number(entry['min'])}, {_short_number(entry['max'])}]"
                          for name, entry in list(result["fields"].items())[:4])
         result["summary"] = [f"no field leaves its range; failed episodes end at {ends}"]
     causes = Counter(e.cause or "unknown" for e in failed)
@@ -662,13 +662,13 @@ def _failure_lines(fields: dict[str, dict[str, Any]], failures: int) -> list[str
         documented = entry.get("outside_documented", 0)
         if outside:
             low, high = entry["success_range"]
-            lines.append(f"{name} outside the successful episodes' range [{_g(low)}, {_g(high)}] in "
-                         f"{outside}/{failures} failures (at failure: mean {_g(entry['mean'])}, "
-                         f"[{_g(entry['min'])}, {_g(entry['max'])}])")
+            lines.append(f"{name} outside the successful episodes' range [{_short_number(low)}, {_short_number(high)}] in "
+                         f"{outside}/{failures} failures (at failure: mean {_short_number(entry['mean'])}, "
+                         f"[{_short_number(entry['min'])}, {_short_number(entry['max'])}])")
         elif documented:
             low, high = entry["documented"]
-            lines.append(f"{name} beyond its documented range [{_g(low)}, {_g(high)}] in {documented}/{failures} "
-                         f"failures (at failure: mean {_g(entry['mean'])})")
+            lines.append(f"{name} beyond its documented range [{_short_number(low)}, {_short_number(high)}] in {documented}/{failures} "
+                         f"failures (at failure: mean {_short_number(entry['mean'])})")
     return lines[:4]
 
 
@@ -767,7 +767,7 @@ def render_reflection(analysis: dict[str, Any], spec: EnvSpec | None = None, pro
     from rewardsmith.resources import template_env
 
     env = template_env(prompts_dir)
-    env.filters["g"] = _g
+    env.filters["g"] = _short_number
     env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
     env.filters["signed"] = lambda v: "–" if v is None else f"{v:+.2f}"
     env.filters["path"] = _path
@@ -812,10 +812,10 @@ def _path(series: Sequence[float | None], points: int = 5) -> str:
     if len(values) > points:
         picks = np.linspace(0, len(values) - 1, points).round().astype(int)
         values = [values[i] for i in picks]
-    return " → ".join(_g(v) for v in values)
+    return " → ".join(_short_number(v) for v in values)
 
 
-def _g(value: Any) -> str:
+def _short_number(value: Any) -> str:
     """A number in 4 significant digits ("–" for missing)."""
     if value is None:
         return "–"

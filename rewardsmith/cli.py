@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import os
 import shlex
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 from rich.console import Console
@@ -107,6 +111,80 @@ HyperparamsOption = Annotated[Optional[Path], typer.Option(
 _LLM = "LLM designer"
 
 
+@dataclass(frozen=True)
+class LLMFlags:
+    """The LLM designer's flags of ``run``, declared once; :func:`_with_llm_flags` adds them to the command."""
+
+    model: Annotated[Optional[str], typer.Option(help="LLM model (Azure: the deployment name); default: the only "
+                                                 "one the endpoint serves.", rich_help_panel=_LLM)] = None
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. "
+                                                    "http://localhost:11434/v1 (default: $OPENAI_BASE_URL, else "
+                                                    "OpenAI's).",
+                                                    rich_help_panel=_LLM)] = None
+    api_key_env: Annotated[str, typer.Option(metavar="NAME", help="Environment variable holding the API key.",
+                                             rich_help_panel=_LLM)] = "OPENAI_API_KEY"
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default 0.8).",
+                                                         rich_help_panel=_LLM)] = None
+    max_tokens: Annotated[Optional[int], typer.Option(help="Tokens per reply (default 4096).",
+                                                      rich_help_panel=_LLM)] = None
+    max_total_tokens: Annotated[Optional[int], typer.Option(help="Stop the search once the run has spent this many "
+                                                            "tokens.", rich_help_panel=_LLM)] = None
+    max_cost: Annotated[Optional[float], typer.Option(help="Stop the search once the run has cost this much "
+                                                      "(needs prices).", rich_help_panel=_LLM)] = None
+    concurrency: Annotated[int, typer.Option(help="LLM requests in flight at once.", rich_help_panel=_LLM)] = 4
+    llm_timeout: Annotated[float, typer.Option(help="Seconds one LLM request may take.", rich_help_panel=_LLM)] \
+        = 300.0
+    llm_outage: Annotated[float, typer.Option(metavar="SECONDS", help="How long to keep trying while the LLM "
+                                              "endpoint cannot be reached (a server restarting) before the search "
+                                              "stops.", rich_help_panel=_LLM)] = 120.0
+    prompts: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Templates here override the bundled "
+                                                    "prompts by file name.", rich_help_panel=_LLM)] = None
+    replay: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Answer from another run's recorded "
+                                                   "LLM replies; no network.", rich_help_panel=_LLM)] = None
+    review: Annotated[bool, typer.Option(help="Have the LLM review each accepted candidate before training.",
+                                         rich_help_panel=_LLM)] = False
+    price_per_1k_input: Annotated[Optional[float], typer.Option(help="Price of 1000 prompt tokens.",
+                                                                rich_help_panel=_LLM)] = None
+    price_per_1k_output: Annotated[Optional[float], typer.Option(help="Price of 1000 completion tokens.",
+                                                                 rich_help_panel=_LLM)] = None
+    prices: Annotated[Optional[Path], typer.Option(metavar="FILE", help='JSON price table: {"input": P, "output": '
+                                                   'P} per 1000 tokens, or one such entry per model.',
+                                                   rich_help_panel=_LLM)] = None
+
+    def given(self) -> dict[str, Any]:
+        """The flags set, named as :class:`~rewardsmith.designer.endpoint.LLMOptions` fields (unset ones left out:
+        a replay or the endpoint fills them in)."""
+        named = {"model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env,
+                 "temperature": self.temperature, "max_tokens": self.max_tokens,
+                 "max_total_tokens": self.max_total_tokens, "max_cost": self.max_cost,
+                 "concurrency": self.concurrency, "timeout": self.llm_timeout, "outage": self.llm_outage,
+                 "prompts": str(self.prompts) if self.prompts else None,
+                 "replay": str(self.replay) if self.replay else None, "review": self.review,
+                 "price_input": self.price_per_1k_input, "price_output": self.price_per_1k_output}
+        return {name: value for name, value in named.items() if value is not None}
+
+
+def _with_llm_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with :class:`LLMFlags`' fields as its last options, handed to it as one ``llm`` argument.
+
+    Typer builds a command's options from its signature and has no dataclass binding: this writes the
+    fields into the signature Typer reads, and packs their values back into one ``LLMFlags``.
+    """
+    hints = get_type_hints(LLMFlags, include_extras=True)
+    flags = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+             for f in fields(LLMFlags)]
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "llm"]
+
+    @functools.wraps(command)
+    def bound(*args: Any, **kwargs: Any) -> None:
+        llm = LLMFlags(**{f.name: kwargs.pop(f.name) for f in fields(LLMFlags)})
+        command(*args, llm=llm, **kwargs)
+
+    bound.__signature__ = signature.replace(parameters=own + flags)  # type: ignore[attr-defined]
+    return bound
+
+
 def _read_source(path: Path) -> str:
     try:
         source = path.read_text(encoding="utf-8")
@@ -184,6 +262,7 @@ def _training_line(resolved, timesteps: int | None) -> str:
 
 
 @app.command(cls=_PlainUsage)
+@_with_llm_flags
 def run(
     text: Annotated[Optional[str], typer.Argument(help="What the agent should do, in words.")] = None,
     env: EnvOption = ...,  # type: ignore[assignment]
@@ -212,44 +291,12 @@ def run(
                           help="Re-train the top 3 and the baselines on N fresh seeds; export the best mean.")] = 0,
     interactive: Annotated[bool, typer.Option("--interactive", "-i",
                            help="After each round, show the best and ask for feedback.")] = False,
-    model: Annotated[Optional[str], typer.Option(help="LLM model (Azure: the deployment name); default: the only "
-                                                 "one the endpoint serves.", rich_help_panel=_LLM)] = None,
-    base_url: Annotated[Optional[str], typer.Option(envvar="OPENAI_BASE_URL", help="OpenAI-compatible endpoint, "
-                                                    "e.g. http://localhost:11434/v1 (default: OpenAI's).",
-                                                    rich_help_panel=_LLM)] = None,
-    api_key_env: Annotated[str, typer.Option(metavar="NAME", help="Environment variable holding the API key.",
-                                             rich_help_panel=_LLM)] = "OPENAI_API_KEY",
-    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default 0.8).",
-                                                         rich_help_panel=_LLM)] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(help="Tokens per reply (default 4096).",
-                                                      rich_help_panel=_LLM)] = None,
-    max_total_tokens: Annotated[Optional[int], typer.Option(help="Stop the search once the run has spent this many "
-                                                            "tokens.", rich_help_panel=_LLM)] = None,
-    max_cost: Annotated[Optional[float], typer.Option(help="Stop the search once the run has cost this much "
-                                                      "(needs prices).", rich_help_panel=_LLM)] = None,
-    concurrency: Annotated[int, typer.Option(help="LLM requests in flight at once.", rich_help_panel=_LLM)] = 4,
-    llm_timeout: Annotated[float, typer.Option(help="Seconds one LLM request may take.", rich_help_panel=_LLM)]
-    = 300.0,
-    llm_outage: Annotated[float, typer.Option(metavar="SECONDS", help="How long to keep trying while the LLM "
-                                              "endpoint cannot be reached (a server restarting) before the search "
-                                              "stops.", rich_help_panel=_LLM)] = 120.0,
-    prompts: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Templates here override the bundled "
-                                                    "prompts by file name.", rich_help_panel=_LLM)] = None,
-    replay: Annotated[Optional[Path], typer.Option(metavar="RUN_DIR", help="Answer from another run's recorded "
-                                                   "LLM replies; no network.", rich_help_panel=_LLM)] = None,
-    review: Annotated[bool, typer.Option(help="Have the LLM review each accepted candidate before training.",
-                                         rich_help_panel=_LLM)] = False,
-    price_per_1k_input: Annotated[Optional[float], typer.Option(help="Price of 1000 prompt tokens.",
-                                                                rich_help_panel=_LLM)] = None,
-    price_per_1k_output: Annotated[Optional[float], typer.Option(help="Price of 1000 completion tokens.",
-                                                                 rich_help_panel=_LLM)] = None,
-    prices: Annotated[Optional[Path], typer.Option(metavar="FILE", help='JSON price table: {"input": P, "output": '
-                                                   'P} per 1000 tokens, or one such entry per model.',
-                                                   rich_help_panel=_LLM)] = None,
+    *,
+    llm: LLMFlags,
 ) -> None:
     """Search for a reward: design, check, train, select and export."""
     from rewardsmith.designer import make_designer
-    from rewardsmith.designer.llm import choose_designer
+    from rewardsmith.designer.endpoint import choose_designer
     from rewardsmith.executors import default_workers
     from rewardsmith.loop import SearchConfig, run_search
     from rewardsmith.progress import InteractiveProgress, LiveProgress
@@ -262,13 +309,7 @@ def run(
                           media=media, executor=executor, ray_address=ray_address)
     if executor == "local":  # on Ray, the executor checks the cluster's GPUs when it connects
         _check_device(device)
-    llm_given = {"model": model, "base_url": base_url, "api_key_env": api_key_env, "temperature": temperature,
-                 "max_tokens": max_tokens, "max_total_tokens": max_total_tokens, "max_cost": max_cost,
-                 "concurrency": concurrency, "timeout": llm_timeout, "outage": llm_outage,
-                 "prompts": str(prompts) if prompts else None, "replay": str(replay) if replay else None,
-                 "review": review, "max_repairs": repairs, "price_input": price_per_1k_input,
-                 "price_output": price_per_1k_output}
-    name, llm_options = choose_designer(designer, {k: v for k, v in llm_given.items() if v is not None}, prices)
+    name, llm_options = choose_designer(designer, llm.given(), llm.prices)
     if llm_options is not None:
         source = f"replaying {llm_options.replay}" if llm_options.replay else llm_options.url
         console.print(literal(f"designer: {llm_options.model} ({source})", "dim"), soft_wrap=True)
@@ -282,7 +323,7 @@ def run(
     run_dir = RunDir.create(out, resolved.spec.name, ref.text)
     console.print(literal(f"run: {run_dir.root}"), soft_wrap=True)
     console.print(_training_line(resolved, timesteps), style="dim", highlight=False)
-    chosen = make_designer(name, llm_options.to_dict() if llm_options else None, run_dir)
+    chosen = make_designer(name, llm_options, run_dir)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     if final_eval < 0:
         raise UsageError("--final-eval must be 0 or more")
@@ -379,7 +420,7 @@ def resume(
     = None,
 ) -> None:
     """Continue a stopped, interrupted or finished search (finished candidates are not redone)."""
-    from rewardsmith.designer import make_designer
+    from rewardsmith.designer import designer_for_run
     from rewardsmith.loop import load_state, resume_search
     from rewardsmith.progress import InteractiveProgress, LiveProgress
     from rewardsmith.runs import RunDir
@@ -388,12 +429,10 @@ def resume(
         raise UsageError("--iterations must be at least 1")
     _check_workers(workers)
     run = RunDir.open(run_dir)
-    info = run.read_run()
     budgets = {k: v for k, v in (("max_total_tokens", max_total_tokens), ("max_cost", max_cost)) if v is not None}
     if budgets:  # a search stopped by its budget goes on with a new one
-        run.update_run(designer_options={**(info.get("designer_options") or {}), **budgets})
-        info = run.read_run()
-    designer = make_designer(info.get("designer", "builtin"), info.get("designer_options"), run)
+        run.update_run(designer_options={**(run.read_run().get("designer_options") or {}), **budgets})
+    designer = designer_for_run(run)
     state = load_state(run)
     finished = sum(c.status in ("scored", "failed", "rejected") for c in state.candidates.values())
     console.print(literal(f"resuming {run.root}: {state.iterations_done} round(s) done, {finished} candidate(s) "

@@ -12,13 +12,16 @@ import statistics
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied
 from rewardsmith.task import ResolvedTask, TaskRef
 from rewardsmith.training import TrainConfig
 
-__all__ = ["Arm", "Evaluation", "evaluate_rewards", "human_normalised", "mean_ci95"]
+if TYPE_CHECKING:
+    from rewardsmith.loop import SearchState
+
+__all__ = ["Arm", "Evaluation", "evaluate_rewards", "evaluate_top_candidates", "human_normalised", "mean_ci95"]
 
 SEED_BASE = 1_000
 """Evaluation trainings use seeds SEED_BASE, SEED_BASE + 1, …: never the search's seeds."""
@@ -197,8 +200,8 @@ def _evaluation_job(task_ref: dict[str, Any], source: str | None, config: TrainC
     return trained.result.to_dict()
 
 
-def final_evaluation(state: Any, seeds: int, top: int = 3,
-                     on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> tuple[Evaluation, str]:
+def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,
+                            on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> tuple[Evaluation, str]:
     """Re-train the search's ``top`` candidates and the baselines on ``seeds`` fresh seeds.
 
     One training seed decides a candidate's search fitness, so the search's best is partly luck

@@ -305,24 +305,24 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
         state.status, state.stop_reason = "stopped", str(exc)
     except LLMError as exc:
         state.status, state.stop_reason = "failed", str(exc)
-        _finish(state, designer)
+        _finish_run(state, designer)
         raise
     except KeyboardInterrupt:
         state.status = "interrupted"
         state.stop_reason = f"interrupted (Ctrl-C); resume with `rewardsmith resume {run.root}`"
-        _finish(state, designer)
+        _finish_run(state, designer)
         raise
     except Exception as exc:  # a bug (in a hook's rendering, say) must not leave the run "running" with no reason
         reason = str(exc) if isinstance(exc, RewardsmithError) else f"internal error: {type(exc).__name__}: {exc}"
         state.status, state.stop_reason = "failed", reason
-        _finish(state, designer)
+        _finish_run(state, designer)
         raise
-    _finish(state, designer)
+    _finish_run(state, designer)
     hooks.on_run_end(state)
     return state
 
 
-def _finish(state: SearchState, designer: Designer) -> None:
+def _finish_run(state: SearchState, designer: Designer) -> None:
     run = state.run
     if state.best is not None:
         export_best(state)
@@ -348,6 +348,7 @@ def _context(state: SearchState, iteration: int) -> DesignContext:
     return DesignContext(
         task=state.task, iteration=iteration, samples=state.config.samples, seed=state.config.seed,
         history=history, parent=state.parent_for(iteration), feedback=list(state.feedback.get(iteration, [])),
+        repairs=state.config.repairs,
     )
 
 
@@ -404,7 +405,7 @@ def _duplicate(state: SearchState, hooks: LoopHooks, cand: Candidate, batch: lis
     state.run.write_json(state.run.candidate(cand.iteration, cand.index).critic, cand.verdict.to_dict())
     state.run.append_event("candidate_checked", id=cand.id, verdict=cand.verdict.to_dict(),
                            source_hash=source_hash(cand.source))
-    _finished(state, cand, None)
+    _record_outcome(state, cand, None)
     hooks.on_candidate(state, cand)
     return True
 
@@ -450,11 +451,11 @@ def _check_with_repairs(state: SearchState, designer: Designer, hooks: LoopHooks
         cand.status = "rejected"
         hooks.on_candidate(state, cand)
         if len(cand.attempts) >= state.config.repairs:
-            _finished(state, cand, None)
+            _record_outcome(state, cand, None)
             return False
         proposal = designer.repair(_serving(ctx, cand), cand.source, verdict.explain(), len(cand.attempts) + 1)
         if proposal is None:
-            _finished(state, cand, None)
+            _record_outcome(state, cand, None)
             return False
         _record_repair(state, cand, proposal, verdict.explain())
         hooks.on_candidate(state, cand)
@@ -560,14 +561,14 @@ def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: l
                 reason = {"code": "worker_crashed", "message": str(exc), "line": None, "severity": "error"}
                 result = TrainingResult("failed", -math.inf, reason=reason)
                 state.run.write_json(state.run.candidate(cand.iteration, cand.index).curves, result.to_dict())
-            _finished(state, cand, result)
+            _record_outcome(state, cand, result)
             hooks.on_candidate(state, cand)
             if cand.status == "failed" and not died:
                 failed.append(cand)
     return failed
 
 
-def _finished(state: SearchState, cand: Candidate, result: TrainingResult | None) -> None:
+def _record_outcome(state: SearchState, cand: Candidate, result: TrainingResult | None) -> None:
     if result is not None:
         cand.result = result
         cand.status = "scored" if result.status == "scored" else "failed"
@@ -697,9 +698,9 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
 def final_evaluation(state: SearchState, designer: Designer, seeds: int, top: int = 3,
                      on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Re-train the top candidates and the baselines on fresh seeds; export the best mean (``--final-eval``)."""
-    from rewardsmith.evaluate import final_evaluation as evaluate_top
+    from rewardsmith.evaluate import evaluate_top_candidates
 
-    evaluation, chosen = evaluate_top(state, seeds, top, on_result)
+    evaluation, chosen = evaluate_top_candidates(state, seeds, top, on_result)
     data = evaluation.to_dict()
     data["chosen"] = chosen
     state.run.write_json(state.run.final_eval_json, data)

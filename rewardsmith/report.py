@@ -2,12 +2,12 @@
 
 :func:`write_report` reads a run directory (the event log, every candidate's files, ``summary.json``
 and ``final_eval.json``), and renders ``rewardsmith/templates/report.html.j2`` into the path
-:class:`~rewardsmith.runs.RunDir` names. Charts are inline SVG drawn here, rollout GIFs are embedded
+:class:`~rewardsmith.runs.RunDir` names. Charts are inline SVG (:mod:`rewardsmith.charts`), rollout GIFs are embedded
 as ``data:`` URIs, and the page's only script and stylesheet are inline and pinned by hash in a
 Content-Security-Policy that refuses every network request.
 
 Everything that comes from the run is untrusted (reward code, LLM text, feedback, component names):
-the template autoescapes, and the SVG below escapes every text and attribute it writes.
+the template autoescapes, and the SVG charts escape every text and attribute they write.
 
 Sections, in order (each an element with a stable id, see :data:`SECTIONS`): overview, fitness per
 iteration, learning curves, component statistics and flags, reward code with diffs and repairs,
@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import difflib
 import hashlib
-import html
 import json
 import math
 import re
@@ -34,6 +33,9 @@ from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
 from rewardsmith.bounds import DIFF_ROWS, REFLECTION_SHOWN, SOURCE_SHOWN, TEXT_SHOWN, clip
+from rewardsmith.charts import Plot, empty_chart, nice_range, sparkline, swatch
+from rewardsmith.charts import finite as _finite
+from rewardsmith.charts import fmt_number as _fmt
 from rewardsmith.designer.base import REVIEW_NO_VERDICT, review_without_verdict
 from rewardsmith.errors import RunDirError
 from rewardsmith.runs import RunDir, atomic_write_text
@@ -128,25 +130,6 @@ def _environment() -> Environment:
     return env
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    """Numbers as people read them: 4 significant digits, ``–`` for missing or NaN."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–"
-        if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
-        if value.is_integer() and abs(value) < 1e6:
-            return f"{int(value):,}"
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
 def _pct(value: Any) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return "–"
@@ -155,12 +138,6 @@ def _pct(value: Any) -> str:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------------------- context
@@ -183,7 +160,7 @@ def _context(run: RunDir, state: SearchState) -> dict[str, Any]:
         "candidates": candidates,
         "fitness_chart": _fitness_chart(state, colours),
         "curves_chart": _curves_chart(state, colours),
-        "legend": [{"id": c["id"], "swatch": _swatch(c["colour"])} for c in candidates if c["checkpoints"]],
+        "legend": [{"id": c["id"], "swatch": swatch(c["colour"])} for c in candidates if c["checkpoints"]],
         "rejections": _rejections(state, events),
         "feedback": _feedback(state, events),
         "usage": _usage(usage),
@@ -277,7 +254,7 @@ def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[st
         "is_best": best is not None and best.id == cand.id,
         "is_exported": exported is not None and exported.id == cand.id,
         "colour": colour,
-        "swatch": _swatch(colour),
+        "swatch": swatch(colour),
         "designer": cand.origin.get("designer"),
         "note": clip(str(cand.origin["note"]), TEXT_SHOWN) if cand.origin.get("note") else None,
         "parent": cand.parent,
@@ -376,7 +353,7 @@ def _component_rows(checkpoints: Sequence[Any], analysis: dict[str, Any]) -> lis
             "corr_fitness": stats.get("corr_fitness"),
             "tracks": tracks.get("field") if isinstance(tracks, dict) else None,
             "flags": [_flag(f) for f in _list(stats.get("flags")) if isinstance(f, str)],
-            "spark": _sparkline(series, str(name)),
+            "spark": sparkline(series, str(name)),
         })
     return rows
 
@@ -499,169 +476,16 @@ def _final_eval(data: dict[str, Any], state: SearchState) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- SVG
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _nice_range(values: Iterable[float | None]) -> tuple[float, float]:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return 0.0, 1.0
-    lo, hi = min(finite), max(finite)
-    if hi - lo < 1e-12:
-        pad = max(abs(hi) * 0.1, 1.0)
-        return lo - pad, hi + pad
-    pad = (hi - lo) * 0.06
-    return lo - pad, hi + pad
-
-
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    raw = (hi - lo) / max(count, 1)
-    if raw <= 0 or not math.isfinite(raw):
-        return [lo]
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(lo / step) * step
-    ticks, n = [], 0
-    while first + n * step <= hi + step * 1e-9 and n < 50:
-        ticks.append(round(first + n * step, 12))
-        n += 1
-    return ticks
-
-
-def _tick_label(value: float) -> str:
-    if abs(value) >= 10_000:
-        return f"{value / 1000:g}k"
-    return f"{value:g}"
-
-
-def _default_ticks(rng: tuple[float, float]) -> list[tuple[float, str]]:
-    """Round ticks across ``rng``, each labelled with its value."""
-    return [(t, _tick_label(t)) for t in _ticks(*rng)]
-
-
-class _Plot:
-    """A chart drawn as SVG: data ranges mapped onto a box with axes, lines, dots and reference lines."""
-
-    def __init__(self, width: int, height: int, x: tuple[float, float], y: tuple[float, float],
-                 y2: tuple[float, float] | None = None) -> None:
-        self.width, self.height = width, height
-        self.left, self.right, self.top, self.bottom = 56, (56 if y2 else 16), 14, 38
-        self.xr, self.yr, self.y2r = x, y, y2
-        self.parts: list[str] = []
-
-    def px(self, value: float) -> float:
-        lo, hi = self.xr
-        return self.left + (value - lo) / ((hi - lo) or 1.0) * (self.width - self.left - self.right)
-
-    def py(self, value: float, secondary: bool = False) -> float:
-        lo, hi = self.y2r if secondary and self.y2r else self.yr
-        return self.top + (1 - (value - lo) / ((hi - lo) or 1.0)) * (self.height - self.top - self.bottom)
-
-    def frame(self, x_label: str, y_label: str, y2_label: str | None = None,
-              x_ticks: Sequence[tuple[float, str]] | None = None,
-              y_ticks: Sequence[tuple[float, str]] | None = None) -> None:
-        right, bottom = self.width - self.right, self.height - self.bottom
-        y_ticks = y_ticks if y_ticks is not None else _default_ticks(self.yr)
-        for value, label in y_ticks:
-            y = self.py(value)
-            self.parts.append(f'<line class="grid" x1="{self.left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>')
-            self.parts.append(f'<text class="tick" x="{self.left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                              f"{_e(label)}</text>")
-        if self.y2r:
-            for tick in _ticks(*self.y2r):
-                y = self.py(tick, secondary=True)
-                self.parts.append(f'<text class="tick alt" x="{right + 6}" y="{y + 4:.1f}">'
-                                  f"{_e(_tick_label(tick))}</text>")
-        x_ticks = x_ticks if x_ticks is not None else _default_ticks(self.xr)
-        for value, label in x_ticks:
-            x = self.px(value)
-            self.parts.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 4}"/>')
-            self.parts.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">'
-                              f"{_e(label)}</text>")
-        self.parts.append(f'<line class="axis" x1="{self.left}" x2="{right}" y1="{bottom}" y2="{bottom}"/>')
-        self.parts.append(f'<line class="axis" x1="{self.left}" x2="{self.left}" y1="{self.top}" y2="{bottom}"/>')
-        self.parts.append(f'<text class="label" x="{(self.left + right) / 2:.1f}" y="{self.height - 4}" '
-                          f'text-anchor="middle">{_e(x_label)}</text>')
-        mid = (self.top + bottom) / 2
-        self.parts.append(f'<text class="label" x="12" y="{mid:.1f}" text-anchor="middle" '
-                          f'transform="rotate(-90 12 {mid:.1f})">{_e(y_label)}</text>')
-        if y2_label:
-            x = self.width - 8
-            self.parts.append(f'<text class="label alt" x="{x}" y="{mid:.1f}" text-anchor="middle" '
-                              f'transform="rotate(90 {x} {mid:.1f})">{_e(y2_label)}</text>')
-
-    def polyline(self, points: Sequence[tuple[float, float]], colour: str, width: float = 2.0,
-                 dash: str | None = None, secondary: bool = False, title: str | None = None,
-                 step: bool = False) -> None:
-        coords: list[tuple[float, float]] = []
-        for n, (x, y) in enumerate(points):
-            if step and n:
-                coords.append((self.px(x), coords[-1][1]))
-            coords.append((self.px(x), self.py(y, secondary)))
-        if not coords:
-            return
-        if len(coords) == 1:
-            self.circle(points[0][0], points[0][1], 3, colour, secondary=secondary, title=title)
-            return
-        text = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-        dashed = f' stroke-dasharray="{_e(dash)}"' if dash else ""
-        tip = f"<title>{_e(title)}</title>" if title else ""
-        self.parts.append(f'<polyline points="{text}" fill="none" stroke="{_e(colour)}" stroke-width="{width}"'
-                          f' stroke-linejoin="round"{dashed}>{tip}</polyline>')
-
-    def circle(self, x: float, y: float, r: float, fill: str, stroke: str | None = None, secondary: bool = False,
-               title: str | None = None, cls: str = "dot") -> None:
-        outline = f' stroke="{_e(stroke)}" stroke-width="2"' if stroke else ""
-        tip = f"<title>{_e(title)}</title>" if title else ""
-        self.parts.append(f'<circle class="{_e(cls)}" cx="{self.px(x):.1f}" cy="{self.py(y, secondary):.1f}" r="{r}" '
-                          f'fill="{_e(fill)}"{outline}>{tip}</circle>')
-
-    def cross(self, x: float, y: float, colour: str, title: str) -> None:
-        cx, cy, s = self.px(x), self.py(y), 4
-        self.parts.append(f'<path class="cross" d="M{cx - s:.1f},{cy - s:.1f}L{cx + s:.1f},{cy + s:.1f}'
-                          f'M{cx - s:.1f},{cy + s:.1f}L{cx + s:.1f},{cy - s:.1f}" stroke="{_e(colour)}" '
-                          f'stroke-width="2"><title>{_e(title)}</title></path>')
-
-    def hline(self, value: float, colour: str, label: str) -> None:
-        y = self.py(value)
-        right = self.width - self.right
-        self.parts.append(f'<line x1="{self.left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{_e(colour)}" '
-                          f'stroke-width="1.5" stroke-dasharray="6 4"/>')
-        self.parts.append(f'<text class="ref" x="{right - 4}" y="{y - 4:.1f}" text-anchor="end" '
-                          f'fill="{_e(colour)}">{_e(label)}</text>')
-
-    def segment(self, x1: float, y1: float, x2: float, y2: float, colour: str) -> None:
-        self.parts.append(f'<line x1="{self.px(x1):.1f}" x2="{self.px(x2):.1f}" y1="{self.py(y1):.1f}" '
-                          f'y2="{self.py(y2):.1f}" stroke="{_e(colour)}" stroke-width="2"/>')
-
-    def svg(self, label: str, cls: str = "chart") -> Markup:
-        return Markup(
-            f'<svg class="{_e(cls)}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.width} {self.height}" '
-            f'width="{self.width}" height="{self.height}" role="img" aria-label="{_e(label)}">'
-            f"<title>{_e(label)}</title>{''.join(self.parts)}</svg>"
-        )
-
-
-def _empty_chart(message: str) -> Markup:
-    return Markup(f'<p class="empty">{_e(message)}</p>')
-
-
-def _swatch(colour: str) -> Markup:
-    return Markup(f'<svg class="swatch" width="12" height="12" aria-hidden="true"><rect width="12" height="12" '
-                  f'rx="2" fill="{_e(colour)}"/></svg>')
-
-
 def _fitness_chart(state: SearchState, colours: dict[str, str]) -> Markup:
     """Every candidate's fitness as a dot at its iteration, the best so far as a step line."""
     cands = _ordered(state.candidates.values())
     if not cands:
-        return _empty_chart("no candidates yet")
+        return empty_chart("no candidates yet")
     iterations = max(state.iterations_done, max(c.iteration for c in cands) + 1)
     solved = state.task.solved_or_none
     scored = [c for c in cands if c.fitness is not None and math.isfinite(c.fitness)]
-    lo, hi = _nice_range([c.fitness for c in scored] + [solved])
-    plot = _Plot(960, 320, (-0.5, iterations - 0.5), (lo, hi))
+    lo, hi = nice_range([c.fitness for c in scored] + [solved])
+    plot = Plot(960, 320, (-0.5, iterations - 0.5), (lo, hi))
     plot.frame("iteration", "fitness", x_ticks=[(i, f"{i:02d}") for i in range(iterations)])
     if solved is not None:
         plot.hline(solved, "#2e7d32", f"solved ≥ {_fmt(solved)}")
@@ -697,11 +521,11 @@ def _curves_chart(state: SearchState, colours: dict[str, str]) -> Markup:
               for c in _ordered(state.candidates.values()) if c.result is not None and c.result.checkpoints}
     series = {k: v for k, v in series.items() if v}
     if not series:
-        return _empty_chart("no training checkpoints yet")
+        return empty_chart("no training checkpoints yet")
     steps = [s for points in series.values() for s, _ in points]
     values = [f for points in series.values() for _, f in points]
     solved = state.task.solved_or_none
-    plot = _Plot(960, 320, (0, max(steps) or 1), _nice_range(values + [solved]))
+    plot = Plot(960, 320, (0, max(steps) or 1), nice_range(values + [solved]))
     plot.frame("training steps", "fitness")
     if solved is not None:
         plot.hline(solved, "#2e7d32", f"solved ≥ {_fmt(solved)}")
@@ -717,9 +541,9 @@ def _curve_chart(cand: Candidate, colour: str) -> Markup:
     shaped = [(cp.step, cp.shaped_return) for cp in checkpoints if _finite(cp.shaped_return) is not None]
     steps = [s for s, _ in fitness + shaped]
     if not steps:
-        return _empty_chart("no finite checkpoint values")
-    plot = _Plot(520, 220, (0, max(steps) or 1), _nice_range([f for _, f in fitness]),
-                 _nice_range([r for _, r in shaped]) if shaped else None)
+        return empty_chart("no finite checkpoint values")
+    plot = Plot(520, 220, (0, max(steps) or 1), nice_range([f for _, f in fitness]),
+                 nice_range([r for _, r in shaped]) if shaped else None)
     plot.frame("steps", "fitness", "shaped return" if shaped else None)
     plot.polyline(shaped, "#888", width=1.5, dash="5 3", secondary=True, title="shaped return")
     plot.polyline(fitness, colour, width=2.2, title="fitness")
@@ -728,31 +552,16 @@ def _curve_chart(cand: Candidate, colour: str) -> Markup:
     return plot.svg(f"learning curve of {cand.id}", cls="chart small")
 
 
-def _sparkline(series: Sequence[Any], name: str) -> Markup:
-    values = [_finite(v) for v in series]
-    points = [(n, v) for n, v in enumerate(values) if v is not None]
-    if len(points) < 2:
-        return Markup("")
-    lo, hi = min(v for _, v in points), max(v for _, v in points)
-    span = (hi - lo) or 1.0
-    width, height, last = 110, 24, len(values) - 1 or 1
-    coords = " ".join(f"{2 + n / last * (width - 4):.1f},{height - 3 - (v - lo) / span * (height - 6):.1f}"
-                      for n, v in points)
-    return Markup(f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-                  f'aria-label="{_e(name)} per checkpoint"><title>{_e(name)}: {_e(_fmt(lo))} … {_e(_fmt(hi))}</title>'
-                  f'<polyline points="{coords}" fill="none" stroke="#4e79a7" stroke-width="1.5"/></svg>')
-
-
 def _final_eval_chart(rows: list[dict[str, Any]], solved: Any) -> Markup:
     """Each arm's mean fitness with its 95% interval, and every seed's fitness."""
     shown = [r for r in rows if _finite(r["mean"]) is not None]
     if not shown:
-        return _empty_chart("no arm trained successfully")
+        return empty_chart("no arm trained successfully")
     values = [v for r in shown for v in r["fitness"] if _finite(v) is not None]
     for row in shown:
         half = _finite(row["ci95"]) or 0.0
         values += [row["mean"] - half, row["mean"] + half]
-    plot = _Plot(960, 60 + 34 * len(shown), _nice_range(values + [_finite(solved)]), (len(shown) - 0.5, -0.5))
+    plot = Plot(960, 60 + 34 * len(shown), nice_range(values + [_finite(solved)]), (len(shown) - 0.5, -0.5))
     plot.left = 110
     plot.frame("fitness", "", y_ticks=[(n, row["label"]) for n, row in enumerate(shown)])
     if _finite(solved) is not None:

@@ -1,4 +1,4 @@
-"""Code extraction from LLM replies (issue 3, point 3): every shape a real reply takes."""
+"""Code extraction from LLM replies: every shape a real reply takes."""
 
 from __future__ import annotations
 

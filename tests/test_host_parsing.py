@@ -217,8 +217,8 @@ def test_the_cli_refuses_hostile_replies_finishes_and_resumes_from_the_cache(tmp
 
 
 def test_the_llm_designer_takes_the_complete_program_and_its_repair_never_shows_the_fragment(monkeypatch):
+    from rewardsmith.designer import LLMDesigner, LLMOptions
     from rewardsmith.designer.base import DesignContext
-    from rewardsmith.designer.llm import LLMDesigner, LLMOptions
     from rewardsmith.task import TaskRef
 
     reply = f"```python\n{COMPLETE}```\n\nThe same, with a centring term:\n\n```python\n{FRAGMENT}"

@@ -1,4 +1,4 @@
-"""The run's llm/ folder (issue 3, point 6): every exchange stored, resume repeats nothing, replay needs no network."""
+"""The run's llm/ folder: every exchange stored, resume repeats nothing, replay needs no network."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rewardsmith.designer import make_designer
+from rewardsmith.designer import designer_for_run, make_designer
 from rewardsmith.designer.cache import Exchange, ReplyCache, request_key
-from rewardsmith.designer.llm import LLMDesigner, LLMOptions, choose_designer
+from rewardsmith.designer.endpoint import LLMOptions, choose_designer
+from rewardsmith.designer.llm import LLMDesigner
 from rewardsmith.errors import LLMError
 from rewardsmith.loop import resume_search, run_search
 from tests.llm_replies import BAD, GOOD, GOOD_PROGRAM
@@ -82,7 +83,7 @@ def test_a_repeated_request_is_answered_from_the_run(server, tmp_path):
 _CHILD = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from rewardsmith.designer.llm import LLMDesigner, LLMOptions
+    from rewardsmith.designer import LLMDesigner, LLMOptions
     from rewardsmith.loop import SearchConfig, run_search
     from rewardsmith.runs import RunDir
     from rewardsmith.task import TaskRef
@@ -117,7 +118,7 @@ def test_a_killed_run_resumes_without_repeating_a_request(server, tmp_path):
     assert len(server.chats) == 2
     info = run.read_run()
     assert info["status"] == "running", "killed, not stopped"
-    designer = make_designer(info["designer"], info["designer_options"], run)
+    designer = designer_for_run(run)
     state = resume_search(run, designer)
     assert len(server.chats) == 2, "the resumed run asked nothing twice"
     assert state.status == "finished" and len(state.candidates) == 4
@@ -143,7 +144,7 @@ def test_replay_reruns_a_search_with_no_network(server, tmp_path):
                                                       "api_key_env": KEY_ENV})
     assert name == "openai" and replay_options.model == "test-model"
     replayed = new_run(tmp_path / "b")
-    designer = make_designer(name, replay_options.to_dict(), replayed)
+    designer = make_designer(name, replay_options, replayed)
     second = run_search(replayed, TASK, designer, search)
     assert {c.id: c.source for c in second.candidates.values()} == {c.id: c.source for c in first.candidates.values()}
     assert designer.usage.requests == 0 and designer.usage.cached_requests == asked

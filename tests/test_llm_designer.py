@@ -1,4 +1,4 @@
-"""The LLM designer against a real local chat-completions server (issue 3).
+"""The LLM designer against a real local chat-completions server.
 
 The ``openai`` client talks HTTP to :class:`tests.llm_server.ScriptedLLM` on a loopback port;
 nothing is monkeypatched (only environment variables are set, as a user would).
@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from rewardsmith.designer import make_designer
+from rewardsmith.designer import designer_for_run
 from rewardsmith.designer.base import DesignContext
-from rewardsmith.designer.llm import LLMDesigner, LLMOptions, choose_designer, endpoint_configured, parse_review
+from rewardsmith.designer.endpoint import LLMOptions, choose_designer, endpoint_configured
+from rewardsmith.designer.llm import LLMDesigner, parse_review
 from rewardsmith.errors import LLMError, UsageError
 from rewardsmith.loop import IterationDecision, LoopHooks, SearchConfig, run_search
 from rewardsmith.runs import RunDir
@@ -382,8 +383,7 @@ def test_an_endpoint_that_stays_down_stops_the_run_and_resume_goes_on(server, tm
     assert summary["status"] == "stopped" and summary["stop_reason"] == state.stop_reason
     _listening(server)
     server.push(Reply(GOOD["indexing"]))
-    info = run.read_run()
-    state = resume_search(run, make_designer(info["designer"], info["designer_options"], run))
+    state = resume_search(run, designer_for_run(run))
     assert state.status == "finished" and state.candidates["01-00"].status == "scored"
 
 
@@ -397,9 +397,8 @@ def test_resume_reasks_the_samples_that_got_no_reply_and_keeps_the_usage(server,
     assert state.status == "finished" and state.candidates["00-00"].reason.startswith("[llm_failed]")
     assert json.loads(run.summary_json.read_text())["usage"]["failed_requests"] == 1
     server.push(Reply(GOOD["indexing"]))
-    info = run.read_run()
     hooks = _Notices()
-    state = resume_search(run, make_designer(info["designer"], info["designer_options"], run), hooks=hooks)
+    state = resume_search(run, designer_for_run(run), hooks=hooks)
     assert hooks.notices and "re-asking 1 sample" in hooks.notices[0] and "00-00" in hooks.notices[0]
     assert state.candidates["00-00"].status == "scored" and state.candidates["00-01"].status == "scored"
     assert len(server.chats) == 3, "only the unanswered sample was asked again"
@@ -643,7 +642,7 @@ def test_run_json_records_the_options_but_never_the_key(server, tmp_path):
     assert info["designer"] == "openai" and info["designer_options"]["api_key_env"] == KEY_ENV
     assert server.api_key not in run.run_json.read_text()
     assert not any(server.api_key in p.read_text() for p in run.root.rglob("*.json*"))
-    rebuilt = make_designer(info["designer"], info["designer_options"], run)
+    rebuilt = designer_for_run(run)
     assert isinstance(rebuilt, LLMDesigner) and rebuilt.options == options(server)
 
 

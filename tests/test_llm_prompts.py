@@ -1,4 +1,4 @@
-"""The LLM designer's prompts (issue 3, points 2 and 5): one Jinja2 template per role, overridable."""
+"""The LLM designer's prompts: one Jinja2 template per role, overridable."""
 
 from __future__ import annotations
 

@@ -17,21 +17,11 @@ from rewardsmith.designer.base import DesignContext, Proposal, Usage
 from rewardsmith.loop import IterationDecision, LoopHooks, load_state, record_feedback, resume_search, run_search
 from rewardsmith.runs import RunDir
 from rewardsmith.task import TaskRef
-
-GOOD = """
-import math
-def compute_reward(obs, action, next_obs, info):
-    upright = math.cos(next_obs.pole_angle)
-    return upright, {"upright": upright}
-"""
-BAD = """
-def compute_reward(obs, action, next_obs, info):
-    return next_obs.pole_angel, {}
-"""
+from tests.programs import MISSPELT, UPRIGHT
 
 
 class ScriptedDesigner:
-    """A designer that proposes fixed programs and repairs by swapping in GOOD (the loop's view of an LLM)."""
+    """A designer that proposes fixed programs and repairs by swapping in UPRIGHT (the loop's view of an LLM)."""
 
     name = "scripted"
 
@@ -45,7 +35,7 @@ class ScriptedDesigner:
 
     def repair(self, ctx: DesignContext, source: str, problem: str, attempt: int) -> Proposal | None:
         self.repairs.append(problem)
-        return Proposal(GOOD, {"designer": self.name, "note": "repaired"})
+        return Proposal(UPRIGHT, {"designer": self.name, "note": "repaired"})
 
 
 def _events(run: RunDir, kind: str) -> list[dict]:
@@ -87,15 +77,15 @@ def test_a_tiny_search_writes_the_whole_run_directory(tmp_path, tiny_search):
 
 def test_refused_candidates_are_repaired_and_every_attempt_recorded(tmp_path, tiny_search):
     run = RunDir.create(tmp_path, "cartpole", "scripted")
-    designer = ScriptedDesigner([BAD, GOOD])
+    designer = ScriptedDesigner([MISSPELT, UPRIGHT])
     config = tiny_search.__class__.from_dict({**tiny_search.to_dict(), "iterations": 1})
     state = run_search(run, TaskRef("cartpole", "keep the pole upright"), designer, config)
     repaired = state.candidates["00-00"]
     assert repaired.status == "scored"
-    assert repaired.attempts[0]["source"] == BAD
+    assert repaired.attempts[0]["source"] == MISSPELT
     assert "pole_angel is not an observation field" in repaired.attempts[0]["problem"]
     assert "valid fields: cart_position, cart_velocity, pole_angle, pole_angular_velocity" in designer.repairs[0]
-    assert json.loads(run.candidate(0, 0).attempts.read_text())[0]["source"] == BAD
+    assert json.loads(run.candidate(0, 0).attempts.read_text())[0]["source"] == MISSPELT
     summary = json.loads(run.summary_json.read_text())
     assert summary["candidates"][0]["repairs"] == 1
     assert len(_events(run, "candidate_repaired")) == 1
@@ -104,7 +94,7 @@ def test_refused_candidates_are_repaired_and_every_attempt_recorded(tmp_path, ti
 def test_without_repairs_a_refused_candidate_is_rejected_with_its_reason(tmp_path, tiny_search):
     run = RunDir.create(tmp_path, "cartpole", "scripted")
     config = tiny_search.__class__.from_dict({**tiny_search.to_dict(), "iterations": 1, "repairs": 0})
-    state = run_search(run, TaskRef("cartpole", "x"), ScriptedDesigner([BAD, GOOD]), config)
+    state = run_search(run, TaskRef("cartpole", "x"), ScriptedDesigner([MISSPELT, UPRIGHT]), config)
     rejected = state.candidates["00-00"]
     assert rejected.status == "rejected"
     assert "unknown_field" in rejected.reason

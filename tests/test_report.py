@@ -36,6 +36,7 @@ from rewardsmith.loop import (
 from rewardsmith.report import SECTIONS, render_report, write_report
 from rewardsmith.runs import RunDir
 from rewardsmith.task import TaskRef
+from tests.programs import MISSPELT, UPRIGHT
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,16 +55,6 @@ def compute_reward(obs, action, next_obs, info):
     upright = math.cos(next_obs.pole_angle)
     return upright, {{"upright": upright}}
 '''
-GOOD = """
-import math
-def compute_reward(obs, action, next_obs, info):
-    upright = math.cos(next_obs.pole_angle)
-    return upright, {"upright": upright}
-"""
-MISSPELT = """
-def compute_reward(obs, action, next_obs, info):
-    return next_obs.pole_angel, {}
-"""
 FORBIDDEN = """
 import os
 def compute_reward(obs, action, next_obs, info):
@@ -100,7 +91,7 @@ class ScriptedDesigner:
     def repair(self, ctx: DesignContext, source: str, problem: str, attempt: int) -> Proposal | None:
         if "import os" in source:
             return None  # gives up: the candidate stays rejected
-        return Proposal(GOOD, {"designer": self.name, "parent": None, "note": "repaired"})
+        return Proposal(UPRIGHT, {"designer": self.name, "parent": None, "note": "repaired"})
 
 
 class FeedbackAfterFirst(LoopHooks):

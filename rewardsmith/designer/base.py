@@ -92,6 +92,8 @@ class DesignContext:
     """The candidate a repair or review serves (None for proposals)."""
     attempt: int = 0
     """Repairs that candidate has had so far: which version of it a review reads."""
+    repairs: int | None = None
+    """The search's ``--repairs``: how many repairs a candidate may have (a repair prompt says so)."""
 
     @property
     def scored(self) -> list[Candidate]:

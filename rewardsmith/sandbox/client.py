@@ -81,7 +81,7 @@ class SandboxLimits:
     """RLIMIT_CPU per request: the worker re-arms it before every load or batch, never below that
     request's wall-clock deadline plus a second. The wall-clock deadline is what normally stops a call;
     this backstop stops a worker spinning in a long C call even when its host has died (the kernel
-    sends SIGXCPU). (Before issue 4 this capped the worker's whole life, which a long training can
+    sends SIGXCPU). (It used to cap the worker's whole life, which a long training can
     legitimately exceed.)"""
     call_timeout: float = 1.0
     """Seconds of wall-clock time one batch may take, plus ``timeout_per_transition`` per transition;
