@@ -105,7 +105,7 @@ def _step_info(info: dict) -> dict:
 def _episode(spec: EnvSpec, task: TaskSpec, obs: Sequence[np.ndarray], actions: Sequence[np.ndarray],
              rewards: Sequence[float], infos: list[dict], terminated: bool, truncated: bool, info: dict) -> Episode:
     episode = Episode(
-        obs=NamedArrays(spec.field_index, np.asarray(obs).reshape(len(obs), -1)),
+        obs=NamedArrays(spec.field_layout, np.asarray(obs).reshape(len(obs), -1)),
         actions=np.asarray(actions),
         env_rewards=np.asarray(rewards, dtype=np.float64),
         terminated=bool(terminated),

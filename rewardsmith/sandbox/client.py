@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardsmith.episode import field_index
+from rewardsmith.episode import field_layout, plain_layout
 from rewardsmith.sandbox.issues import CODES, Issue, sanitize
 from rewardsmith.sandbox.policy import CompileLimits
 from rewardsmith.sandbox.protocol import (
@@ -113,6 +113,11 @@ class SandboxLimits:
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
+
+MAX_EXCHANGE_BYTES = 16 << 20
+"""About how many bytes of observations one chunked call sends: 1024 CartPole transitions take 64 KiB,
+but a 96x96x3 image observation takes 442 KiB per transition, which the worker's memory cap could not hold
+in parts of 1024."""
 
 _ARRAY_FIELDS = ("obs", "actions", "next_obs", "env_reward", "terminated", "truncated", "step")
 
@@ -213,9 +218,9 @@ class RewardSandbox:
         ...     result = box.call(transitions)
     """
 
-    def __init__(self, fields: Sequence[str] | Mapping[str, int], limits: SandboxLimits | None = None) -> None:
-        self.fields = field_index(fields)
-        """Each field name with the observation index it reads (a spec's ``field_index``)."""
+    def __init__(self, fields: Sequence[str] | Mapping[str, Any], limits: SandboxLimits | None = None) -> None:
+        self.fields = plain_layout(field_layout(fields))
+        """Each field name with the slot it reads (a spec's ``field_layout``), as it crosses to the worker."""
         self.limits = limits or SandboxLimits()
         self._proc: subprocess.Popen[bytes] | None = None
         self._workdir: str | None = None
@@ -391,6 +396,8 @@ class RewardSandbox:
         """
         totals: list[np.ndarray] = []
         rows: list[dict[str, float]] = []
+        width = int(np.prod(np.shape(batch.obs)[1:]))  # wide observations (images) go in smaller parts
+        chunk = max(1, min(chunk, MAX_EXCHANGE_BYTES // (16 * max(width, 1) + 64)))
         for part in batch.chunks(chunk):
             result = self.call(part)
             totals.append(result.totals)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardsmith.episode import field_index
+from rewardsmith.episode import Slot, field_layout
 from rewardsmith.sandbox.guards import GuardState, SandboxViolation, make_globals
 from rewardsmith.sandbox.issues import Issue
 from rewardsmith.sandbox.namespaces import ModuleAttributeError, SizeCapError, safe_modules
@@ -341,7 +341,7 @@ class _Worker:
         if op == "call":
             return self.call(request, blob, timeout)
         if op == "load":
-            return self.load(str(request["source"]), field_index(request["fields"]), timeout), b""
+            return self.load(str(request["source"]), field_layout(request["fields"]), timeout), b""
         if op == "diagnose":
             return self.diagnose(), b""
         return {"ok": False, "issue": Issue("worker_crashed", f"unknown request {op!r}").to_dict()}, b""
@@ -356,7 +356,7 @@ class _Worker:
     def timed_out(self, message: str, index: int = 0) -> dict[str, Any]:
         return self._failed(index, Issue("timeout", message))
 
-    def load(self, source: str, fields: dict[str, int], timeout: float) -> dict[str, Any]:
+    def load(self, source: str, fields: dict[str, Slot], timeout: float) -> dict[str, Any]:
         self.function = None
         self.state = GuardState(int(self.limits.get("print_cap", 4096)))
         self.view = make_view_class(fields)
