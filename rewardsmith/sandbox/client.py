@@ -31,6 +31,7 @@ from rewardsmith.sandbox.policy import CompileLimits
 from rewardsmith.sandbox.protocol import (
     COMPONENT_NAME_RULE,
     MAX_COMPONENTS,
+    MAX_FRAME,
     FrameError,
     FrameTimeout,
     is_component_name,
@@ -114,10 +115,10 @@ class SandboxLimits:
         return json.dumps(asdict(self))
 
 
-MAX_EXCHANGE_BYTES = 16 << 20
-"""About how many bytes of observations one chunked call sends: 1024 CartPole transitions take 64 KiB,
-but a 96x96x3 image observation takes 442 KiB per transition, which the worker's memory cap could not hold
-in parts of 1024."""
+MAX_EXCHANGE_BYTES = MAX_FRAME // 2
+"""The most bytes of transitions one exchange carries (half a frame; the rest is room for the header and its
+info values): 1024 CartPole transitions take 96 KiB, but one 96x96x3 image transition takes 432 KiB, so a
+batch of wide observations crosses in several exchanges."""
 
 _ARRAY_FIELDS = ("obs", "actions", "next_obs", "env_reward", "terminated", "truncated", "step")
 
@@ -346,11 +347,27 @@ class RewardSandbox:
         return LoadResult(ok, issues, self._printed(reply))
 
     def call(self, batch: Transitions, want_print: bool = False) -> BatchResult:
-        """Run compute_reward on a batch of transitions.
+        """Run compute_reward on a batch of transitions (in several exchanges where they are too wide for one).
 
         Raises:
             RewardCallError: a call raised, returned something invalid, or ran past its deadline.
         """
+        per_transition = 16 * int(np.prod(np.shape(batch.obs)[1:])) + 8 * int(np.prod(np.shape(batch.actions)[1:])) + 40
+        fits = max(1, MAX_EXCHANGE_BYTES // per_transition)
+        if len(batch) <= fits:
+            return self._call(batch, want_print)
+        results: list[BatchResult] = []
+        for start in range(0, len(batch), fits):
+            try:
+                results.append(self._call(batch.take(slice(start, start + fits)), want_print))
+            except RewardCallError as exc:
+                exc.index += start
+                raise
+        printed = "".join(r.printed for r in results)[: self.limits.print_cap]
+        return BatchResult(np.concatenate([r.totals for r in results]), [row for r in results for row in r.components],
+                           any(r.bare for r in results), printed)
+
+    def _call(self, batch: Transitions, want_print: bool) -> BatchResult:
         if self._source is None:
             raise RewardCallError(Issue("no_compute_reward", "no program loaded"))
         if self._proc is None:  # a previous call killed the worker: start again with the same program
@@ -396,8 +413,6 @@ class RewardSandbox:
         """
         totals: list[np.ndarray] = []
         rows: list[dict[str, float]] = []
-        width = int(np.prod(np.shape(batch.obs)[1:]))  # wide observations (images) go in smaller parts
-        chunk = max(1, min(chunk, MAX_EXCHANGE_BYTES // (16 * max(width, 1) + 64)))
         for part in batch.chunks(chunk):
             result = self.call(part)
             totals.append(result.totals)

@@ -26,7 +26,7 @@ class ObservationBase:
     _getters: dict[str, Callable[[Any], Any]] = {}
 
     def __init__(self, values: Sequence[float]) -> None:
-        self._v = tuple(values)
+        self._v = values if type(values) is np.ndarray else tuple(values)  # a wide row stays a read-only array
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):

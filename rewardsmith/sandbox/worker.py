@@ -562,12 +562,21 @@ def _reward_line(tb: Any) -> int | None:
     return line
 
 
+WIDE_OBSERVATION = 64
+"""Observations of more values than this reach the views as read-only numpy rows instead of tuples of floats."""
+
+
 def _decode_batch(blob: bytes, n: int, d: int, width: int,
                   integer_actions: bool) -> tuple[list[Any], list[Any], list[Any], tuple[list[Any], ...]]:
     """Observations and actions per transition, and the info columns (env_reward, terminated, truncated, step)."""
     floats = n * d * 8
-    obs = np.frombuffer(blob, np.float64, n * d, 0).reshape(n, d).tolist()
-    next_obs = np.frombuffer(blob, np.float64, n * d, floats).reshape(n, d).tolist()
+    if d <= WIDE_OBSERVATION:
+        obs = np.frombuffer(blob, np.float64, n * d, 0).reshape(n, d).tolist()
+        next_obs = np.frombuffer(blob, np.float64, n * d, floats).reshape(n, d).tolist()
+    else:  # an image: each row a read-only view of one copy, not thousands of Python floats
+        rows = np.frombuffer(blob, np.float64, 2 * n * d, 0).reshape(2 * n, d).copy()
+        rows.flags.writeable = False
+        obs, next_obs = list(rows[:n]), list(rows[n:])
     raw = np.frombuffer(blob, np.int64 if integer_actions else np.float64, n * width, 2 * floats).reshape(n, width)
     if integer_actions and width == 1:
         actions = raw[:, 0].tolist()
