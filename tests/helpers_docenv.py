@@ -6,6 +6,7 @@ as a subprocess, and its worker processes, reach the same envs.
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 
 import gymnasium as gym
@@ -176,6 +177,7 @@ class _SampledEnv(gym.Env):
 
     def __init__(self, render_mode: str | None = None) -> None:
         self.render_mode = render_mode
+        self.observation_space = copy.deepcopy(type(self).observation_space)  # each env samples its own
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
