@@ -216,8 +216,9 @@ def test_a_spec_whose_env_yields_an_unreadable_observation_is_refused(tmp_path):
     with pytest.raises(SpecError, match="it holds a Text space"):
         load_spec(TEXT_OBS)  # introspection refuses it the same way
     # A Dict observation is read: its fields are its keys, in the space's (sorted) order.
-    assert load_spec(str(_spec_file(tmp_path, "Field('fuel', 0, shape=(1,)), Field('position', 1, shape=(1,))",
-                                    DICT_OBS))).field_names == ("fuel", "position")
+    (tmp_path / "dict").mkdir()
+    path = _spec_file(tmp_path / "dict", "Field('fuel', 0, shape=(1,)), Field('position', 1, shape=(1,))", DICT_OBS)
+    assert load_spec(str(path)).field_names == ("fuel", "position")
 
 
 def test_describe_check_and_run_refuse_a_mismatched_spec_in_one_line(tmp_path):
