@@ -403,3 +403,16 @@ def test_a_short_run_on_each_space_then_export_show_and_report(tmp_path, env_id)
     detail = rewardsmith("show", str(run), "--candidate", summary["candidates"][0]["id"])
     assert detail.returncode == 0, detail.stderr
     assert rewardsmith("report", str(run)).returncode == 0 and (run / "report.html").is_file()
+
+
+def test_spec_init_writes_vector_and_int_fields_that_load_as_written(tmp_path):
+    from rewardsmith.specfile import render_spec_file
+
+    introspected = load_spec(envs.NESTED)
+    path = tmp_path / "nested_spec.py"
+    path.write_text(render_spec_file(introspected))
+    written = load_spec(str(path))
+    assert written.field_layout == introspected.field_layout
+    reward = tmp_path / "reward.py"
+    reward.write_text(REWARDS[envs.NESTED])
+    assert rewardsmith("check", str(reward), "--env", str(path)).returncode == 0
