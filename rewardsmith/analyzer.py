@@ -402,15 +402,15 @@ def _tracked_field(values: np.ndarray, episodes: Sequence[Episode], name: str,
     """The observation field (value or magnitude) a component follows most closely, step by step."""
     if len(values) < 3 or not episodes:
         return None
-    rows = np.concatenate([e.obs.data[1:] for e in episodes if name in e.components])
-    if len(rows) != len(values):
+    used = [e for e in episodes if name in e.components]
+    if sum(len(e) for e in used) != len(values):
         return None
     best: dict[str, Any] | None = None
     layout = spec.field_layout
     for field_name in analysed_fields(spec):
-        if layout[field_name].index + layout[field_name].size > rows.shape[1]:
+        if layout[field_name].index + layout[field_name].size > used[0].obs.data.shape[1]:
             continue
-        series = field_series(rows, layout[field_name])
+        series = np.concatenate([field_series(e.obs.data, layout[field_name])[1:] for e in used])
         for magnitude in (False, True) if not layout[field_name].shape else (True,):  # a vector: its norm
             column = np.abs(series) if magnitude else series
             r = pearson(values, column)
@@ -647,7 +647,6 @@ def failure_states(spec: EnvSpec, episodes: Sequence[Episode], success: np.ndarr
     if not failed:
         return result
     finals = np.asarray([e.obs.data[-1] for e in failed])
-    seen = np.concatenate([e.obs.data for e in succeeded]) if succeeded else None
     layout = spec.field_layout
     for name in analysed_fields(spec):
         slot = layout[name]
@@ -656,8 +655,8 @@ def failure_states(spec: EnvSpec, episodes: Sequence[Episode], success: np.ndarr
         column = field_series(finals, slot)
         doc_low, doc_high = _field_range(spec, name)
         entry: dict[str, Any] = {"mean": float(column.mean()), "min": float(column.min()), "max": float(column.max())}
-        if seen is not None:
-            seen_values = field_series(seen, slot)
+        if succeeded:  # field by field: never a copy of every observation (images are large)
+            seen_values = np.concatenate([field_series(e.obs.data, slot) for e in succeeded])
             low, high = float(seen_values.min()), float(seen_values.max())
             entry["success_range"] = [low, high]
             outside = int(np.sum((column < low) | (column > high)))

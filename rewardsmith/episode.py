@@ -147,6 +147,10 @@ def _short(value: Any) -> str:
     return f"{value:.4g}"
 
 
+WIDE_ROWS = 1024
+"""Recorded observations wider than this (images) keep float32 values, which hold them exactly, at half the memory."""
+
+
 class NamedArrays(Mapping[str, np.ndarray]):
     """A (steps, observation values) array whose fields are reachable by name: a scalar field is a
     (steps,) column, an array field a (steps, *shape) block."""
@@ -155,7 +159,9 @@ class NamedArrays(Mapping[str, np.ndarray]):
 
     def __init__(self, names: FieldNames, data: np.ndarray) -> None:
         self._index = field_layout(names)
-        array = np.asarray(data, dtype=np.float64)
+        array = np.asarray(data)
+        if not (array.dtype == np.float32 and array.ndim == 2 and array.shape[1] > WIDE_ROWS):
+            array = np.asarray(array, dtype=np.float64)
         width = sum(s.size for s in self._index.values())
         self.data = array if array.ndim == 2 else array.reshape(len(array), -1 if array.size else width)
 
