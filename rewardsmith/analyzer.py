@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rewardsmith.bounds import TEXT_SHOWN, clip
-from rewardsmith.episode import Episode
+from rewardsmith.episode import Episode, Slot
 from rewardsmith.rollouts import annotate_components, record_episodes
 from rewardsmith.spec import EnvSpec
 
@@ -402,15 +402,17 @@ def _tracked_field(values: np.ndarray, episodes: Sequence[Episode], name: str,
     """The observation field (value or magnitude) a component follows most closely, step by step."""
     if len(values) < 3 or not episodes:
         return None
-    rows = np.concatenate([e.obs.data[1:] for e in episodes if name in e.components])
-    if len(rows) != len(values):
+    used = [e for e in episodes if name in e.components]
+    if sum(len(e) for e in used) != len(values):
         return None
     best: dict[str, Any] | None = None
-    for field_name, i in spec.field_index.items():
-        if i >= rows.shape[1]:
+    layout = spec.field_layout
+    for field_name in analysed_fields(spec):
+        if layout[field_name].index + layout[field_name].size > used[0].obs.data.shape[1]:
             continue
-        for magnitude in (False, True):
-            column = np.abs(rows[:, i]) if magnitude else rows[:, i]
+        series = np.concatenate([field_series(e.obs.data, layout[field_name])[1:] for e in used])
+        for magnitude in (False, True) if not layout[field_name].shape else (True,):  # a vector: its norm
+            column = np.abs(series) if magnitude else series
             r = pearson(values, column)
             if r is not None and abs(r) >= TRACK_MIN_CORR and (best is None or abs(r) > abs(best["corr"])):
                 best = {"field": field_name, "magnitude": magnitude, "corr": r}
@@ -587,12 +589,13 @@ def _behaviour_evidence(stats: dict[str, Any], episodes: Sequence[Episode], spec
     tracks = stats.get("tracks")
     if tracks:
         what = f"|{tracks['field']}|" if tracks["magnitude"] else tracks["field"]
-        pooled = np.concatenate([e.obs[tracks["field"]][1:] for e in episodes]) if episodes else np.zeros(1)
+        slot = spec.field_layout[tracks["field"]]
+        pooled = np.concatenate([field_series(e.obs.data, slot)[1:] for e in episodes]) if episodes else np.zeros(1)
         if tracks["magnitude"]:
             pooled = np.abs(pooled)
         text += f"; it follows {what} (r = {tracks['corr']:+.2f}), which the policy keeps at median {_short_number(np.median(pooled))}"
     still, swinging = [], []
-    for name in spec.field_names:
+    for name in analysed_fields(spec):
         moves = _movement(episodes, spec, name)
         if moves["still"]:
             still.append(name)
@@ -609,10 +612,28 @@ def _behaviour_evidence(stats: dict[str, Any], episodes: Sequence[Episode], spec
 
 
 def _field_range(spec: EnvSpec, field_name: str) -> tuple[float | None, float | None]:
+    """A scalar field's documented range; none for a vector field (its norm has no documented range)."""
     for f in spec.fields:
-        if f.name == field_name:
+        if f.name == field_name and not f.shape:
             return f.low, f.high
     return None, None
+
+
+MAX_ANALYSED_VALUES = 16
+"""A vector field of up to this many values is analysed through its norm (one number per step, like a
+scalar); larger array fields (images) are left out of the per-field statistics."""
+
+
+def analysed_fields(spec: EnvSpec) -> list[str]:
+    """The fields the per-field statistics cover, in index order."""
+    return [f.name for f in spec.fields if f.size <= MAX_ANALYSED_VALUES]
+
+
+def field_series(data: np.ndarray, slot: Slot) -> np.ndarray:
+    """One number per row of ``data`` for a field: a scalar's value, a vector's Euclidean norm."""
+    if not slot.shape:
+        return data[:, slot.index]
+    return np.linalg.norm(data[:, slot.index:slot.index + slot.size], axis=1)
 
 
 def failure_states(spec: EnvSpec, episodes: Sequence[Episode], success: np.ndarray, values: np.ndarray,
@@ -626,15 +647,17 @@ def failure_states(spec: EnvSpec, episodes: Sequence[Episode], success: np.ndarr
     if not failed:
         return result
     finals = np.asarray([e.obs.data[-1] for e in failed])
-    seen = np.concatenate([e.obs.data for e in succeeded]) if succeeded else None
-    for name, i in spec.field_index.items():
-        if i >= finals.shape[1]:
+    layout = spec.field_layout
+    for name in analysed_fields(spec):
+        slot = layout[name]
+        if slot.index + slot.size > finals.shape[1]:
             continue
-        column = finals[:, i]
+        column = field_series(finals, slot)
         doc_low, doc_high = _field_range(spec, name)
         entry: dict[str, Any] = {"mean": float(column.mean()), "min": float(column.min()), "max": float(column.max())}
-        if seen is not None:
-            low, high = float(seen[:, i].min()), float(seen[:, i].max())
+        if succeeded:  # field by field: never a copy of every observation (images are large)
+            seen_values = np.concatenate([field_series(e.obs.data, slot) for e in succeeded])
+            low, high = float(seen_values.min()), float(seen_values.max())
             entry["success_range"] = [low, high]
             outside = int(np.sum((column < low) | (column > high)))
             entry["outside_success"] = outside
@@ -680,7 +703,7 @@ def _key_fields(spec: EnvSpec, components: dict[str, dict[str, Any]], failures: 
     for name, entry in failures.get("fields", {}).items():
         if (entry.get("outside_success") or entry.get("outside_documented")) and name not in order:
             order.append(name)
-    order += [n for n in spec.field_names if n not in order]
+    order += [n for n in analysed_fields(spec) if n not in order]
     return order[:COVERAGE_FIELDS]
 
 
@@ -688,7 +711,7 @@ def _movement(episodes: Sequence[Episode], spec: EnvSpec, field_name: str) -> di
     """How a field moves within episodes: typical std, mean crossings per 100 steps, amplitude."""
     stds, crossings, amplitudes = [], [], []
     for e in episodes:
-        x = e.obs[field_name]
+        x = field_series(e.obs.data, spec.field_layout[field_name])
         if len(x) < 3:
             continue
         centred = x - x.mean()
@@ -699,7 +722,7 @@ def _movement(episodes: Sequence[Episode], spec: EnvSpec, field_name: str) -> di
     if not stds:
         return {"episode_std": 0.0, "crossings_per_100": 0.0, "amplitude": 0.0, "still": False, "oscillating": False}
     low, high = _field_range(spec, field_name)
-    pooled = np.concatenate([e.obs[field_name] for e in episodes])
+    pooled = np.concatenate([field_series(e.obs.data, spec.field_layout[field_name]) for e in episodes])
     if low is not None and high is not None:
         scale = high - low
     else:
@@ -722,7 +745,7 @@ def coverage(spec: EnvSpec, episodes: Sequence[Episode], fields: Sequence[str]) 
     if not episodes:
         return result
     for name in fields:
-        pooled = np.concatenate([e.obs[name] for e in episodes])
+        pooled = np.concatenate([field_series(e.obs.data, spec.field_layout[name]) for e in episodes])
         low, high = float(pooled.min()), float(pooled.max())
         if high - low <= _EPS:
             high = low + 1.0

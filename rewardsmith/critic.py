@@ -123,7 +123,7 @@ class Critic:
         self.task = task
         self.probe_count = probes
         self.seed = seed
-        self.sandbox = RewardSandbox(spec.field_index, limits)
+        self.sandbox = RewardSandbox(spec.field_layout, limits)
 
     def __enter__(self) -> Critic:
         return self
@@ -191,7 +191,8 @@ def _control_issues(source: str) -> list[Issue]:
 def _probe_description(probes: Transitions, index: int) -> str:
     if not 0 <= index < len(probes):
         return "unknown"
-    obs = ", ".join(f"{v:.3g}" for v in np.asarray(probes.next_obs[index]).ravel())
+    values = np.asarray(probes.next_obs[index]).ravel()
+    obs = ", ".join(f"{v:.3g}" for v in values[:16]) + (f", ... ({len(values)} values)" if len(values) > 16 else "")
     action = np.asarray(probes.actions[index]).tolist()
     flags = []
     if probes.terminated[index]:

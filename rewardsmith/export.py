@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardsmith.envref import env_build
+from rewardsmith.episode import plain_layout
 from rewardsmith.safetext import sanitize
 from rewardsmith.spec import EnvSpec
 
@@ -32,22 +33,54 @@ _WRAPPER = '''
 import gymnasium as _rs_gym
 import numpy as _rs_np
 
-_RS_FIELDS = {fields!r}  # each field name with the observation index it reads
+_RS_FIELDS = {fields!r}
+# Each field name with the flat-observation index it reads, or [index, shape, reads as int] for an array or
+# int field. The flat observation is the env's observation as values in its space's own order: a Dict's keys
+# in the space's order, a Tuple's items, a Discrete as its int, a Box's elements in C order.
+
+
+def _rs_flatten(space, obs):
+    if isinstance(space, _rs_gym.spaces.Dict):
+        return [v for key, sub in space.spaces.items() for v in _rs_flatten(sub, obs[key])]
+    if isinstance(space, _rs_gym.spaces.Tuple):
+        return [v for sub, item in zip(space.spaces, obs) for v in _rs_flatten(sub, item)]
+    return _rs_np.asarray(obs, dtype=_rs_np.float64).ravel().tolist()
+
+
+def _rs_read(values, where):
+    if not isinstance(where, list):
+        return values[where]
+    index, shape, integer = where
+    if not shape:
+        return int(values[index]) if integer else values[index]
+    size = int(_rs_np.prod(shape))
+    view = _rs_np.array(values[index:index + size], dtype=_rs_np.int64 if integer else _rs_np.float64).reshape(shape)
+    view.flags.writeable = False
+    return view
 
 
 class RewardsmithObservation:
-    """A read-only observation: fields by name (obs.{first}) and by index (obs[0])."""
+    """A read-only observation: fields by name (obs.{first}, obs["{first}"]; a nested key as obs.robot.joint_pos
+    or obs["robot.joint_pos"]) and by index into the flat observation (obs[0])."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_values", "_fields")
 
-    def __init__(self, values):
-        self._values = tuple(float(v) for v in _rs_np.asarray(values, dtype=_rs_np.float64).ravel())
+    def __init__(self, values, fields=None):
+        self._values = tuple(values)
+        self._fields = _RS_FIELDS if fields is None else fields
 
     def __getattr__(self, name):
-        try:
-            return self._values[_RS_FIELDS[name]]
-        except KeyError:
-            raise AttributeError(f"no observation field {{name!r}}; fields: {{', '.join(_RS_FIELDS)}}") from None
+        fields = self._fields
+        if name in fields:
+            return _rs_read(self._values, fields[name])
+        inner = {{key[len(name) + 1:]: where for key, where in fields.items() if key.startswith(name + ".")}}
+        if not inner:
+            raise AttributeError(f"no observation field {{name!r}}; fields: {{', '.join(fields)}}")
+        starts = [w[0] if isinstance(w, list) else w for w in inner.values()]
+        ends = [(w[0] + int(_rs_np.prod(w[1])) if isinstance(w, list) else w + 1) for w in inner.values()]
+        start = min(starts)
+        shifted = {{key: ([w[0] - start, w[1], w[2]] if isinstance(w, list) else w - start) for key, w in inner.items()}}
+        return RewardsmithObservation(self._values[start:max(ends)], shifted)
 
     def __getitem__(self, key):
         if isinstance(key, slice):
@@ -55,7 +88,7 @@ class RewardsmithObservation:
             view.flags.writeable = False
             return view
         if isinstance(key, str):
-            return self._values[_RS_FIELDS[key]]
+            return _rs_read(self._values, self._fields[key])
         return self._values[key]
 
     def __len__(self):
@@ -68,7 +101,7 @@ class RewardsmithObservation:
         return _rs_np.array(self._values, dtype=dtype or _rs_np.float64)
 
     def keys(self):
-        return tuple(_RS_FIELDS)
+        return tuple(self._fields)
 
 
 def _rs_action(action):
@@ -110,8 +143,9 @@ class SynthesizedReward(_rs_gym.Wrapper):
         self._steps += 1
         step_info = dict(_rs_plain(info), env_reward=float(env_reward), terminated=bool(terminated),
                          truncated=bool(truncated), step=self._steps)
-        result = compute_reward(RewardsmithObservation(self._last_obs), _rs_action(action),
-                                RewardsmithObservation(obs), step_info)
+        space = self.env.observation_space
+        result = compute_reward(RewardsmithObservation(_rs_flatten(space, self._last_obs)), _rs_action(action),
+                                RewardsmithObservation(_rs_flatten(space, obs)), step_info)
         if isinstance(result, tuple):
             total, components = result
         else:
@@ -221,7 +255,7 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
         *_import_notes(build, imported),
         "",
     ]
-    fields = spec.field_index
+    fields = plain_layout(spec.field_layout)
     first = next(iter(fields), "x")
     wrapper = _WRAPPER.format(version=__version__, fields=fields, first=first, build=build, wrappers=wrappers)
     return "\n".join(header) + source.rstrip() + "\n" + wrapper

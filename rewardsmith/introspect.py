@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rewardsmith.obsspace import flatten, is_flat_box, leaves
 from rewardsmith.spec import (
     EnvSpec,
     Field,
@@ -29,8 +30,8 @@ from rewardsmith.spec import (
     describe_space,
     env_reward_fitness,
     field_name_problem,
-    flat_box_size,
     make_registered,
+    observation_size,
 )
 
 __all__ = ["EnvDoc", "Introspection", "field_name", "introspect", "parse_env_doc"]
@@ -73,6 +74,8 @@ class EnvDoc:
     actions: str = ""
     rewards: str = ""
     episode_end: str = ""
+    observation: str = ""
+    """The observation section's prose (shown where the space's structure, not a table, names the fields)."""
     fields: tuple[DocField, ...] = ()
     """The observation table's rows, where the docstring has one."""
 
@@ -94,6 +97,8 @@ class Introspection:
     """The env's observation and step code, trimmed to ``SOURCE_BUDGET``."""
     documented_fields: int
     """How many fields took their name and meaning from the docstring's observation table."""
+    observation_doc: str = ""
+    """The docstring's observation section, for an observation whose fields its structure names."""
 
 
 # ------------------------------------------------------------------------------ the docstring
@@ -112,6 +117,7 @@ def parse_env_doc(doc: str | None, size: int) -> EnvDoc:
         actions=_trim(_prose(_find(sections, "action space", "actions", "action")), SECTION_BUDGET),
         rewards=_trim(_prose(_find(sections, "rewards", "reward")), SECTION_BUDGET),
         episode_end=_trim(_prose(episode_end), SECTION_BUDGET),
+        observation=_trim(_prose(observation), SECTION_BUDGET),
         fields=_observation_fields(observation, size),
     )
 
@@ -283,20 +289,21 @@ def _probe(env: gym.Env, steps: int, seed: int) -> _Probe:
     """Random actions for ``steps`` steps, seeded: the same result in every process."""
     from rewardsmith.sandbox import plain_info
 
+    space = env.observation_space
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
-    rows = [np.asarray(obs, dtype=np.float64).ravel()]
+    rows = [flatten(space, obs)]
     terminated_count = truncated_count = 0
     keys: dict[str, None] = {}
     for _ in range(steps):
         obs, _, terminated, truncated, info = env.step(env.action_space.sample())
-        rows.append(np.asarray(obs, dtype=np.float64).ravel())
+        rows.append(flatten(space, obs))
         keys.update(dict.fromkeys(plain_info(info, step=True)))
         if terminated or truncated:
             terminated_count += bool(terminated)
             truncated_count += bool(truncated and not terminated)
             obs, _ = env.reset()
-            rows.append(np.asarray(obs, dtype=np.float64).ravel())
+            rows.append(flatten(space, obs))
     return _Probe(np.asarray(rows), terminated_count, truncated_count, tuple(keys))
 
 
@@ -317,7 +324,7 @@ def introspect(gym_id: str, probe_steps: int = PROBE_STEPS, seed: int = 0,
 
     Raises:
         UnknownEnvError: the id is not registered or cannot be made.
-        SpecError: the env's observation is not a flat Box.
+        SpecError: the env's observation is not one rewardsmith reads.
     """
     return _introspect(gym_id, probe_steps, seed, json.dumps(make_kwargs or {}, sort_keys=True))
 
@@ -328,9 +335,9 @@ def _introspect(gym_id: str, probe_steps: int, seed: int, make_kwargs_json: str)
     env = make_registered(gym_id, **make_kwargs)
     try:
         space = env.observation_space
-        size = flat_box_size(space, f"env {gym_id!r}")
+        size = observation_size(space, f"env {gym_id!r}")
         env_class = type(env.unwrapped)
-        doc = parse_env_doc(env_class.__doc__, size)
+        doc = parse_env_doc(env_class.__doc__, size if is_flat_box(space) else 0)
         probe = _probe(env, probe_steps, seed)
         threshold = env.spec.reward_threshold if env.spec is not None else None
         action_space = describe_space(env.action_space)
@@ -338,17 +345,23 @@ def _introspect(gym_id: str, probe_steps: int, seed: int, make_kwargs_json: str)
     finally:
         env.close()
     documented = {f.index: f for f in doc.fields}
-    names = unique_names({i: documented[i].name if i in documented else f"obs_{i}" for i in range(size)})
-    fields = tuple(
-        Field(name=names[i], index=i, meaning=documented[i].meaning if i in documented else "",
-              unit=documented[i].unit if i in documented else "",
-              low=_bound(space.low[i]), high=_bound(space.high[i]))
-        for i in range(size)
-    )
+    if is_flat_box(space):
+        names = unique_names({i: documented[i].name if i in documented else f"obs_{i}" for i in range(size)})
+        fields = tuple(
+            Field(name=names[i], index=i, meaning=documented[i].meaning if i in documented else "",
+                  unit=documented[i].unit if i in documented else "",
+                  low=_bound(space.low[i]), high=_bound(space.high[i]))
+            for i in range(size)
+        )
+    else:  # named from the space's structure: Dict keys, Tuple positions
+        fields = tuple(Field(name=leaf.name, index=leaf.index, low=leaf.low, high=leaf.high, shape=leaf.shape,
+                             integer=leaf.integer) for leaf in leaves(space))
     findings = Introspection(
-        observed={f.name: (float(probe.rows[:, f.index].min()), float(probe.rows[:, f.index].max())) for f in fields},
+        observed={f.name: (float(probe.rows[:, f.index:f.index + f.size].min()),
+                           float(probe.rows[:, f.index:f.index + f.size].max())) for f in fields},
         probe_steps=probe_steps, terminated=probe.terminated, truncated=probe.truncated,
         info_keys=probe.info_keys, source=source, documented_fields=len(documented),
+        observation_doc="" if is_flat_box(space) else doc.observation,
     )
     return EnvSpec(
         name=gym_id,

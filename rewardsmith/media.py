@@ -57,19 +57,25 @@ def load_policy(spec: EnvSpec, task: TaskSpec, policy_dir: Path, device: str = "
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+    from rewardsmith.training import encoded_vec_env, policy_encoder
+
     policy_file = Path(policy_dir) / "policy.zip"
     if not policy_file.is_file():
         raise FileNotFoundError(f"{policy_file} does not exist")
     model = PPO.load(str(policy_file), device=device)
+    encode = policy_encoder(spec)
     vecnorm = None
     stats_file = Path(policy_dir) / "vecnormalize.pkl"
     if stats_file.is_file():
         holder = DummyVecEnv([lambda: spec.make(task)])
+        holder = encoded_vec_env(holder, encode) if encode is not None else holder
         vecnorm = VecNormalize.load(str(stats_file), holder)
         vecnorm.training = False
         holder.close()
 
     def policy(obs: np.ndarray) -> np.ndarray:
+        if encode is not None:
+            obs = encode(obs)
         if vecnorm is not None:
             obs = vecnorm.normalize_obs(obs)
         actions, _ = model.predict(obs, deterministic=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rewardsmith.episode import Episode, NamedArrays
+from rewardsmith.episode import WIDE_ROWS, Episode, NamedArrays
 from rewardsmith.sandbox import RewardSandbox, Transitions, plain_info
 from rewardsmith.spec import EnvSpec, TaskSpec
 
@@ -63,7 +63,7 @@ def record_episodes(
         current = []
         for i, env in enumerate(envs):
             obs, _ = env.reset(seed=seed + i)
-            obs_rows.append([np.asarray(obs, dtype=np.float64)])
+            obs_rows.append([_row(obs)])
             current.append(obs)
         if render_first:
             frames.append(envs[0].render())
@@ -78,7 +78,7 @@ def record_episodes(
                 actions[i].append(np.asarray(action))
                 rewards[i].append(float(reward))
                 infos[i].append(_step_info(info))
-                obs_rows[i].append(np.asarray(obs, dtype=np.float64))
+                obs_rows[i].append(_row(obs))
                 current[i] = obs
                 if render_first and i == 0:
                     frames.append(envs[0].render())
@@ -97,6 +97,12 @@ def record_episodes(
 _EMPTY: dict = {}
 
 
+def _row(obs: np.ndarray) -> np.ndarray:
+    """One observation as recorded: float64, except a wide float32 one (an image), which float32 holds exactly."""
+    row = np.asarray(obs)
+    return row.copy() if row.dtype == np.float32 and row.size > WIDE_ROWS else np.asarray(row, dtype=np.float64)
+
+
 def _step_info(info: dict) -> dict:
     """The env's own plain info values of one step (what reward code sees besides our four keys)."""
     return plain_info(info, step=True) if info else _EMPTY
@@ -105,7 +111,7 @@ def _step_info(info: dict) -> dict:
 def _episode(spec: EnvSpec, task: TaskSpec, obs: Sequence[np.ndarray], actions: Sequence[np.ndarray],
              rewards: Sequence[float], infos: list[dict], terminated: bool, truncated: bool, info: dict) -> Episode:
     episode = Episode(
-        obs=NamedArrays(spec.field_index, np.asarray(obs).reshape(len(obs), -1)),
+        obs=NamedArrays(spec.field_layout, np.asarray(obs).reshape(len(obs), -1)),
         actions=np.asarray(actions),
         env_rewards=np.asarray(rewards, dtype=np.float64),
         terminated=bool(terminated),

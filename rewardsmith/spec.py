@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import keyword
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import gymnasium as gym
 import numpy as np
 
-from rewardsmith.episode import Episode, NamedValues
+from rewardsmith.episode import Episode, NamedValues, Slot
 from rewardsmith.errors import SpecError, UnknownEnvError, UnknownTaskError, UsageError
+from rewardsmith.obsspace import FlatObservation, flat_size, is_flat_box, space_problem
 from rewardsmith.resources import bundled_dir, import_file, template_env
 
 if TYPE_CHECKING:
@@ -48,18 +50,42 @@ FitnessFn = Callable[[Episode], float]
 
 @dataclass(frozen=True)
 class Field:
-    """One named scalar of the flat observation vector."""
+    """One named part of the flat observation vector: a scalar, or a vector or array from ``index`` on.
+
+    The flat vector is the observation's values in the space's own order (``rewardsmith.obsspace``):
+    a flat Box as it is; a Dict, Tuple, Discrete, MultiDiscrete, MultiBinary or other Box flattened.
+    """
 
     name: str
-    """snake_case name used in reward code: ``next_obs.<name>``."""
+    """snake_case name used in reward code: ``next_obs.<name>``; a nested Dict key joins with dots
+    (``robot.joint_pos``: ``next_obs.robot.joint_pos`` or ``next_obs["robot.joint_pos"]``)."""
     index: int
-    """Position in the observation vector (``next_obs[index]``)."""
+    """Position in the observation vector (``next_obs[index]``) of its first value."""
     meaning: str = ""
     """What it measures, in a few words."""
     unit: str = ""
     low: float | None = None
-    """Documented or observed lower bound (None where unbounded)."""
+    """Documented or observed lower bound (None where unbounded); of every element for an array field."""
     high: float | None = None
+    shape: tuple[int, ...] = ()
+    """() for a scalar; ``(2,)`` for a vector of two values from ``index`` (read as a read-only array)."""
+    integer: bool = False
+    """The values are ints (a Discrete observation reads as an int, a MultiDiscrete as an int array)."""
+
+    @property
+    def size(self) -> int:
+        """How many values of the flat vector it covers."""
+        return math.prod(self.shape) if isinstance(self.shape, tuple) else 1
+
+    @property
+    def nested(self) -> bool:
+        """A nested Dict key (``robot.joint_pos``)."""
+        return "." in self.name
+
+    @property
+    def span(self) -> str:
+        """Where it sits, for people: ``3`` for a scalar, ``3:5`` for a vector."""
+        return str(self.index) if not self.shape else f"{self.index}:{self.index + self.size}"
 
 
 @dataclass(frozen=True)
@@ -346,8 +372,13 @@ class EnvSpec:
 
     @property
     def field_index(self) -> dict[str, int]:
-        """Each field name with the observation index it reads: how every named view binds its fields."""
+        """Each field name with the observation index of its first value."""
         return {f.name: f.index for f in self.fields}
+
+    @property
+    def field_layout(self) -> dict[str, Slot]:
+        """Each field name with its slot (index, shape, integer): how every named view binds its fields."""
+        return {f.name: Slot(f.index, tuple(f.shape), bool(f.integer)) for f in self.fields}
 
     @property
     def default_task(self) -> TaskSpec:
@@ -367,7 +398,15 @@ class EnvSpec:
         raise UnknownTaskError(f"env {self.name!r} has no task {name!r}; its tasks: {names}")
 
     def make(self, task: TaskSpec | None = None, render_mode: str | None = None) -> gym.Env:
-        """A fresh env, with the task's wrappers applied."""
+        """A fresh env, with the task's wrappers applied; its observation is the flat vector the fields
+        name (an env whose observation is not a flat Box is wrapped in ``FlatObservation``)."""
+        env = self.make_structured(task, render_mode)
+        if not is_flat_box(env.observation_space) and space_problem(env.observation_space) is None:
+            env = FlatObservation(env)
+        return env
+
+    def make_structured(self, task: TaskSpec | None = None, render_mode: str | None = None) -> gym.Env:
+        """A fresh env with the task's wrappers, its observation as the env gives it."""
         env = gym.make(self.gym_id, render_mode=render_mode, **self.make_kwargs)
         for wrap in (task.wrappers if task else ()):
             env = wrap(env)
@@ -595,32 +634,33 @@ def field_name_problem(name: object) -> str | None:
     return None
 
 
-def flat_box_size(space: gym.Space, env_label: str) -> int:
-    """The length of a flat Box observation.
+def observation_size(space: gym.Space, env_label: str) -> int:
+    """How many values the flat vector of ``space`` holds.
 
     Raises:
-        SpecError: the observation is not a flat Box.
+        SpecError: rewardsmith cannot read the space (a Text, Graph or Sequence observation, say).
     """
-    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
-        return int(space.shape[0])
+    problem = space_problem(space)
+    if problem is None:
+        return flat_size(space)
     shown = " ".join(str(space).split())
     shown = shown if len(shown) <= 120 else shown[:117] + "..."
-    raise SpecError(f"{env_label} has observation space {shown}; rewardsmith needs a flat Box observation "
-                    "(wrap the env, e.g. in gymnasium.wrappers.FlattenObservation, in a spec file)")
+    raise SpecError(f"{env_label} has observation space {shown}: {problem}")
 
 
 def check_fields(fields: Sequence[Field], size: int, where: str) -> None:
-    """Check a spec's fields against an observation of ``size`` values.
+    """Check a spec's fields against an observation of ``size`` values: together they cover each value once.
 
     Raises:
-        SpecError: an invalid or duplicate name, an index that is not an int, out of range or
-            duplicate, or a field count other than ``size``.
+        SpecError: an invalid or duplicate name, an index that is not an int, a bad shape, a field that
+            reaches past the observation or overlaps another, or values no field names.
     """
     seen_names: set[str] = set()
-    seen_index: dict[int, str] = {}
+    owner: dict[int, Field] = {}
     for f in fields:
         label = _short_repr(f.name)
-        problem = field_name_problem(f.name)
+        problem = next((p for p in map(field_name_problem, str(f.name).split(".")) if p), None) \
+            if isinstance(f.name, str) and f.name else field_name_problem(f.name)
         if problem:
             raise SpecError(f"{where}: field name {label} {problem}")
         if f.name in seen_names:
@@ -628,37 +668,48 @@ def check_fields(fields: Sequence[Field], size: int, where: str) -> None:
         seen_names.add(f.name)
         if isinstance(f.index, bool) or not isinstance(f.index, (int, np.integer)):
             raise SpecError(f"{where}: field {label} has index {_short_repr(f.index)}; an index is an int")
-        if not 0 <= f.index < size:
-            raise SpecError(f"{where}: field {label} has index {f.index}, but the observation has {size} "
-                            f"values (indices 0..{size - 1})")
-        if int(f.index) in seen_index:
-            raise SpecError(f"{where}: fields {_short_repr(seen_index[int(f.index)])} and {label} "
-                            f"both have index {f.index}")
-        seen_index[int(f.index)] = f.name
-    if len(fields) != size:
-        missing = ", ".join(str(i) for i in range(size) if i not in seen_index)
-        raise SpecError(f"{where}: the spec names {len(fields)} fields but the observation has {size} values; "
-                        f"name every index (missing: {missing})")
+        if not isinstance(f.shape, tuple) or not all(type(n) is int and n > 0 for n in f.shape):
+            raise SpecError(f"{where}: field {label} has shape {_short_repr(f.shape)}; a shape is a tuple of "
+                            "positive ints, () for a scalar")
+        end = int(f.index) + f.size
+        if not 0 <= f.index or end > size:
+            span = f"index {f.index}" if not f.shape else f"values {f.index}..{end - 1} (shape {f.shape})"
+            raise SpecError(f"{where}: field {label} has {span}, but the observation has {size} values "
+                            f"(indices 0..{size - 1})")
+        for i in range(int(f.index), end):
+            if i in owner:
+                what = f"have index {i}" if not f.shape and not owner[i].shape else f"cover value {i}"
+                raise SpecError(f"{where}: fields {_short_repr(owner[i].name)} and {label} both {what}")
+            owner[i] = f
+    if len(owner) != size:
+        missing = ", ".join(str(i) for i in range(size) if i not in owner)
+        missing = missing if len(missing) <= 80 else missing[:77] + "..."
+        if all(not f.shape for f in fields):
+            raise SpecError(f"{where}: the spec names {len(fields)} fields but the observation has {size} values; "
+                            f"name every index (missing: {missing})")
+        raise SpecError(f"{where}: the spec's fields cover {len(owner)} of the observation's {size} values; "
+                        f"name every value (missing: {missing})")
 
 
 def validate_spec(spec: EnvSpec) -> None:
     """Check ``spec`` against its env's real observation space (the env and each task's wrapped env).
 
     Raises:
-        SpecError: the env cannot be made, its observation is no flat Box, or the fields do not fit it.
+        SpecError: the env cannot be made, its observation is not one rewardsmith reads, or the fields
+            do not fit it.
     """
     where = f"spec {spec.name!r}" if spec.source == "bundled" else f"spec file {spec.source}"
     wrapped = [task for task in spec.tasks if task.wrappers]
     for task in [None, *wrapped]:
         label = spec.gym_id if task is None else f"{spec.gym_id} with task {task.name!r}'s wrappers"
         try:
-            env = spec.make(task)
+            env = spec.make_structured(task)
         except Exception as exc:  # the env's own constructor, or a wrapper, failed
             extra = f" (it needs the {spec.extra} extra: pip install 'rewardsmith[{spec.extra}]')" if spec.extra else ""
             message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             raise SpecError(f"{where}: {label} could not be made{extra}: {message}") from None
         try:
-            size = flat_box_size(env.observation_space, f"{where}: {label}")
+            size = observation_size(env.observation_space, f"{where}: {label}")
         finally:
             env.close()
         check_fields(spec.fields, size, f"{where} ({label})" if task is not None else where)

@@ -21,7 +21,8 @@ def render_spec_file(spec: EnvSpec) -> str:
     solved = "math.inf" if math.isinf(task.solved) else repr(task.solved)
     name = re.sub(r"[^a-z0-9]+", "-", spec.gym_id.rsplit(":", 1)[-1].lower()).strip("-") or "my-env"
     fields = "\n".join(
-        f"        Field({f.name!r}, {f.index}, {f.meaning!r}, {f.unit!r}, {f.low!r}, {f.high!r}),"
+        f"        Field({f.name!r}, {f.index}, {f.meaning!r}, {f.unit!r}, {f.low!r}, {f.high!r}"
+        + (f", shape={f.shape!r}" if f.shape else "") + (", integer=True" if f.integer else "") + "),"
         for f in spec.fields
     )
     episode_end = _comment(spec.termination_doc or "(the env's docstring does not say)", "        #     ")
@@ -42,7 +43,8 @@ SPEC = EnvSpec(
     gym_id={spec.gym_id!r},
     description={_literal(spec.description)},
     fields=(
-        # Field(name, index, meaning, unit, low, high): next_obs.<name> reads observation[index].
+        # Field(name, index, meaning, unit, low, high): next_obs.<name> reads observation[index]; with
+        # shape=(n,) it reads n values from index on as an array; integer=True reads ints.
 {fields}
     ),
     actions={_literal(spec.actions)},

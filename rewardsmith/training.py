@@ -29,7 +29,8 @@ from rewardsmith.rollouts import annotate_components, record_episodes, score_epi
 from rewardsmith.sandbox import Issue, RewardCallError, RewardSandbox, SandboxLimits, Transitions, plain_info
 from rewardsmith.spec import EnvSpec, TaskSpec
 
-__all__ = ["Checkpoint", "PPOSetup", "TrainConfig", "TrainedPolicy", "TrainingResult", "build_ppo", "train"]
+__all__ = ["Checkpoint", "PPOSetup", "TrainConfig", "TrainedPolicy", "TrainingResult", "build_ppo", "encoded_vec_env", "policy_encoder",
+           "train"]
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -190,7 +191,7 @@ def _make_deferred_classes() -> tuple[type, type]:
 
         def reset(self) -> np.ndarray:
             obs = self.venv.reset()
-            self._last_obs = np.array(obs, dtype=np.float64)
+            self._last_obs = np.array(obs)  # the env's own dtype: float32 images take half the memory
             self._steps[:] = 0
             self._running[:] = 0.0
             self.pending.clear()
@@ -202,7 +203,7 @@ def _make_deferred_classes() -> tuple[type, type]:
 
         def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
             obs, rewards, dones, infos = self.venv.step_wait()
-            next_obs = np.array(obs, dtype=np.float64)
+            next_obs = np.array(obs)
             truncated = np.zeros(self.num_envs, dtype=bool)
             extra: list[dict[str, Any]] = []
             for i, info in enumerate(infos):
@@ -218,7 +219,7 @@ def _make_deferred_classes() -> tuple[type, type]:
                                             np.asarray(rewards, dtype=np.float64), dones & ~truncated, truncated,
                                             self._steps.copy(), extra if any(extra) else None))
             self._steps[dones] = 0
-            self._last_obs = np.array(obs, dtype=np.float64)
+            self._last_obs = np.array(obs)
             return obs, np.zeros_like(rewards), dones, infos
 
         def flush(self) -> np.ndarray:
@@ -261,6 +262,73 @@ def _make_deferred_classes() -> tuple[type, type]:
     return DeferredRewardVecEnv, DeferredRewardBuffer
 
 
+ONE_HOT_LIMIT = 1024
+"""An integer field with at most this many values (a Discrete observation: FrozenLake's 16 cells, Taxi's
+500 states) reaches the policy one-hot encoded; wider ranges and images reach it as numbers."""
+ONE_HOT_FIELD_SIZE = 64
+"""Integer fields of more elements than this (images) are never one-hot encoded."""
+
+
+def policy_encoder(spec: EnvSpec) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What the policy sees of a batch of flat observations: integer fields of small range one-hot encoded
+    (as SB3 does for a Discrete observation), everything else as it is; None when nothing needs encoding.
+
+    Reward code, fitness and the analyzer read the values themselves; only the policy's input differs.
+    """
+    parts: list[tuple[int, int, int, int]] = []  # (start, end, low, count): count 0 = copy the values
+    at = 0
+    for f in spec.fields:  # in index order, covering the vector
+        count = int(f.high - f.low + 1) if f.integer and f.low is not None and f.high is not None else 0
+        if 2 < count <= ONE_HOT_LIMIT and f.size <= ONE_HOT_FIELD_SIZE:
+            if at < f.index:
+                parts.append((at, f.index, 0, 0))
+            parts.append((f.index, f.index + f.size, int(f.low), count))
+            at = f.index + f.size
+    if not parts:
+        return None
+    width = sum(f.size for f in spec.fields)
+    if at < width:
+        parts.append((at, width, 0, 0))
+
+    def encode(batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, dtype=np.float64).reshape(len(batch), -1)
+        columns = []
+        for start, end, low, count in parts:
+            if not count:
+                columns.append(batch[:, start:end])
+                continue
+            values = np.clip(np.rint(batch[:, start:end]).astype(np.int64) - low, 0, count - 1)
+            hot = np.zeros((len(batch), end - start, count))
+            np.put_along_axis(hot, values[:, :, None], 1.0, axis=2)
+            columns.append(hot.reshape(len(batch), -1))
+        return np.concatenate(columns, axis=1).astype(np.float32)
+
+    return encode
+
+
+def encoded_vec_env(venv: Any, encode: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """``venv`` with its observations (and terminal observations) passed through ``encode`` for the policy."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class PolicyObservation(VecEnvWrapper):
+        def __init__(self) -> None:
+            width = encode(np.zeros((1, *venv.observation_space.shape))).shape[1]
+            super().__init__(venv, observation_space=gym.spaces.Box(-np.inf, np.inf, (width,), np.float32))
+
+        def reset(self) -> np.ndarray:
+            return encode(self.venv.reset())
+
+        def step_wait(self) -> Any:
+            obs, rewards, dones, infos = self.venv.step_wait()
+            for info in infos:
+                if "terminal_observation" in info:
+                    info["terminal_observation"] = encode(info["terminal_observation"][None])[0]
+            return encode(obs), rewards, dones, infos
+
+    return PolicyObservation()
+
+
 class _ReturnScaler:
     """VecNormalize's reward normalisation, applied to a whole rollout of deferred rewards in step order:
     divide by the running standard deviation of the discounted return, then clip."""
@@ -291,11 +359,14 @@ class PPOSetup:
     deferred: Any = None
     vecnorm: Any = None
     sandbox: RewardSandbox | None = None
+    encode: Callable[[np.ndarray], np.ndarray] | None = None
 
     def policy(self, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
-        """Actions for a batch of raw observations (normalised as in training)."""
+        """Actions for a batch of raw observations (encoded and normalised as in training)."""
 
         def act(obs: np.ndarray) -> np.ndarray:
+            if self.encode is not None:
+                obs = self.encode(obs)
             if self.vecnorm is not None:
                 obs = self.vecnorm.normalize_obs(obs)
             actions, _ = self.model.predict(obs, deterministic=deterministic)
@@ -328,7 +399,7 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
     deferred = None
     buffer_class = None
     if reward_source is not None:
-        sandbox = RewardSandbox(spec.field_index, config.sandbox)
+        sandbox = RewardSandbox(spec.field_layout, config.sandbox)
         loaded = sandbox.load(reward_source)
         if not loaded.ok:
             sandbox.close()
@@ -338,6 +409,9 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
         scaler = _ReturnScaler(ppo.n_envs, ppo.gamma) if ppo.normalize_reward else None
         deferred = deferred_cls(venv, sandbox, config.reward_chunk, scaler)
         venv = deferred
+    encode = policy_encoder(spec)
+    if encode is not None:
+        venv = encoded_vec_env(venv, encode)
     vecnorm = None
     if ppo.normalize_obs or (ppo.normalize_reward and deferred is None):
         vecnorm = VecNormalize(venv, norm_obs=ppo.normalize_obs, norm_reward=ppo.normalize_reward and deferred is None,
@@ -348,7 +422,7 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
     model.set_logger(Logger(folder=None, output_formats=[]))  # else SB3 makes an empty /tmp/SB3-* per learn()
     if deferred is not None:
         model.rollout_buffer.reward_source = deferred
-    return PPOSetup(model, venv, deferred, vecnorm, sandbox)
+    return PPOSetup(model, venv, deferred, vecnorm, sandbox, encode)
 
 
 def train(

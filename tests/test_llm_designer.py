@@ -671,3 +671,53 @@ def test_the_cli_stops_on_its_token_budget_and_resumes_with_a_new_one(server, tm
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["iterations_done"] == 2
     assert summary["usage"]["requests"] == 2 and set(summary["usage"]["iterations"]) == {"0", "1"}
+
+
+# ------------------------------------------------------------------- a user env with a Dict observation
+
+
+ROVER_REPLIES = (
+    """Drive home: pay for closing the distance, keep the battery.
+
+```python
+import numpy as np
+
+
+def compute_reward(obs, action, next_obs, info):
+    before = float(np.linalg.norm(obs.position))
+    after = float(np.linalg.norm(next_obs.position))
+    progress = 10.0 * (before - after)
+    thrift = 0.1 * next_obs.battery
+    return progress + thrift, {"progress": progress, "thrift": thrift}
+```
+""",
+    """Axis by axis, with a brake on speed near home:
+
+```python
+import math
+
+
+def compute_reward(obs, action, next_obs, info):
+    x, y = next_obs.position[0], next_obs.position[1]
+    near = math.exp(-(x * x + y * y))
+    speed = -0.05 * float(abs(next_obs["velocity"]).sum())
+    return near + speed, {"near": near, "speed": speed}
+```
+""",
+)
+
+
+@pytest.mark.slow
+def test_a_search_on_a_user_dict_observation_env_reads_fields_by_name(server, tmp_path):
+    from tests.helpers_docenv import ROVER
+
+    task = TaskRef(ROVER, "Drive the rover to the origin and keep some battery.")
+    server.push(*[Reply(text) for text in ROVER_REPLIES])
+    run = RunDir.create(tmp_path / "runs", "rover", task.text)
+    state = run_search(run, task, LLMDesigner(options(server), run), config(samples=len(ROVER_REPLIES)))
+    by_index = sorted(state.candidates.values(), key=lambda c: c.index)
+    assert [c.status for c in by_index] == ["scored"] * len(ROVER_REPLIES), [(c.id, c.reason) for c in by_index]
+    assert all(c.fitness is not None and c.fitness > float("-inf") for c in by_index)
+    prompt = last_user_text(server.chats[0])
+    assert "[0:2] position (float array of shape (2,))" in prompt and "[4] battery" in prompt
+    assert "next_obs.position[0]" in prompt  # the prompt shows how a vector field reads

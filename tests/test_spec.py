@@ -206,15 +206,19 @@ def test_a_spec_that_does_not_fit_its_observation_is_refused_on_load(tmp_path, f
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_a_spec_whose_env_yields_no_flat_box_is_refused(tmp_path):
+def test_a_spec_whose_env_yields_an_unreadable_observation_is_refused(tmp_path):
     from rewardsmith.errors import SpecError
-    from tests.helpers_docenv import DICT_OBS
+    from tests.helpers_docenv import DICT_OBS, TEXT_OBS
 
-    path = _spec_file(tmp_path, "Field('position', 0), Field('fuel', 1)", DICT_OBS)
-    with pytest.raises(SpecError, match="has observation space Dict.*needs a flat Box observation"):
+    path = _spec_file(tmp_path, "Field('text', 0),", TEXT_OBS)
+    with pytest.raises(SpecError, match="has observation space Text.*: it holds a Text space; rewardsmith reads Box"):
         load_spec(str(path))
-    with pytest.raises(SpecError, match="needs a flat Box observation"):
-        load_spec(DICT_OBS)  # introspection refuses it the same way
+    with pytest.raises(SpecError, match="it holds a Text space"):
+        load_spec(TEXT_OBS)  # introspection refuses it the same way
+    # A Dict observation is read: its fields are its keys, in the space's (sorted) order.
+    (tmp_path / "dict").mkdir()
+    path = _spec_file(tmp_path / "dict", "Field('fuel', 0, shape=(1,)), Field('position', 1, shape=(1,))", DICT_OBS)
+    assert load_spec(str(path)).field_names == ("fuel", "position")
 
 
 def test_describe_check_and_run_refuse_a_mismatched_spec_in_one_line(tmp_path):

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from rewardsmith.episode import field_index
+from rewardsmith.episode import field_layout, plain_layout
 from rewardsmith.sandbox.issues import CODES, Issue, sanitize
 from rewardsmith.sandbox.policy import CompileLimits
 from rewardsmith.sandbox.protocol import (
     COMPONENT_NAME_RULE,
     MAX_COMPONENTS,
+    MAX_FRAME,
     FrameError,
     FrameTimeout,
     is_component_name,
@@ -113,6 +114,11 @@ class SandboxLimits:
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
+
+MAX_EXCHANGE_BYTES = MAX_FRAME // 2
+"""The most bytes of transitions one exchange carries (half a frame; the rest is room for the header and its
+info values): 1024 CartPole transitions take 96 KiB, but one 96x96x3 image transition takes 432 KiB, so a
+batch of wide observations crosses in several exchanges."""
 
 _ARRAY_FIELDS = ("obs", "actions", "next_obs", "env_reward", "terminated", "truncated", "step")
 
@@ -213,9 +219,9 @@ class RewardSandbox:
         ...     result = box.call(transitions)
     """
 
-    def __init__(self, fields: Sequence[str] | Mapping[str, int], limits: SandboxLimits | None = None) -> None:
-        self.fields = field_index(fields)
-        """Each field name with the observation index it reads (a spec's ``field_index``)."""
+    def __init__(self, fields: Sequence[str] | Mapping[str, Any], limits: SandboxLimits | None = None) -> None:
+        self.fields = plain_layout(field_layout(fields))
+        """Each field name with the slot it reads (a spec's ``field_layout``), as it crosses to the worker."""
         self.limits = limits or SandboxLimits()
         self._proc: subprocess.Popen[bytes] | None = None
         self._workdir: str | None = None
@@ -357,11 +363,27 @@ class RewardSandbox:
             self._kill()
 
     def call(self, batch: Transitions, want_print: bool = False) -> BatchResult:
-        """Run compute_reward on a batch of transitions.
+        """Run compute_reward on a batch of transitions (in several exchanges where they are too wide for one).
 
         Raises:
             RewardCallError: a call raised, returned something invalid, or ran past its deadline.
         """
+        per_transition = 16 * int(np.prod(np.shape(batch.obs)[1:])) + 8 * int(np.prod(np.shape(batch.actions)[1:])) + 40
+        fits = max(1, MAX_EXCHANGE_BYTES // per_transition)
+        if len(batch) <= fits:
+            return self._call(batch, want_print)
+        results: list[BatchResult] = []
+        for start in range(0, len(batch), fits):
+            try:
+                results.append(self._call(batch.take(slice(start, start + fits)), want_print))
+            except RewardCallError as exc:
+                exc.index += start
+                raise
+        printed = "".join(r.printed for r in results)[: self.limits.print_cap]
+        return BatchResult(np.concatenate([r.totals for r in results]), [row for r in results for row in r.components],
+                           any(r.bare for r in results), printed)
+
+    def _call(self, batch: Transitions, want_print: bool) -> BatchResult:
         if self._source is None:
             raise RewardCallError(Issue("no_compute_reward", "no program loaded"))
         if self._proc is None:  # a previous call killed the worker: start again with the same program

@@ -226,7 +226,7 @@ def _check_fields(tree: ast.Module, reward_fn: ast.FunctionDef, fields: Sequence
     """Refuse ``next_obs.name`` for names the env does not have, listing the valid ones."""
     params = [a.arg for a in reward_fn.args.posonlyargs + reward_fn.args.args]
     obs_names = {params[i] for i in (0, 2) if i < len(params)} | {"obs", "next_obs"}
-    valid = set(fields)
+    valid = {name.split(".", 1)[0] for name in fields}  # a nested field's group: next_obs.robot.joint_pos
     issues = []
     seen = set()
     for node in ast.walk(tree):

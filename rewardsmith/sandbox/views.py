@@ -1,14 +1,19 @@
-"""Read-only observation views handed to reward code: named fields and plain indexing."""
+"""Read-only observation views handed to reward code: named fields and plain indexing.
+
+A scalar field reads as a float (an int for a Discrete value), a vector or array field as a
+read-only array of its shape, and a nested field either way: ``obs.robot.joint_pos`` (the group
+``robot`` is itself a view) or ``obs["robot.joint_pos"]``.
+"""
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from rewardsmith.episode import FieldNames, field_index
+from rewardsmith.episode import FieldNames, Slot, field_layout, group_layout
 
 __all__ = ["ObservationBase", "make_view_class", "readonly_array"]
 
@@ -18,19 +23,20 @@ class ObservationBase:
 
     __slots__ = ("_v",)
     _fields: tuple[str, ...] = ()
-    _positions: dict[str, int] = {}
+    _getters: dict[str, Callable[[Any], Any]] = {}
 
     def __init__(self, values: Sequence[float]) -> None:
-        self._v = tuple(values)
+        self._v = values if type(values) is np.ndarray else tuple(values)  # a wide row stays a read-only array
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
             return readonly_array(self._v[key])
         if isinstance(key, str):
             try:
-                return self._v[self._positions[key]]
+                getter = self._getters[key]
             except KeyError:
                 raise KeyError(f"no observation field {key!r}; valid fields: {', '.join(self._fields)}") from None
+            return getter(self)
         return self._v[operator.index(key)]
 
     def __getattr__(self, name: str) -> Any:
@@ -47,25 +53,68 @@ class ObservationBase:
         return readonly_array(self._v, dtype)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={self._v[i]:.4g}" for name, i in self._positions.items() if i < len(self._v))
+        inner = ", ".join(f"{name}={_short(get(self))}" for name, get in self._getters.items())
         return f"Observation({inner})"
 
     def keys(self) -> tuple[str, ...]:
         return self._fields
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return np.array2string(value, precision=4, threshold=8)
+    return f"{value:.4g}"
+
+
 def make_view_class(fields: FieldNames) -> type[ObservationBase]:
-    """A view class whose properties are the env's field names, each reading its own index."""
-    positions = field_index(fields)
-    namespace: dict[str, Any] = {"__slots__": (), "_fields": tuple(positions), "_positions": positions}
-    for name, index in positions.items():
-        namespace[name] = property(_field_getter(index), doc=f"observation[{index}]")
-    return type("Observation", (ObservationBase,), namespace)
+    """A view class whose properties are the env's field names, each reading its own slot."""
+    layout = field_layout(fields)
+    return _view_class(layout, "Observation")
 
 
-def _field_getter(index: int) -> Any:
-    def get(self: ObservationBase) -> float:
-        return self._v[index]
+def _view_class(layout: Mapping[str, Slot], class_name: str) -> type[ObservationBase]:
+    top, groups = group_layout(layout)
+    getters: dict[str, Callable[[Any], Any]] = {}
+    namespace: dict[str, Any] = {"__slots__": (), "_fields": tuple(layout), "_getters": getters}
+    for name, slot in top.items():
+        getter = _field_getter(slot)
+        getters[name] = getter
+        namespace[name] = property(getter, doc=f"observation[{slot.index}]")
+    for head, (start, end, inner) in groups.items():
+        group = _view_class(inner, f"{class_name}.{head}")
+        namespace[head] = property(_group_getter(group, start, end), doc=f"observation[{start}:{end}]")
+        for name, slot in inner.items():
+            getters[f"{head}.{name}"] = _nested_getter(group._getters[name], group, start, end)
+    return type(class_name, (ObservationBase,), namespace)
+
+
+def _field_getter(slot: Slot) -> Callable[[ObservationBase], Any]:
+    index = slot.index
+    if slot.scalar_float:  # the hot path: one tuple lookup
+        def get(self: ObservationBase) -> Any:
+            return self._v[index]
+    elif not slot.shape:
+        def get(self: ObservationBase) -> Any:
+            return int(self._v[index])
+    else:
+        end, shape, dtype = index + slot.size, slot.shape, np.int64 if slot.integer else np.float64
+
+        def get(self: ObservationBase) -> Any:
+            return readonly_array(self._v[index:end], dtype).reshape(shape)
+    return get
+
+
+def _group_getter(group: type[ObservationBase], start: int, end: int) -> Callable[[ObservationBase], Any]:
+    def get(self: ObservationBase) -> ObservationBase:
+        return group(self._v[start:end])
+
+    return get
+
+
+def _nested_getter(inner: Callable[[Any], Any], group: type[ObservationBase], start: int,
+                   end: int) -> Callable[[ObservationBase], Any]:
+    def get(self: ObservationBase) -> Any:
+        return inner(group(self._v[start:end]))
 
     return get
 

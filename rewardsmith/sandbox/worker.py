@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardsmith.episode import field_index
+from rewardsmith.episode import Slot, field_layout
 from rewardsmith.sandbox.guards import GuardState, SandboxViolation, make_globals
 from rewardsmith.sandbox.issues import Issue
 from rewardsmith.sandbox.namespaces import ModuleAttributeError, SizeCapError, safe_modules
@@ -386,7 +386,7 @@ class _Worker:
         if op == "call":
             return self.call(request, blob, timeout)
         if op == "load":
-            return self.load(str(request["source"]), field_index(request["fields"]), timeout), b""
+            return self.load(str(request["source"]), field_layout(request["fields"]), timeout), b""
         if op == "reset":
             return self.reset(timeout), b""
         if op == "diagnose":
@@ -416,7 +416,7 @@ class _Worker:
         clean = self._end_request(generation=2)
         return {"ok": clean and not _Alarm.fired}
 
-    def load(self, source: str, fields: dict[str, int], timeout: float) -> dict[str, Any]:
+    def load(self, source: str, fields: dict[str, Slot], timeout: float) -> dict[str, Any]:
         self.function = None
         self.state = GuardState(int(self.limits.get("print_cap", 4096)))
         self.view = make_view_class(fields)
@@ -636,12 +636,21 @@ def _reward_line(tb: Any) -> int | None:
     return line
 
 
+WIDE_OBSERVATION = 64
+"""Observations of more values than this reach the views as read-only numpy rows instead of tuples of floats."""
+
+
 def _decode_batch(blob: bytes, n: int, d: int, width: int,
                   integer_actions: bool) -> tuple[list[Any], list[Any], list[Any], tuple[list[Any], ...]]:
     """Observations and actions per transition, and the info columns (env_reward, terminated, truncated, step)."""
     floats = n * d * 8
-    obs = np.frombuffer(blob, np.float64, n * d, 0).reshape(n, d).tolist()
-    next_obs = np.frombuffer(blob, np.float64, n * d, floats).reshape(n, d).tolist()
+    if d <= WIDE_OBSERVATION:
+        obs = np.frombuffer(blob, np.float64, n * d, 0).reshape(n, d).tolist()
+        next_obs = np.frombuffer(blob, np.float64, n * d, floats).reshape(n, d).tolist()
+    else:  # an image: each row a read-only view of one copy, not thousands of Python floats
+        rows = np.frombuffer(blob, np.float64, 2 * n * d, 0).reshape(2 * n, d).copy()
+        rows.flags.writeable = False
+        obs, next_obs = list(rows[:n]), list(rows[n:])
     raw = np.frombuffer(blob, np.int64 if integer_actions else np.float64, n * width, 2 * floats).reshape(n, width)
     if integer_actions and width == 1:
         actions = raw[:, 0].tolist()
