@@ -406,9 +406,10 @@ def test_a_short_run_on_each_space_then_export_show_and_report(tmp_path, env_id)
 
 
 def test_spec_init_writes_vector_and_int_fields_that_load_as_written(tmp_path):
+    from rewardsmith.introspect import introspect
     from rewardsmith.specfile import render_spec_file
 
-    introspected = load_spec(envs.NESTED)
+    introspected = introspect(envs.NESTED)  # as `rewardsmith spec init` does: the id keeps its module
     path = tmp_path / "nested_spec.py"
     path.write_text(render_spec_file(introspected))
     written = load_spec(str(path))
