@@ -12,9 +12,9 @@ from rewardsmith.candidate import Candidate
 from rewardsmith.critic import Verdict
 from rewardsmith.designer.base import DesignContext
 from rewardsmith.designer.prompts import Prompts, preview_messages
+from rewardsmith.results import Checkpoint, TrainingResult
 from rewardsmith.sandbox import Issue
 from rewardsmith.task import TaskRef
-from rewardsmith.training import Checkpoint, TrainingResult
 
 TASK = TaskRef("cartpole", "Keep the pole balanced upright for as long as possible.")
 
