@@ -77,3 +77,18 @@ def test_the_cli_command(run_dir):
     result = runner.invoke(app, ["show", str(run_dir), "--candidate", "00-01"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "reward components" in result.output
+
+
+def test_reading_a_run_imports_neither_the_search_nor_the_trainer_nor_torch():
+    """show, report and export read a run through rewardsmith.state; the designers get results from
+    rewardsmith.results. None of them may pull in the search loop, the pool, the trainer or torch."""
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "import rewardsmith.show, rewardsmith.report, rewardsmith.export, rewardsmith.state, rewardsmith.designer\n"
+              "banned = ('rewardsmith.loop', 'rewardsmith.executors', 'rewardsmith.training', 'rewardsmith.jobs',"
+              " 'torch', 'stable_baselines3')\n"
+              "print(','.join(m for m in banned if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == ""
