@@ -45,12 +45,15 @@ import numpy as np
 
 from rewardsmith.bounds import TEXT_SHOWN, clip
 from rewardsmith.episode import Episode, Slot
+from rewardsmith.results import Analysis
 from rewardsmith.rollouts import annotate_components, record_episodes
+from rewardsmith.seeds import STOCHASTIC_SEED
 from rewardsmith.spec import EnvSpec
 
 if TYPE_CHECKING:
+    from rewardsmith.results import Checkpoint
     from rewardsmith.task import ResolvedTask
-    from rewardsmith.training import Checkpoint, TrainedPolicy
+    from rewardsmith.training import TrainedPolicy
 
 __all__ = ["ANALYSIS_VERSION", "analyze", "analyze_candidate", "analyzer_failure", "render_reflection"]
 
@@ -60,9 +63,6 @@ STOCHASTIC_EPISODES = 10
 """Sampled-policy episodes recorded on top of the final deterministic ones. A deterministic policy
 often repeats itself across seeds; sampled actions show which behaviours go with higher fitness,
 which is what the correlations need."""
-
-STOCHASTIC_SEED = 30_000
-"""Seeds of the analyzer's episodes, apart from training's evaluation (10 000) and final (20 000) seeds."""
 
 FLAT_CV = 0.02
 """A component whose largest per-step standard deviation (over every training window and the
@@ -163,7 +163,7 @@ def analyze_candidate(
     seed: int = STOCHASTIC_SEED,
     candidate_id: str | None = None,
     prompts_dir: Path | None = None,
-) -> dict[str, Any]:
+) -> Analysis:
     """Analyse a scored training (runs in the worker, before ``trained.close()``).
 
     Records ``stochastic_episodes`` sampled-policy episodes, scores their reward components in
@@ -192,7 +192,7 @@ def analyze_candidate(
     return analysis
 
 
-def analyzer_failure(exc: BaseException) -> dict[str, Any]:
+def analyzer_failure(exc: BaseException) -> Analysis:
     """The analysis recorded when the analyzer itself fails: the training's score stands, the error is kept."""
     import traceback
 
@@ -216,7 +216,7 @@ def analyze(
     *,
     candidate_id: str | None = None,
     prompts_dir: Path | None = None,
-) -> dict[str, Any]:
+) -> Analysis:
     """The analysis of recorded episodes (components filled) and a training's checkpoints."""
     episodes = list(deterministic) + list(stochastic)
     values = np.asarray([_finite(fitness(e)) for e in episodes], dtype=np.float64)

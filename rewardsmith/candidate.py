@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rewardsmith.critic import Verdict
-from rewardsmith.training import TrainingResult
+from rewardsmith.results import Analysis, FailureReason, TrainingResult
 
 __all__ = ["Candidate", "Status", "candidate_id", "source_hash"]
 
@@ -36,7 +36,7 @@ class Candidate:
     status: Status = "proposed"
     verdict: Verdict | None = None
     result: TrainingResult | None = None
-    analysis: dict[str, Any] | None = None
+    analysis: Analysis | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     """Earlier versions refused by the critic and sent back for repair: source and issues."""
 
@@ -51,15 +51,15 @@ class Candidate:
         return self.origin.get("parent")
 
     @property
-    def reason(self) -> str | None:
-        """Why it was rejected or failed, in one line."""
+    def reason(self) -> FailureReason | None:
+        """Why it was rejected or failed (``str()`` of it: one line, ``[code] line N: message``)."""
         if self.status == "rejected" and self.verdict is not None:
             errors = self.verdict.errors
-            return str(errors[0]) if errors else self.verdict.explain()
+            if errors:
+                return errors[0]
+            return FailureReason("rejected", self.verdict.explain())
         if self.status == "failed" and self.result is not None and self.result.reason:
-            reason = self.result.reason
-            line = f"line {reason['line']}: " if reason.get("line") else ""
-            return f"[{reason.get('code')}] {line}{reason.get('message')}"
+            return self.result.reason
         return None
 
     def summary(self) -> dict[str, Any]:
@@ -68,7 +68,7 @@ class Candidate:
             "id": self.id,
             "iteration": self.iteration,
             "status": self.status,
-            "reason": self.reason,
+            "reason": str(self.reason) if self.reason else None,
             "fitness": self.fitness,
             "parent": self.parent,
             "designer": self.origin.get("designer"),

@@ -298,9 +298,10 @@ def run(
     from rewardsmith.designer import make_designer
     from rewardsmith.designer.endpoint import choose_designer
     from rewardsmith.executors import default_workers
-    from rewardsmith.loop import SearchConfig, run_search
+    from rewardsmith.loop import run_search
     from rewardsmith.progress import InteractiveProgress, LiveProgress
     from rewardsmith.runs import RunDir
+    from rewardsmith.state import SearchConfig
 
     _check_workers(workers)
     ref, resolved = _task_ref(env, text, task, fitness, env_kwargs, ppo, hyperparams)
@@ -421,9 +422,10 @@ def resume(
 ) -> None:
     """Continue a stopped, interrupted or finished search (finished candidates are not redone)."""
     from rewardsmith.designer import designer_for_run
-    from rewardsmith.loop import load_state, resume_search
+    from rewardsmith.loop import resume_search
     from rewardsmith.progress import InteractiveProgress, LiveProgress
     from rewardsmith.runs import RunDir
+    from rewardsmith.state import load_state
 
     if iterations is not None and iterations < 1:
         raise UsageError("--iterations must be at least 1")
@@ -454,8 +456,8 @@ def feedback(
     text: Annotated[str, typer.Argument(help="What is wrong with the best policy, in words.")],
 ) -> None:
     """Record feedback on a run; `rewardsmith resume` gives it to the designer."""
-    from rewardsmith.loop import record_feedback
     from rewardsmith.runs import RunDir
+    from rewardsmith.state import record_feedback
 
     iteration = record_feedback(RunDir.open(run_dir), text)
     console.print(literal(f"recorded: round {iteration + 1} will receive it (run `rewardsmith resume {run_dir} "
@@ -632,8 +634,8 @@ def export(
 ) -> None:
     """Write a candidate's reward as a standalone module (numpy + gymnasium only)."""
     from rewardsmith.export import render_export
-    from rewardsmith.loop import best_manifest, load_state
     from rewardsmith.runs import RunDir, atomic_write_text
+    from rewardsmith.state import best_manifest, load_state
 
     state = load_state(RunDir.open(run_dir), read_only=True)
     if candidate is None:

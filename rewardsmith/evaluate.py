@@ -11,20 +11,19 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied
+from rewardsmith.jobs import evaluation_job
+from rewardsmith.seeds import EVALUATION_TRAINING_SEED
 from rewardsmith.task import ResolvedTask, TaskRef
 from rewardsmith.training import TrainConfig
 
 if TYPE_CHECKING:
-    from rewardsmith.loop import SearchState
+    from rewardsmith.state import SearchState
 
 __all__ = ["Arm", "Evaluation", "evaluate_rewards", "evaluate_top_candidates", "human_normalised", "mean_ci95"]
-
-SEED_BASE = 1_000
-"""Evaluation trainings use seeds SEED_BASE, SEED_BASE + 1, …: never the search's seeds."""
 
 # Two-sided 95% Student t quantiles by degrees of freedom (1..30); beyond, the normal 1.96.
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -163,20 +162,22 @@ def evaluate_rewards(
     device: str = "auto",
     with_baselines: bool = True,
     on_result: Callable[[str, int, dict[str, Any]], None] | None = None,
+    budget: int | None = None,
 ) -> Evaluation:
-    """Train each reward (label → program; None is the env's own) on ``seeds`` seeds, side by side."""
+    """Train each reward (label → program; None is the env's own) on ``seeds`` seeds, side by side.
+
+    ``budget`` (a run's recorded steps per training) wins over ``timesteps`` (rounded to whole rollouts)."""
     task = task_ref.resolve()
-    budget = task.budget(timesteps)
+    budget = budget if budget is not None else task.budget(timesteps)
     arms = [Arm(label, source) for label, source in rewards.items()]
     if with_baselines:
         arms += [a for a in baselines(task) if a.label not in rewards]
-    config = TrainConfig(timesteps=budget, device=device, checkpoints=10, eval_episodes=5, final_episodes=20)
     jobs: dict[Future, tuple[Arm, int]] = {}
     with ProcessPool(workers) as pool:
         for seed in range(seeds):
             for arm in arms:
-                seeded = replace(config, seed=SEED_BASE + seed, save_policy=False)
-                jobs[pool.submit(_evaluation_job, task_ref.to_dict(), arm.source, seeded)] = (arm, seed)
+                seeded = TrainConfig.for_evaluation(budget, device, EVALUATION_TRAINING_SEED + seed)
+                jobs[pool.submit(evaluation_job, task_ref.to_dict(), arm.source, seeded)] = (arm, seed)
         for future, (arm, seed) in jobs.items():
             try:
                 result = future.result()
@@ -189,15 +190,6 @@ def evaluate_rewards(
             if on_result is not None:
                 on_result(arm.label, seed, result)
     return Evaluation(task.text, task.spec.gym_id, task.task.name, task.solved, seeds, budget, arms)
-
-
-def _evaluation_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig) -> dict[str, Any]:
-    from rewardsmith.training import train
-
-    task = TaskRef.from_dict(task_ref).resolve()
-    trained = train(task.spec, task.task, task.fitness, task.solved, source, config)
-    trained.close()
-    return trained.result.to_dict()
 
 
 def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,
@@ -216,6 +208,7 @@ def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,
         raise ValueError("no scored candidate to evaluate")
     config = state.config
     evaluation = evaluate_rewards(state.task.ref, {c.id: c.source for c in scored}, seeds,
-                                  config.timesteps, config.workers, config.device, on_result=on_result)
+                                  config.timesteps, config.workers, config.device, on_result=on_result,
+                                  budget=state.budget)
     chosen = max(scored, key=lambda c: (evaluation.arm(c.id).mean, c.fitness))
     return evaluation, chosen.id

@@ -15,160 +15,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from rewardsmith.candidate import Candidate, candidate_id, source_hash
 from rewardsmith.critic import Critic, Verdict
 from rewardsmith.designer.base import REVIEW_NO_VERDICT, DesignContext, Designer, Proposal
-from rewardsmith.errors import BudgetExceeded, EndpointDown, LLMError, RewardsmithError, RunDirError, UsageError
-from rewardsmith.executors import EXECUTORS, JobFailed, ProcessPool, WorkerDied, default_workers, make_executor
-from rewardsmith.runs import RunDir, atomic_write_text, to_json
+from rewardsmith.errors import BudgetExceeded, EndpointDown, LLMError, RewardsmithError, UsageError
+from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, make_executor
+from rewardsmith.hooks import IterationDecision, LoopHooks
+from rewardsmith.jobs import render_media_job, train_candidate_job
+from rewardsmith.results import FailureReason, TrainingResult
+from rewardsmith.runs import RunDir, atomic_write_text
 from rewardsmith.sandbox import Issue
-from rewardsmith.task import ResolvedTask, TaskRef, is_solved
-from rewardsmith.training import TrainConfig, TrainingResult
+from rewardsmith.state import SearchConfig, SearchState, best_manifest, load_state, summary_of
+from rewardsmith.task import TaskRef
+from rewardsmith.training import TrainConfig
 
-__all__ = ["IterationDecision", "LoopHooks", "SearchConfig", "SearchState", "resume_search", "run_search"]
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """How a search runs; recorded in run.json."""
-
-    iterations: int = 3
-    samples: int = 4
-    """Candidates per iteration (K)."""
-    timesteps: int | None = None
-    """PPO steps per candidate; None takes the env spec's budget."""
-    seed: int = 0
-    workers: int = field(default_factory=default_workers)
-    """Trainings run side by side (processes, one torch thread each)."""
-    device: str = "auto"
-    repairs: int = 2
-    """Times a refused or crashed candidate goes back to the designer."""
-    checkpoints: int = 10
-    eval_episodes: int = 5
-    final_episodes: int = 10
-    media: bool = True
-    """Render a GIF of each iteration's best policy."""
-    executor: str = "local"
-    """Where jobs run: ``local`` (a process pool) or ``ray``."""
-    ray_address: str | None = None
-    """The Ray cluster (``auto``, ``HOST:PORT``, ``ray://…``); None starts a local Ray instance."""
-
-    def __post_init__(self) -> None:
-        for name in ("iterations", "samples", "workers"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name} must be at least 1")
-        if self.timesteps is not None and self.timesteps < 64:
-            raise UsageError("--timesteps must be at least 64")
-        if self.repairs < 0:
-            raise UsageError("--repairs must be 0 or more")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise UsageError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        if self.executor not in EXECUTORS:
-            raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
-        if self.ray_address is not None and self.executor != "ray":
-            raise UsageError("--ray-address needs --executor ray")
-
-    def train_config(self, task: ResolvedTask) -> TrainConfig:
-        return TrainConfig(
-            timesteps=task.budget(self.timesteps),
-            seed=self.seed,
-            device=self.device,
-            checkpoints=self.checkpoints,
-            eval_episodes=self.eval_episodes,
-            final_episodes=self.final_episodes,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass
-class IterationDecision:
-    """What a person (or hook) decided after an iteration."""
-
-    stop: bool = False
-    feedback: list[str] = field(default_factory=list)
-    parent: str | None = None
-    """Use this candidate as the next iteration's parent instead of the best."""
-
-
-class LoopHooks:
-    """Callbacks on the caller's thread; override what you need (the CLI renders with them)."""
-
-    def on_run_start(self, state: SearchState) -> None: ...
-
-    def on_iteration_start(self, state: SearchState, iteration: int) -> None: ...
-
-    def on_candidate(self, state: SearchState, candidate: Candidate) -> None: ...
-
-    def on_progress(self, state: SearchState, candidate: Candidate, checkpoint: dict[str, Any]) -> None: ...
-
-    def on_notice(self, state: SearchState, text: str) -> None:
-        """Something the person running the search should know (also an event and in ``summary.json``)."""
-
-    def on_iteration_end(self, state: SearchState, iteration: int) -> IterationDecision | None:
-        return None
-
-    def on_run_end(self, state: SearchState) -> None: ...
-
-
-@dataclass
-class SearchState:
-    """The search so far, rebuilt from the event log on resume."""
-
-    run: RunDir
-    task: ResolvedTask
-    config: SearchConfig
-    designer: str
-    candidates: dict[str, Candidate] = field(default_factory=dict)
-    feedback: dict[int, list[str]] = field(default_factory=dict)
-    """Feedback to give the designer when it proposes iteration N."""
-    parents: dict[int, str] = field(default_factory=dict)
-    iterations_done: int = 0
-    status: str = "running"
-    stop_reason: str | None = None
-    final_choice: str | None = None
-    """The candidate a final multi-seed evaluation chose for export (``--final-eval``)."""
-    notices: list[dict[str, Any]] = field(default_factory=list)
-    """What the search told the person (code, iteration, text): an endpoint that ignores sampling, re-asked samples."""
-
-    @property
-    def best(self) -> Candidate | None:
-        scored = [c for c in self.candidates.values() if c.status == "scored"]
-        return max(scored, key=lambda c: (c.fitness, -c.iteration, -c.index)) if scored else None
-
-    @property
-    def no_progress(self) -> bool:
-        """Every scored candidate (two or more) has the same fitness: the fitness told no reward from another,
-        so the best is only the first of equals, no better than a random pick among them."""
-        scored = [c.fitness for c in self.candidates.values() if c.status == "scored" and c.fitness is not None]
-        return len(scored) >= 2 and all(math.isclose(f, scored[0], rel_tol=1e-9, abs_tol=1e-12) for f in scored)
-
-    @property
-    def exported(self) -> Candidate | None:
-        """The candidate to export: the final evaluation's choice, else the search's best."""
-        if self.final_choice in self.candidates:
-            return self.candidates[self.final_choice]
-        return self.best
-
-    def of_iteration(self, iteration: int) -> list[Candidate]:
-        return [c for c in self.candidates.values() if c.iteration == iteration]
-
-    def parent_for(self, iteration: int) -> Candidate | None:
-        """The parent of ``iteration``'s proposals: the one a person chose, else the best of earlier iterations."""
-        chosen = self.parents.get(iteration)
-        if chosen and chosen in self.candidates:
-            return self.candidates[chosen]
-        earlier = [c for c in self.candidates.values() if c.status == "scored" and c.iteration < iteration]
-        return max(earlier, key=lambda c: (c.fitness, -c.iteration, -c.index)) if earlier else None
+__all__ = ["IterationDecision", "LoopHooks", "export_best", "final_evaluation", "resume_search", "run_search"]
 
 
 # ----------------------------------------------------------------------------------------- entry
@@ -185,6 +49,7 @@ def run_search(
     from rewardsmith import __version__
 
     task = task_ref.resolve()
+    budget = task.budget(config.timesteps)
     run.write_json(run.run_json, {
         "rewardsmith": __version__,
         "task": task_ref.to_dict(),
@@ -193,12 +58,12 @@ def run_search(
         "designer_options": _designer_options(designer),
         "status": "running",
         "scored_on_default": task.scored_on_default,
-        "budget": task.budget(config.timesteps),  # whole PPO rollouts: the steps each training runs
-        "ppo": asdict(task.spec.ppo.fitted(task.budget(config.timesteps))),  # the settings every training uses
+        "budget": budget,  # whole PPO rollouts: the steps each training runs
+        "ppo": asdict(task.spec.ppo.fitted(budget)),  # the settings every training uses
         "env": task.record(),
     })
     run.append_event("run_started", task=task_ref.to_dict(), config=config.to_dict(), designer=designer.name)
-    state = SearchState(run, task, config, designer.name)
+    state = SearchState(run, task, config, designer.name, budget=budget)
     return _search(state, designer, hooks or LoopHooks(), until=config.iterations)
 
 
@@ -235,41 +100,6 @@ def _llm_failed(cand: Candidate) -> bool:
     """A sample that never got a reply from the LLM (``llm_failed``): a resume asks for it again."""
     refused = cand.origin.get("refused")
     return cand.status == "rejected" and isinstance(refused, dict) and refused.get("code") == "llm_failed"
-
-
-def load_state(run: RunDir, read_only: bool = False) -> SearchState:
-    """The search state recorded in ``run``'s event log and files.
-
-    ``read_only`` (``show``, ``report``, ``export``) takes the task from what run.json recorded, so neither
-    the env nor the user's modules are loaded; a run recorded before that resolves its task as usual.
-    """
-    info = run.read_run()
-    try:
-        task_ref = TaskRef.from_dict(info["task"])
-        config = SearchConfig.from_dict(info["config"])
-        recorded = info.get("env") if read_only else None
-        task = ResolvedTask.from_record(task_ref, recorded) if isinstance(recorded, dict) else None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RunDirError(f"{run.run_json} is damaged: {exc}") from None
-    task = task or task_ref.resolve()
-    state = SearchState(run, task, config, info.get("designer", "builtin"), status=info.get("status", "running"))
-    for event in run.iter_events():
-        _apply_event(state, event)
-    return state
-
-
-def record_feedback(run: RunDir, text: str) -> int:
-    """Record human feedback on a run; it reaches the designer when the search resumes.
-
-    Returns:
-        The iteration whose proposals will receive it.
-    """
-    if not text.strip():
-        raise UsageError("feedback text is empty")
-    state = load_state(run)
-    iteration = state.iterations_done
-    run.append_event("feedback", iteration=iteration, text=text)
-    return iteration
 
 
 # ------------------------------------------------------------------------------------ the search
@@ -534,7 +364,7 @@ def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: l
     is recorded as failed but not returned, so it is not sent for repair.
     """
     futures: dict[Future, Candidate] = {}
-    train_config = state.config.train_config(state.task)
+    train_config = TrainConfig.for_search(state.config, state.budget)
     for cand in cands:
         paths = state.run.candidate(cand.iteration, cand.index)
         future = pool.submit(train_candidate_job, state.task.ref.to_dict(), cand.source, train_config, paths, cand.id)
@@ -558,8 +388,7 @@ def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: l
                 cand.analysis = outcome.get("analysis")
             except (WorkerDied, JobFailed) as exc:
                 died = isinstance(exc, WorkerDied)
-                reason = {"code": "worker_crashed", "message": str(exc), "line": None, "severity": "error"}
-                result = TrainingResult("failed", -math.inf, reason=reason)
+                result = TrainingResult("failed", -math.inf, reason=FailureReason("worker_crashed", str(exc)))
                 state.run.write_json(state.run.candidate(cand.iteration, cand.index).curves, result.to_dict())
             _record_outcome(state, cand, result)
             hooks.on_candidate(state, cand)
@@ -572,42 +401,14 @@ def _record_outcome(state: SearchState, cand: Candidate, result: TrainingResult 
     if result is not None:
         cand.result = result
         cand.status = "scored" if result.status == "scored" else "failed"
+    reason = cand.reason
     state.run.append_event("candidate_finished", id=cand.id, status=cand.status, fitness=cand.fitness,
-                           reason=cand.reason, source_hash=source_hash(cand.source))
-
-
-# ------------------------------------------------------------------------------- the worker job
-
-
-def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig,
-                        paths: Any, candidate: str | None = None) -> dict[str, Any]:
-    """Runs in a pool worker: train one candidate, analyse it, write its files, return its result."""
-    from rewardsmith.analyzer import analyze_candidate, analyzer_failure
-    from rewardsmith.executors import report_progress
-    from rewardsmith.training import train
-
-    task = TaskRef.from_dict(task_ref).resolve()
-    trained = train(task.spec, task.task, task.fitness, task.solved, source, config, policy_dir=paths.policy_dir,
-                    on_checkpoint=lambda c: report_progress(asdict(c)))
-    try:
-        outcome: dict[str, Any] = {"result": trained.result.to_dict(), "analysis": None}
-        if trained.result.status == "scored":
-            try:
-                outcome["analysis"] = analyze_candidate(task, trained, candidate_id=candidate)
-            except Exception as exc:  # noqa: BLE001 - an analyzer bug must not throw away a scored training
-                outcome["analysis"] = analyzer_failure(exc)
-    finally:
-        trained.close()
-    atomic_write_text(paths.curves, to_json(outcome["result"]))
-    if outcome["analysis"] is not None:
-        atomic_write_text(paths.analysis, to_json(outcome["analysis"]))
-    return outcome
+                           reason=str(reason) if reason else None, issue=reason.to_dict() if reason else None,
+                           source_hash=source_hash(cand.source))
 
 
 def _render_media(state: SearchState, pool: ProcessPool, iteration: int) -> None:
     """A GIF (and MP4 with ffmpeg) of the iteration's best policy, rendered on the pool, in its folder."""
-    from rewardsmith.media import render_media_job
-
     scored = [c for c in state.of_iteration(iteration) if c.status == "scored"]
     if not state.config.media or not scored:
         return
@@ -619,46 +420,6 @@ def _render_media(state: SearchState, pool: ProcessPool, iteration: int) -> None
         state.run.append_event("media_failed", id=best.id, reason=str(exc))
         return
     state.run.append_event("media_written", id=best.id, **files)
-
-
-# ------------------------------------------------------------------------------ state from events
-
-
-def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
-    kind = event.get("kind")
-    cands = state.candidates
-    if kind == "candidate_proposed":
-        cand = Candidate(event["id"], event["iteration"], event["index"], event["source"], event.get("origin", {}))
-        cands[cand.id] = cand
-    elif kind == "candidate_repaired" and event["id"] in cands:
-        cand = cands[event["id"]]
-        cand.attempts.append({"source": cand.source, "problem": event.get("problem", "")})
-        cand.source, cand.origin, cand.status, cand.result = event["source"], event.get("origin", {}), "proposed", None
-    elif kind == "candidate_checked" and event["id"] in cands:
-        cand = cands[event["id"]]
-        cand.verdict = Verdict.from_dict(event["verdict"])
-        cand.status = "proposed" if cand.verdict.accepted else "rejected"
-    elif kind == "candidate_finished" and event["id"] in cands:
-        cand = cands[event["id"]]
-        paths = state.run.candidate(cand.iteration, cand.index)
-        if event["status"] in ("scored", "failed") and paths.curves.is_file():
-            cand.result = TrainingResult.from_dict(state.run.read_json(paths.curves))
-            cand.status = event["status"]
-            if paths.analysis.is_file():
-                cand.analysis = state.run.read_json(paths.analysis)
-        elif event["status"] == "rejected":
-            cand.status = "rejected"
-    elif kind == "iteration_finished":
-        state.iterations_done = max(state.iterations_done, int(event["iteration"]) + 1)
-    elif kind == "feedback":
-        state.feedback.setdefault(int(event["iteration"]), []).append(event["text"])
-    elif kind == "parent_chosen":
-        state.parents[int(event["iteration"])] = event["id"]
-    elif kind == "final_evaluation":
-        state.final_choice = event["chosen"]
-    elif kind == "notice":
-        state.notices.append({"code": event.get("code"), "iteration": event.get("iteration"),
-                              "text": str(event.get("text", ""))})
 
 
 # ------------------------------------------------------------------------------------ the outputs
@@ -676,25 +437,6 @@ def export_best(state: SearchState) -> None:
     state.run.write_json(state.run.best_dir / "manifest.json", manifest)
 
 
-def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
-    recorded = state.run.read_run().get("env")
-    build = recorded.get("build") if isinstance(recorded, dict) else None
-    return {
-        "task": state.task.text,
-        "task_name": state.task.task.name if not state.task.ref.fitness else state.task.ref.fitness,
-        "env": state.task.spec.gym_id,
-        "spec": state.task.spec.name,
-        "candidate": cand.id,
-        "fitness": cand.fitness,
-        "solved": state.task.solved_or_none,
-        "fitness_doc": state.task.fitness_doc,
-        "run": str(state.run.root),
-        "source_hash": source_hash(cand.source),
-        "no_progress": state.no_progress,
-        "env_build": build,
-    }
-
-
 def final_evaluation(state: SearchState, designer: Designer, seeds: int, top: int = 3,
                      on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Re-train the top candidates and the baselines on fresh seeds; export the best mean (``--final-eval``)."""
@@ -709,46 +451,6 @@ def final_evaluation(state: SearchState, designer: Designer, seeds: int, top: in
     export_best(state)
     _write_summary(state, designer)
     return data
-
-
-def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[str, Any]:
-    best = state.exported
-    best_entry = None
-    if best is not None:
-        best_entry = {
-            "id": best.id,
-            "fitness": best.fitness,
-            "reward_path": str(state.run.candidate(best.iteration, best.index).reward),
-            "export_path": str(state.run.best_dir / "reward.py"),
-            "solved": is_solved(best.fitness, state.task.solved),
-        }
-    return {
-        "task": state.task.text,
-        "env": state.task.spec.gym_id,
-        "task_name": state.task.task.name,
-        "fitness": state.task.fitness_label,
-        "solved_threshold": state.task.solved_or_none,
-        "scored_on_default": state.task.scored_on_default,
-        "status": state.status,
-        "stop_reason": state.stop_reason,
-        "designer": state.designer,
-        "iterations_done": state.iterations_done,
-        "candidates": [c.summary() for c in state.candidates.values()],
-        "best": best_entry,
-        "no_progress": state.no_progress,
-        "final_eval": _final_eval_entry(state),
-        "notices": list(state.notices),
-        "usage": usage or {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0},
-    }
-
-
-def _final_eval_entry(state: SearchState) -> dict[str, Any] | None:
-    if state.final_choice is None or not state.run.final_eval_json.is_file():
-        return None
-    data = state.run.read_json(state.run.final_eval_json)
-    return {"chosen": data["chosen"], "seeds": data["seeds"], "path": str(state.run.final_eval_json),
-            "mean": {label: arm["mean"] for label, arm in data["arms"].items()},
-            "human_normalised": data["arms"][data["chosen"]]["human_normalised"]}
 
 
 def _write_summary(state: SearchState, designer: Designer) -> None:

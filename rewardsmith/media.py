@@ -1,7 +1,7 @@
 """Watching a policy: one rendered episode as a GIF, and as an MP4 where ffmpeg exists.
 
 The loop renders each iteration's best candidate once the iteration's trainings are done, as a
-job on the process pool (:func:`render_media_job`): the policy comes back from the candidate's
+job on the process pool (:func:`rewardsmith.jobs.render_media_job`): the policy comes back from the candidate's
 ``policy.zip`` (and ``vecnormalize.pkl``), so training workers spend no time drawing frames of
 candidates nobody will watch, and the main process never imports torch. The episode is the first
 of the final evaluation (same seed, deterministic policy), the one the analysis describes first.
@@ -16,10 +16,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,10 +26,9 @@ from rewardsmith.rollouts import Policy, record_episodes
 from rewardsmith.runs import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from rewardsmith.runs import CandidatePaths
     from rewardsmith.spec import EnvSpec, TaskSpec
 
-__all__ = ["choose_mujoco_gl", "load_policy", "render_episode", "render_media_job", "write_gif", "write_mp4"]
+__all__ = ["choose_mujoco_gl", "load_policy", "render_episode", "write_gif", "write_mp4"]
 
 GIF_MAX_WIDTH = 320
 """Frames are scaled down to this width: enough to see what the agent does, small enough to keep a
@@ -172,38 +170,3 @@ def write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = DEFAULT_FPS
         Path(tmp).unlink(missing_ok=True)
         return None
     return path
-
-
-def render_media_job(task_ref: dict[str, Any], paths: CandidatePaths, seed: int | None = None) -> dict[str, Any]:
-    """Runs in a pool worker: render one episode of a candidate's saved policy into its folder.
-
-    Returns:
-        ``{"gif": path or None, "mp4": path or None, "frames": n, "seconds": s}``, plus ``reason``
-        when nothing could be rendered.
-    """
-    from rewardsmith.task import TaskRef
-    from rewardsmith.training import FINAL_SEED
-
-    started = time.monotonic()
-    task = TaskRef.from_dict(task_ref).resolve()
-    if task.spec.extra == "mujoco":
-        no_gl = choose_mujoco_gl()
-        if no_gl is not None:
-            return {"gif": None, "mp4": None, "frames": 0, "seconds": 0.0, "reason": no_gl}
-    try:
-        policy = load_policy(task.spec, task.task, paths.policy_dir)
-    except FileNotFoundError as exc:
-        return {"gif": None, "mp4": None, "frames": 0, "seconds": 0.0, "reason": str(exc)}
-    try:
-        frames, fps = render_episode(policy, task.spec, task.task, FINAL_SEED if seed is None else seed)
-    except Exception as exc:  # an OpenGL that cannot draw (mujoco.FatalError, RuntimeError): the run goes on
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        return {"gif": None, "mp4": None, "frames": 0, "seconds": time.monotonic() - started,
-                "reason": f"{task.spec.gym_id} could not render: {reason}"}
-    if not frames:
-        return {"gif": None, "mp4": None, "frames": 0, "seconds": time.monotonic() - started,
-                "reason": f"{task.spec.gym_id} rendered no frames"}
-    gif = write_gif(frames, paths.gif, fps)
-    mp4 = write_mp4(frames, paths.mp4, fps)
-    return {"gif": str(gif), "mp4": str(mp4) if mp4 else None, "frames": len(frames),
-            "seconds": time.monotonic() - started}

@@ -12,8 +12,9 @@ from rich.text import Text
 
 from rewardsmith.candidate import Candidate
 from rewardsmith.designer.base import review_without_verdict
-from rewardsmith.loop import IterationDecision, LoopHooks, SearchState
+from rewardsmith.hooks import IterationDecision, LoopHooks
 from rewardsmith.safetext import literal, sanitize
+from rewardsmith.state import SearchState
 from rewardsmith.task import is_solved
 
 __all__ = ["REVIEW_UNDECIDED", "STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]

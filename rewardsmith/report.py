@@ -21,7 +21,6 @@ import difflib
 import hashlib
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -44,7 +43,7 @@ from rewardsmith.task import is_solved
 
 if TYPE_CHECKING:
     from rewardsmith.candidate import Candidate
-    from rewardsmith.loop import SearchState
+    from rewardsmith.state import SearchState
 
 __all__ = ["SECTIONS", "render_report", "write_report"]
 
@@ -71,7 +70,6 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
 """One colour per candidate, reused after ten (Tableau 10: distinct, and readable on white)."""
 
 _TEMPLATES = "templates"
-_REASON = re.compile(r"^\[(?P<code>[^\]]+)\] (?:line (?P<line>\d+): )?(?P<message>.*)$", re.S)
 _FLAG_KINDS = {"flat": "flat", "dominant": "dominant", "against": "against", "hacked": "hacked",
                "hacking": "hacked"}
 
@@ -97,7 +95,7 @@ def write_report(run: RunDir, output: Path | None = None, state: SearchState | N
 
 def render_report(run: RunDir, state: SearchState | None = None) -> str:
     """The report of ``run`` as one HTML document (no external resources)."""
-    from rewardsmith.loop import load_state
+    from rewardsmith.state import load_state
 
     if state is None:
         state = load_state(run, read_only=True)
@@ -144,7 +142,6 @@ def _list(value: Any) -> list[Any]:
 
 
 def _context(run: RunDir, state: SearchState) -> dict[str, Any]:
-    events = run.events()
     summary = _read_optional(run, run.summary_json)
     summary = summary if isinstance(summary, dict) else {}
     final_eval = _read_optional(run, run.final_eval_json) if state.final_choice is not None else None
@@ -156,13 +153,13 @@ def _context(run: RunDir, state: SearchState) -> dict[str, Any]:
     return {
         "title": f"rewardsmith · {state.task.spec.name} · {state.task.text}",
         "sections": sections,
-        "overview": _overview(run, state, events, usage),
+        "overview": _overview(run, state, usage),
         "candidates": candidates,
         "fitness_chart": _fitness_chart(state, colours),
         "curves_chart": _curves_chart(state, colours),
         "legend": [{"id": c["id"], "swatch": swatch(c["colour"])} for c in candidates if c["checkpoints"]],
-        "rejections": _rejections(state, events),
-        "feedback": _feedback(state, events),
+        "rejections": _rejections(state),
+        "feedback": _feedback(state),
         "usage": _usage(usage),
         "final_eval": _final_eval(final_eval, state) if final_eval is not None else None,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -182,7 +179,7 @@ def _ordered(cands: Iterable[Candidate]) -> list[Candidate]:
     return sorted(cands, key=lambda c: (c.iteration, c.index))
 
 
-def _overview(run: RunDir, state: SearchState, events: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+def _overview(run: RunDir, state: SearchState, usage: dict[str, Any]) -> dict[str, Any]:
     info = _read_optional(run, run.run_json) or {}
     options = info.get("designer_options") if isinstance(info.get("designer_options"), dict) else {}
     task, best, exported = state.task, state.best, state.exported
@@ -204,7 +201,7 @@ def _overview(run: RunDir, state: SearchState, events: list[dict[str, Any]], usa
         "iterations_done": state.iterations_done,
         "iterations_planned": state.config.iterations,
         "samples": state.config.samples,
-        "timesteps": task.budget(state.config.timesteps),
+        "timesteps": state.budget,
         "seed": state.config.seed,
         "counts": sorted(counts.items()),
         "total": len(state.candidates),
@@ -217,7 +214,7 @@ def _overview(run: RunDir, state: SearchState, events: list[dict[str, Any]], usa
         "cost": usage.get("cost"),
         "run": str(run.root),
         "version": info.get("rewardsmith"),
-        "started": events[0].get("time") if events else None,
+        "started": state.started,
     }
 
 
@@ -250,7 +247,7 @@ def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[st
         "solved_at": result.solved_at if result is not None else None,
         "steps": result.steps if result is not None else None,
         "seconds": result.seconds if result is not None else None,
-        "reason": clip(cand.reason, TEXT_SHOWN) if cand.reason else cand.reason,
+        "reason": clip(str(cand.reason), TEXT_SHOWN) if cand.reason else None,
         "is_best": best is not None and best.id == cand.id,
         "is_exported": exported is not None and exported.id == cand.id,
         "colour": colour,
@@ -374,71 +371,30 @@ def _gif(path: Path) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------- events: history
 
 
-def _rejections(state: SearchState, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rejections(state: SearchState) -> list[dict[str, Any]]:
     """Every refused check and failed training, in order, with the attempt it hit and what followed."""
-    source: dict[str, str] = {}
-    attempt: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
-    for event in events:
-        kind, cid = event.get("kind"), str(event.get("id", ""))
-        if kind == "candidate_proposed":
-            source[cid], attempt[cid] = str(event.get("source", "")), 0
-        elif kind == "candidate_repaired":
-            source[cid], attempt[cid] = str(event.get("source", "")), attempt.get(cid, 0) + 1
-            for row in rows:
-                if row["id"] == cid and row["attempt"] == attempt[cid] - 1:
-                    row["outcome"] = "sent back for repair"
-        elif kind == "candidate_checked" and isinstance(event.get("verdict"), dict):
-            verdict = event["verdict"]
-            if verdict.get("accepted"):
-                continue
-            lines = source.get(cid, "").splitlines()
-            for issue in _list(verdict.get("issues")):
-                if not isinstance(issue, dict) or issue.get("severity") == "warning":
-                    continue
-                line = issue.get("line") if isinstance(issue.get("line"), int) else None
-                rows.append(_rejection_row(cid, attempt.get(cid, 0), "critic", str(issue.get("code", "")), line,
-                                           str(issue.get("message", "")), lines))
-        elif kind == "candidate_finished" and event.get("status") == "failed" and event.get("reason"):
-            match = _REASON.match(str(event["reason"]))
-            code, line, message = ("", None, str(event["reason"])) if match is None else (
-                match["code"], int(match["line"]) if match["line"] else None, match["message"])
-            rows.append(_rejection_row(cid, attempt.get(cid, 0), "training", code, line, message,
-                                       source.get(cid, "").splitlines()))
-    for row in rows:
-        if row["outcome"] is None:
-            cand = state.candidates.get(row["id"])
-            row["outcome"] = f"final: {cand.status}" if cand is not None else ""
+    for rejection in state.rejections:
+        issue, lines = rejection.issue, rejection.source.splitlines()
+        line = issue.line
+        cand = state.candidates.get(rejection.id)
+        outcome = rejection.outcome or (f"final: {cand.status}" if cand is not None else "")
+        rows.append({"id": rejection.id, "anchor": f"cand-{rejection.id}", "attempt": rejection.attempt,
+                     "stage": rejection.stage, "code": issue.code, "line": line,
+                     "source_line": clip(lines[line - 1], TEXT_SHOWN) if line is not None and 0 < line <= len(lines)
+                     else None,
+                     "message": clip(issue.message, TEXT_SHOWN), "outcome": outcome})
     return rows
 
 
-def _rejection_row(cid: str, attempt: int, stage: str, code: str, line: int | None, message: str,
-                   lines: list[str]) -> dict[str, Any]:
-    text = clip(lines[line - 1], TEXT_SHOWN) if line is not None and 0 < line <= len(lines) else None
-    if stage == "critic" and code == "review":
-        stage = "reviewer"
-    return {"id": cid, "anchor": f"cand-{cid}", "attempt": attempt, "stage": stage, "code": code, "line": line,
-            "source_line": text, "message": clip(message, TEXT_SHOWN), "outcome": None}
-
-
-def _feedback(state: SearchState, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for event in events:
-        kind = event.get("kind")
-        if kind not in ("feedback", "parent_chosen"):
-            continue
-        try:
-            iteration = int(event.get("iteration"))
-        except (TypeError, ValueError):
-            continue
-        rows.append({
-            "kind": kind,
-            "time": str(event.get("time", ""))[:19].replace("T", " "),
-            "iteration": iteration,
-            "applied": iteration < state.iterations_done or bool(state.of_iteration(iteration)),
-            "text": str(event.get("text", "")) if kind == "feedback" else f"use {event.get('id')} as the parent",
-        })
-    return rows
+def _feedback(state: SearchState) -> list[dict[str, Any]]:
+    return [{
+        "kind": entry.kind,
+        "time": entry.time[:19].replace("T", " "),
+        "iteration": entry.iteration,
+        "applied": entry.iteration < state.iterations_done or bool(state.of_iteration(entry.iteration)),
+        "text": entry.text,
+    } for entry in state.guidance]
 
 
 def _usage(usage: dict[str, Any]) -> dict[str, Any]:

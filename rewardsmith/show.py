@@ -19,11 +19,11 @@ from rich.text import Text
 from rewardsmith.candidate import Candidate
 from rewardsmith.designer.base import review_without_verdict
 from rewardsmith.errors import UsageError
-from rewardsmith.loop import SearchState, load_state
 from rewardsmith.progress import REVIEW_UNDECIDED, STATUS_STYLE
 from rewardsmith.progress import fmt_fitness as _num
 from rewardsmith.runs import RunDir
 from rewardsmith.safetext import literal
+from rewardsmith.state import SearchState, load_state
 from rewardsmith.task import is_solved
 
 __all__ = ["candidate_view", "run_overview", "show"]
@@ -90,7 +90,7 @@ def run_overview(state: SearchState) -> RenderableType:
         star = " ★" if best is not None and cand.id == best.id else ""
         fitness = analysis.get("fitness", {})
         length = analysis.get("episode_length", {})
-        flags = _flags_text(analysis.get("flags", [])) if analysis else literal(cand.reason or "", "dim")
+        flags = _flags_text(analysis.get("flags", [])) if analysis else literal(str(cand.reason or ""), "dim")
         if cand.status != "rejected" and review_without_verdict(cand.verdict) is not None:
             flags = Text(REVIEW_UNDECIDED, style="yellow") + (Text(", ") + flags if flags.plain else Text())
         paths = state.run.candidate(cand.iteration, cand.index)

@@ -125,6 +125,16 @@ class ResolvedTask:
                        make_kwargs=dict(data.get("make_kwargs") or {}), source=data.get("source", "recorded"))
         return cls(ref, spec, task, _not_loaded, float(data["solved"]), data["fitness_doc"])
 
+    @classmethod
+    def of_spec(cls, spec: EnvSpec, task: TaskSpec | None = None, fitness: Callable[[Episode], float] | None = None,
+                solved: float | None = None) -> ResolvedTask:
+        """A task of a spec held in memory (not loaded by name): ``task`` (the default) scored by its own fitness
+        and threshold unless others are given."""
+        task = task or spec.default_task
+        ref = TaskRef(spec.name, task.description, task.name)
+        return cls(ref, spec, task, fitness or task.fitness, task.solved if solved is None else solved,
+                   task.fitness_doc)
+
     @property
     def text(self) -> str:
         return self.ref.text

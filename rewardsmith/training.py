@@ -18,24 +18,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rewardsmith.episode import Episode
+from rewardsmith.results import Checkpoint, TrainingResult
 from rewardsmith.rollouts import annotate_components, record_episodes, score_episodes
 from rewardsmith.sandbox import Issue, RewardCallError, RewardSandbox, SandboxLimits, Transitions, plain_info
+from rewardsmith.seeds import CHECKPOINT_SEED, FINAL_SEED
 from rewardsmith.spec import EnvSpec, TaskSpec
 
-__all__ = ["Checkpoint", "PPOSetup", "TrainConfig", "TrainedPolicy", "TrainingResult", "build_ppo", "encoded_vec_env", "policy_encoder",
-           "train"]
+if TYPE_CHECKING:
+    from rewardsmith.state import SearchConfig
+    from rewardsmith.task import ResolvedTask
+
+__all__ = ["PPOSetup", "TrainConfig", "TrainedPolicy", "build_ppo", "encoded_vec_env", "policy_encoder", "train"]
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-EVAL_SEED = 10_000
-FINAL_SEED = 20_000
 
 
 @dataclass(frozen=True)
@@ -59,59 +62,18 @@ class TrainConfig:
     """Transitions per exchange with the sandbox worker."""
     save_policy: bool = True
 
-
-@dataclass
-class Checkpoint:
-    """The state of training at one evaluation."""
-
-    step: int
-    fitness: float
-    fitness_std: float
-    success_rate: float
-    episode_length: float
-    shaped_return: float | None
-    """Mean return under the candidate reward of training episodes finished since the last checkpoint."""
-    env_return: float | None
-    """Mean return under the env's own reward of the same episodes."""
-    components: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per component: mean, std, min, max of its per-step values since the last checkpoint."""
-    train_episode_length: float | None = None
-    """Mean length of the same episodes (the analyzer turns per-step components into episode returns with it)."""
-
-
-@dataclass
-class TrainingResult:
-    """What a training produced; written to ``curves.json``."""
-
-    status: Literal["scored", "failed"]
-    fitness: float
-    fitness_std: float = 0.0
-    success_rate: float = 0.0
-    episode_length: float = 0.0
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    steps: int = 0
-    seconds: float = 0.0
-    reason: dict[str, Any] | None = None
-    """The issue that failed the training (code, message, line)."""
-    solved_at: int | None = None
-    """The first checkpoint step whose mean fitness reached the solved threshold; the final policy may not hold
-    it (solved means the final fitness reaches the threshold: :func:`rewardsmith.task.is_solved`)."""
-    policy_file: str | None = None
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.steps / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["steps_per_second"] = self.steps_per_second
-        return data
+    @classmethod
+    def for_search(cls, config: SearchConfig, budget: int) -> TrainConfig:
+        """How the search trains each candidate: ``budget`` steps on the search's seed, as ``config`` says."""
+        return cls(timesteps=budget, seed=config.seed, device=config.device, checkpoints=config.checkpoints,
+                   eval_episodes=config.eval_episodes, final_episodes=config.final_episodes)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingResult:
-        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        data["checkpoints"] = [Checkpoint(**c) for c in data.get("checkpoints", [])]
-        return cls(**data)
+    def for_evaluation(cls, budget: int, device: str, seed: int) -> TrainConfig:
+        """How ``evaluate`` and ``--final-eval`` train each arm on one seed: twice the search's final episodes
+        (the means of several seeds are compared), and no policy kept."""
+        return cls(timesteps=budget, seed=seed, device=device, checkpoints=10, eval_episodes=5, final_episodes=20,
+                   save_policy=False)
 
 
 @dataclass
@@ -426,27 +388,25 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
 
 
 def train(
-    spec: EnvSpec,
-    task: TaskSpec,
-    fitness: Callable[[Episode], float],
-    solved: float,
+    resolved: ResolvedTask,
     reward_source: str | None,
     config: TrainConfig,
     policy_dir: Path | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
 ) -> TrainedPolicy:
-    """Train PPO on ``reward_source`` (None: the env's own reward) and judge it by ``fitness``.
+    """Train PPO on ``reward_source`` (None: the env's own reward) for ``resolved`` and judge it by its fitness.
 
     A reward that raises, returns something invalid or times out mid-training makes the result
     *failed*, with the reason and every checkpoint recorded up to then.
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
+    spec, task, fitness, solved = resolved.spec, resolved.task, resolved.fitness, resolved.solved
     started = time.monotonic()
     try:
         setup = build_ppo(spec, task, reward_source, config)
     except RewardCallError as exc:
-        return TrainedPolicy(TrainingResult("failed", -math.inf, reason=exc.issue.to_dict()), [], None)
+        return TrainedPolicy(TrainingResult("failed", -math.inf, reason=exc.issue), [], None)
     model, deferred, vecnorm, sandbox, act = setup.model, setup.deferred, setup.vecnorm, setup.sandbox, setup.policy
 
     checkpoints: list[Checkpoint] = []
@@ -454,7 +414,7 @@ def train(
     every = max(budget // max(config.checkpoints, 1), 1)
 
     def evaluate_now() -> None:
-        episodes, _ = record_episodes(act(True), spec, task, config.eval_episodes, EVAL_SEED)
+        episodes, _ = record_episodes(act(True), spec, task, config.eval_episodes, CHECKPOINT_SEED)
         summary = score_episodes(episodes, fitness, solved)
         checkpoint = Checkpoint(
             step=int(model.num_timesteps), fitness=summary.mean, fitness_std=summary.std,
@@ -482,15 +442,15 @@ def train(
                 while self.next_at <= self.num_timesteps:
                     self.next_at += every
 
-    reason: dict[str, Any] | None = None
+    reason: Issue | None = None
     try:
         model.learn(total_timesteps=budget, callback=Checkpoints())
         if not checkpoints or checkpoints[-1].step < model.num_timesteps:
             evaluate_now()
     except RewardCallError as exc:
-        reason = exc.issue.to_dict()
+        reason = exc.issue
     except (FloatingPointError, ValueError) as exc:  # NaN in the policy: a reward scaled beyond what PPO takes
-        reason = Issue("runtime_error", f"training diverged: {type(exc).__name__}: {exc}").to_dict()
+        reason = Issue("runtime_error", f"training diverged: {type(exc).__name__}: {exc}")
 
     episodes: list[Episode] = []
     if reason is None:
@@ -499,7 +459,7 @@ def train(
             try:
                 annotate_components(episodes, sandbox)
             except RewardCallError as exc:
-                reason = exc.issue.to_dict()
+                reason = exc.issue
     summary = score_episodes(episodes, fitness, solved) if episodes and reason is None else None
     policy_file = None
     if reason is None and policy_dir is not None and config.save_policy:

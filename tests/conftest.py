@@ -19,7 +19,7 @@ def cartpole():
 @pytest.fixture
 def tiny_search():
     """A search configuration that finishes in seconds."""
-    from rewardsmith.loop import SearchConfig
+    from rewardsmith.state import SearchConfig
 
     return SearchConfig(iterations=2, samples=2, timesteps=512, workers=2, checkpoints=2, eval_episodes=2,
                         final_episodes=2, media=False)

@@ -25,8 +25,9 @@ from rewardsmith.analyzer import (
     render_reflection,
 )
 from rewardsmith.episode import Episode, NamedArrays
+from rewardsmith.results import Checkpoint
 from rewardsmith.task import TaskRef
-from rewardsmith.training import Checkpoint, TrainConfig, train
+from rewardsmith.training import TrainConfig, train
 
 
 def _length(episode: Episode) -> float:
@@ -405,7 +406,7 @@ def compute_reward(obs, action, next_obs, info):
 def _trained_analysis(task_name: str, source: str, timesteps: int) -> dict:
     task = TaskRef("cartpole", "x", task_name).resolve()
     config = TrainConfig(timesteps=timesteps, checkpoints=6, eval_episodes=3, final_episodes=5, save_policy=False)
-    trained = train(task.spec, task.task, task.fitness, task.solved, source, config)
+    trained = train(task, source, config)
     try:
         assert trained.result.status == "scored", trained.result.reason
         analysis = analyze_candidate(task, trained, candidate_id="00-00")
@@ -516,7 +517,7 @@ def test_a_clean_reward_on_a_balancing_policy_raises_no_flag():
 
 
 def test_the_worker_job_writes_analysis_json(tmp_path):
-    from rewardsmith.loop import train_candidate_job
+    from rewardsmith.jobs import train_candidate_job
     from rewardsmith.runs import CandidatePaths, RunDir
 
     paths = CandidatePaths(tmp_path / "iter-00" / "cand-01")
@@ -538,7 +539,7 @@ def test_the_builtin_designer_acts_on_a_real_analysis(cartpole):
     """The analysis dict as the analyzer writes it steers the built-in designer's first proposal."""
     from rewardsmith.candidate import Candidate
     from rewardsmith.designer import BuiltinDesigner, DesignContext
-    from rewardsmith.training import TrainingResult
+    from rewardsmith.results import TrainingResult
 
     task = TaskRef("cartpole", "hold the cart at x=1", task="hold-right").resolve()
     designer = BuiltinDesigner()
@@ -577,7 +578,7 @@ def test_the_builtin_designer_strengthens_a_dense_term_rather_than_a_rare_event(
     """A goal flag paid on 2 % of steps goes with fitness because it is the goal; the dense term gets the weight."""
     from rewardsmith.candidate import Candidate
     from rewardsmith.designer import BuiltinDesigner, DesignContext
-    from rewardsmith.training import TrainingResult
+    from rewardsmith.results import TrainingResult
 
     task = TaskRef("cartpole", "hold the cart at x=1", task="hold-right").resolve()
     designer = BuiltinDesigner()
@@ -698,7 +699,7 @@ def test_the_env_reward_is_not_against_a_fitness_that_is_its_own_return():
 def test_the_builtin_designer_keeps_the_env_reward_when_fitness_is_its_return():
     from rewardsmith.candidate import Candidate
     from rewardsmith.designer import BuiltinDesigner, DesignContext
-    from rewardsmith.training import TrainingResult
+    from rewardsmith.results import TrainingResult
 
     task = TaskRef("CartPole-v0", "balance").resolve()
     designer = BuiltinDesigner()

@@ -190,8 +190,8 @@ def test_ctrl_c_says_how_to_resume_and_the_run_records_it(tmp_path):
     assert info["status"] == "interrupted"
     assert f"rewardsmith resume {run_dir}" in info["stop_reason"]
     assert '"run_interrupted"' in (run_dir / "events.jsonl").read_text()
-    from rewardsmith.loop import load_state
     from rewardsmith.runs import RunDir
+    from rewardsmith.state import load_state
 
     state = load_state(RunDir.open(run_dir))
     assert state.status == "interrupted"
@@ -319,8 +319,8 @@ def test_solved_means_the_final_fitness_reaches_the_threshold_in_every_place(fla
     import json
     import re
 
-    from rewardsmith.loop import load_state, summary_of
     from rewardsmith.runs import RunDir
+    from rewardsmith.state import load_state, summary_of
 
     result, run_dir = flat_run
     assert "(not solved: solved at fitness ≥ 1)" in result.stdout

@@ -92,6 +92,7 @@ def test_an_empty_program_and_verdict_round_trip(cartpole):
 
 def test_the_envs_own_info_keys_reach_reward_code_in_probes_and_training():
     from rewardsmith.spec import load_spec
+    from rewardsmith.task import ResolvedTask
     from rewardsmith.training import TrainConfig, train
     from tests.helpers_envs import register
 
@@ -102,7 +103,7 @@ def test_the_envs_own_info_keys_reach_reward_code_in_probes_and_training():
                   "    return near + 0.0 * next_obs[0], {'near': near}\n")
     verdict = check(reads_info, spec, task)
     assert verdict.accepted, verdict.explain()
-    trained = train(spec, task, task.fitness, task.solved, reads_info,
+    trained = train(ResolvedTask.of_spec(spec, task), reads_info,
                     TrainConfig(timesteps=256, checkpoints=1, eval_episodes=1, final_episodes=1, device="cpu"))
     trained.close()
     assert trained.result.status == "scored", trained.result.reason

@@ -9,8 +9,8 @@ import pytest
 from rewardsmith.candidate import Candidate
 from rewardsmith.critic import Critic
 from rewardsmith.designer import BuiltinDesigner, DesignContext
+from rewardsmith.results import TrainingResult
 from rewardsmith.task import TaskRef
-from rewardsmith.training import TrainingResult
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,12 @@ from pathlib import Path
 import pytest
 
 from rewardsmith.critic import check
-from rewardsmith.loop import LoopHooks, SearchConfig, SearchState, run_search
+from rewardsmith.hooks import LoopHooks
+from rewardsmith.loop import run_search
 from rewardsmith.runs import RunDir
 from rewardsmith.safetext import control_characters, literal
 from rewardsmith.spec import load_spec
+from rewardsmith.state import SearchConfig, SearchState
 from rewardsmith.task import TaskRef
 from tests.llm_server import Fault, Reply, ScriptedLLM
 
@@ -193,7 +195,7 @@ def hostile_run(tmp_path_factory):
 
 
 def _by_program(run_dir: Path) -> dict[str, str]:
-    from rewardsmith.loop import load_state
+    from rewardsmith.state import load_state
 
     state = load_state(RunDir.open(run_dir))
     kinds = {}

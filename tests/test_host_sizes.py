@@ -18,6 +18,7 @@ from rewardsmith.critic import check, probe_transitions
 from rewardsmith.sandbox import RewardCallError, RewardSandbox
 from rewardsmith.sandbox.protocol import COMPONENT_NAME_RULE, MAX_COMPONENT_NAME, MAX_COMPONENTS
 from rewardsmith.spec import load_spec
+from rewardsmith.task import ResolvedTask
 from rewardsmith.training import TrainConfig, train
 from tests.llm_server import Reply, ScriptedLLM, purpose_of
 
@@ -99,11 +100,11 @@ def test_names_count_over_the_whole_life_of_a_program_not_per_call():
 def test_a_program_that_changes_its_names_passes_the_critic_and_fails_training_with_the_reason():
     assert check(SHIFTING_NAMES, SPEC).accepted
     config = TrainConfig(timesteps=2000, checkpoints=2, eval_episodes=2, final_episodes=2, save_policy=False)
-    trained = train(SPEC, SPEC.default_task, lambda e: float(len(e)), 475.0, SHIFTING_NAMES, config)
+    trained = train(ResolvedTask.of_spec(SPEC, SPEC.default_task, lambda e: float(len(e)), 475.0), SHIFTING_NAMES, config)
     trained.close()
     assert trained.result.status == "failed"
-    assert trained.result.reason["code"] == "bad_components"
-    message = trained.result.reason["message"]
+    assert trained.result.reason.code == "bad_components"
+    message = trained.result.reason.message
     assert "distinct component names over its life" in message and COMPONENT_NAME_RULE in message
 
 

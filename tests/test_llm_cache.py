@@ -84,7 +84,8 @@ _CHILD = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from rewardsmith.designer import LLMDesigner, LLMOptions
-    from rewardsmith.loop import SearchConfig, run_search
+    from rewardsmith.loop import run_search
+    from rewardsmith.state import SearchConfig
     from rewardsmith.runs import RunDir
     from rewardsmith.task import TaskRef
 

@@ -22,8 +22,10 @@ from rewardsmith.designer.base import DesignContext
 from rewardsmith.designer.endpoint import LLMOptions, choose_designer, endpoint_configured
 from rewardsmith.designer.llm import LLMDesigner, parse_review
 from rewardsmith.errors import LLMError, UsageError
-from rewardsmith.loop import IterationDecision, LoopHooks, SearchConfig, run_search
+from rewardsmith.hooks import IterationDecision, LoopHooks
+from rewardsmith.loop import run_search
 from rewardsmith.runs import RunDir
+from rewardsmith.state import SearchConfig
 from rewardsmith.task import TaskRef
 from tests.llm_replies import BAD, GOOD, GOOD_PROGRAM, variant
 from tests.llm_server import Fault, Malformed, Outage, Reply, ScriptedLLM, Slow, last_user_text, purpose_of
@@ -222,7 +224,7 @@ def test_exhausted_retries_fail_the_sample_and_the_search_goes_on(server, tmp_pa
     designer = LLMDesigner(options(server, retries=1, use_n=False, concurrency=1), run)
     state = run_search(run, TASK, designer, config(samples=2))
     first, second = state.candidates["00-00"], state.candidates["00-01"]
-    assert first.status == "rejected" and first.reason.startswith("[llm_failed]") and "502" in first.reason
+    assert first.status == "rejected" and str(first.reason).startswith("[llm_failed]") and "502" in str(first.reason)
     assert second.status == "scored" and state.status == "finished"
     assert not server.chats_for("repair"), "a failed request is not a program to repair"
     assert list(run.llm_dir.glob("*.failed.json"))
@@ -394,7 +396,7 @@ def test_resume_reasks_the_samples_that_got_no_reply_and_keeps_the_usage(server,
     run = new_run(tmp_path)
     designer = LLMDesigner(options(server, retries=0, use_n=False, concurrency=1), run)
     state = run_search(run, TASK, designer, config(samples=2))
-    assert state.status == "finished" and state.candidates["00-00"].reason.startswith("[llm_failed]")
+    assert state.status == "finished" and str(state.candidates["00-00"].reason).startswith("[llm_failed]")
     assert json.loads(run.summary_json.read_text())["usage"]["failed_requests"] == 1
     server.push(Reply(GOOD["indexing"]))
     hooks = _Notices()
@@ -436,8 +438,8 @@ def test_a_program_that_stays_identical_trains_once(server, tmp_path):
     run = new_run(tmp_path)
     state = run_search(run, TASK, LLMDesigner(options(server), run), config(samples=2))
     first, second = state.candidates["00-00"], state.candidates["00-01"]
-    assert first.status == "scored" and second.status == "rejected" and second.reason.startswith("[duplicate]")
-    assert "00-00" in second.reason
+    assert first.status == "scored" and second.status == "rejected" and str(second.reason).startswith("[duplicate]")
+    assert "00-00" in str(second.reason)
     assert [e["id"] for e in run.events() if e["kind"] == "candidate_training"] == ["00-00"]
 
 

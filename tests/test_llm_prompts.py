@@ -12,9 +12,9 @@ from rewardsmith.candidate import Candidate
 from rewardsmith.critic import Verdict
 from rewardsmith.designer.base import DesignContext
 from rewardsmith.designer.prompts import Prompts, preview_messages
+from rewardsmith.results import Checkpoint, FailureReason, TrainingResult
 from rewardsmith.sandbox import Issue
 from rewardsmith.task import TaskRef
-from rewardsmith.training import Checkpoint, TrainingResult
 
 TASK = TaskRef("cartpole", "Keep the pole balanced upright for as long as possible.")
 
@@ -47,8 +47,7 @@ def _rejected(index: int) -> Candidate:
 
 def _failed(index: int) -> Candidate:
     cand = Candidate(f"00-{index:02d}", 0, index, "x", {}, status="failed")
-    cand.result = TrainingResult("failed", float("-inf"), reason={"code": "runtime_error", "message": "boom",
-                                                                  "line": 3})
+    cand.result = TrainingResult("failed", float("-inf"), reason=FailureReason("runtime_error", "boom", line=3))
     return cand
 
 

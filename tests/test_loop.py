@@ -14,8 +14,10 @@ import pytest
 
 from rewardsmith.designer import BuiltinDesigner
 from rewardsmith.designer.base import DesignContext, Proposal, Usage
-from rewardsmith.loop import IterationDecision, LoopHooks, load_state, record_feedback, resume_search, run_search
+from rewardsmith.hooks import IterationDecision, LoopHooks
+from rewardsmith.loop import resume_search, run_search
 from rewardsmith.runs import RunDir
+from rewardsmith.state import load_state, record_feedback
 from rewardsmith.task import TaskRef
 from tests.programs import MISSPELT, UPRIGHT
 
@@ -97,7 +99,7 @@ def test_without_repairs_a_refused_candidate_is_rejected_with_its_reason(tmp_pat
     state = run_search(run, TaskRef("cartpole", "x"), ScriptedDesigner([MISSPELT, UPRIGHT]), config)
     rejected = state.candidates["00-00"]
     assert rejected.status == "rejected"
-    assert "unknown_field" in rejected.reason
+    assert "unknown_field" in str(rejected.reason)
     assert state.best.id == "00-01"
     row = json.loads(run.summary_json.read_text())["candidates"][0]
     assert row["status"] == "rejected" and "pole_angel" in row["reason"] and row["fitness"] is None

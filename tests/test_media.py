@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rewardsmith.jobs import render_media_job
 from rewardsmith.media import (
     GIF_MAX_FRAMES,
     GIF_MAX_WIDTH,
-    render_media_job,
     write_gif,
     write_mp4,
 )
@@ -80,7 +80,7 @@ def test_render_media_job_renders_the_saved_policy(tmp_path):
     task = TaskRef("cartpole", "x", "balance").resolve()
     paths = CandidatePaths(tmp_path / "iter-00" / "cand-00")
     config = TrainConfig(timesteps=512, checkpoints=1, eval_episodes=1, final_episodes=1)
-    trained = train(task.spec, task.task, task.fitness, task.solved, None, config, policy_dir=paths.policy_dir)
+    trained = train(task, None, config, policy_dir=paths.policy_dir)
     trained.close()
     files = render_media_job(task.ref.to_dict(), paths)
     assert files["gif"] == str(paths.gif)

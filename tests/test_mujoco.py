@@ -170,10 +170,10 @@ def test_a_mujoco_gif_renders_headless(tmp_path):
     task = ref.resolve()
     paths = CandidatePaths(tmp_path / "cand")
     config = TrainConfig(timesteps=512, checkpoints=1, eval_episodes=1, final_episodes=1, device="cpu")
-    train(task.spec, task.task, task.fitness, task.solved, None, config, policy_dir=paths.policy_dir).close()
+    train(task, None, config, policy_dir=paths.policy_dir).close()
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "WAYLAND_DISPLAY",
                                                             "PYOPENGL_PLATFORM")}
-    script = ("import json, sys\nfrom pathlib import Path\nfrom rewardsmith.media import render_media_job\n"
+    script = ("import json, sys\nfrom pathlib import Path\nfrom rewardsmith.jobs import render_media_job\n"
               "from rewardsmith.runs import CandidatePaths\n"
               f"files = render_media_job({ref.to_dict()!r}, CandidatePaths(Path({str(paths.root)!r})))\n"
               "print(json.dumps(files))\n")

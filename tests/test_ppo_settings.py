@@ -10,7 +10,7 @@ import pytest
 from rewardsmith.errors import UsageError
 from rewardsmith.hyperparams import apply_overrides, parse_ppo_options, read_zoo_file
 from rewardsmith.spec import MIN_UPDATES, PPOConfig
-from rewardsmith.task import TaskRef
+from rewardsmith.task import ResolvedTask, TaskRef
 from tests.test_cli import assert_one_line_error, rewardsmith
 
 
@@ -49,7 +49,7 @@ def test_the_steps_trained_are_the_budget_shown(cartpole):
     task = spec.default_task
     budget = task.budget(replace(spec.ppo, timesteps=1500))
     assert budget == 1408  # 11 updates of 2 envs × 64 steps
-    trained = train(spec, task, task.fitness, task.solved, None,
+    trained = train(ResolvedTask.of_spec(spec, task), None,
                     TrainConfig(timesteps=1500, checkpoints=10, eval_episodes=1, final_episodes=1,
                                 save_policy=False))
     trained.close()

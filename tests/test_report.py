@@ -24,17 +24,11 @@ from pathlib import Path
 import pytest
 
 from rewardsmith.designer.base import DesignContext, Proposal, Usage
-from rewardsmith.loop import (
-    IterationDecision,
-    LoopHooks,
-    SearchConfig,
-    final_evaluation,
-    load_state,
-    record_feedback,
-    run_search,
-)
+from rewardsmith.hooks import IterationDecision, LoopHooks
+from rewardsmith.loop import final_evaluation, run_search
 from rewardsmith.report import SECTIONS, render_report, write_report
 from rewardsmith.runs import RunDir
+from rewardsmith.state import SearchConfig, load_state, record_feedback
 from rewardsmith.task import TaskRef
 from tests.programs import MISSPELT, UPRIGHT
 

@@ -14,8 +14,9 @@ from rewardsmith.show import show
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from rewardsmith.designer import BuiltinDesigner
-    from rewardsmith.loop import SearchConfig, run_search
+    from rewardsmith.loop import run_search
     from rewardsmith.runs import RunDir
+    from rewardsmith.state import SearchConfig
     from rewardsmith.task import TaskRef
 
     ref = TaskRef("cartpole", "Keep the pole balanced while holding the cart near x = +1.0, right of the centre.",
@@ -34,8 +35,8 @@ def _text(renderable) -> str:
 
 
 def test_overview_lists_every_candidate_with_status_fitness_and_flags(run_dir):
-    from rewardsmith.loop import load_state
     from rewardsmith.runs import RunDir
+    from rewardsmith.state import load_state
 
     state = load_state(RunDir.open(run_dir))
     text = _text(show(run_dir))
@@ -49,8 +50,8 @@ def test_overview_lists_every_candidate_with_status_fitness_and_flags(run_dir):
 
 
 def test_candidate_view_shows_components_terminations_and_reflection(run_dir):
-    from rewardsmith.loop import load_state
     from rewardsmith.runs import RunDir
+    from rewardsmith.state import load_state
 
     cand = next(iter(load_state(RunDir.open(run_dir)).candidates.values()))
     text = _text(show(run_dir, cand.id))
@@ -76,3 +77,18 @@ def test_the_cli_command(run_dir):
     result = runner.invoke(app, ["show", str(run_dir), "--candidate", "00-01"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "reward components" in result.output
+
+
+def test_reading_a_run_imports_neither_the_search_nor_the_trainer_nor_torch():
+    """show, report and export read a run through rewardsmith.state; the designers get results from
+    rewardsmith.results. None of them may pull in the search loop, the pool, the trainer or torch."""
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "import rewardsmith.show, rewardsmith.report, rewardsmith.export, rewardsmith.state, rewardsmith.designer\n"
+              "banned = ('rewardsmith.loop', 'rewardsmith.executors', 'rewardsmith.training', 'rewardsmith.jobs',"
+              " 'torch', 'stable_baselines3')\n"
+              "print(','.join(m for m in banned if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == ""

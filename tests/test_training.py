@@ -8,7 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rewardsmith.training import TrainConfig, TrainingResult, train
+from rewardsmith.results import TrainingResult
+from rewardsmith.task import ResolvedTask
+from rewardsmith.training import TrainConfig, train
 
 TINY = dict(checkpoints=2, eval_episodes=2, final_episodes=2, device="cpu")
 
@@ -22,8 +24,8 @@ def test_deferred_reward_reproduces_the_env_reward_exactly(cartpole):
     """CartPole pays +1 per step; a sandboxed program paying +1 must train the very same policy."""
     task = cartpole.default_task
     config = TrainConfig(timesteps=1024, seed=3, **TINY)
-    own = train(cartpole, task, task.fitness, task.solved, None, config)
-    shaped = train(cartpole, task, task.fitness, task.solved, ALIVE, config)
+    own = train(ResolvedTask.of_spec(cartpole, task), None, config)
+    shaped = train(ResolvedTask.of_spec(cartpole, task), ALIVE, config)
     try:
         assert own.result.status == shaped.result.status == "scored"
         assert [c.fitness for c in own.result.checkpoints] == [c.fitness for c in shaped.result.checkpoints]
@@ -37,7 +39,7 @@ def test_deferred_reward_reproduces_the_env_reward_exactly(cartpole):
 
 def test_checkpoints_record_fitness_and_component_statistics(cartpole):
     task = cartpole.task("hold-right")
-    trained = train(cartpole, task, task.fitness, task.solved, task.reference_reward,
+    trained = train(ResolvedTask.of_spec(cartpole, task), task.reference_reward,
                     TrainConfig(timesteps=1024, seed=0, **TINY))
     try:
         result = trained.result
@@ -70,13 +72,13 @@ def compute_reward(obs, action, next_obs, info):
     return 1.0, {"alive": 1.0}
 """
     task = cartpole.default_task
-    trained = train(cartpole, task, task.fitness, task.solved, crashes_late, TrainConfig(timesteps=2048, **TINY))
+    trained = train(ResolvedTask.of_spec(cartpole, task), crashes_late, TrainConfig(timesteps=2048, **TINY))
     trained.close()
     result = trained.result
     assert result.status == "failed"
-    assert result.reason["code"] == "runtime_error"
-    assert "ZeroDivisionError" in result.reason["message"]
-    assert result.reason["line"] == 4
+    assert result.reason.code == "runtime_error"
+    assert "ZeroDivisionError" in result.reason.message
+    assert result.reason.line == 4
     assert result.fitness == -math.inf
 
 
@@ -87,17 +89,17 @@ def compute_reward(obs, action, next_obs, info):
     return math.exp(1000.0 * abs(next_obs.pole_angle) + info["step"]), {}
 """
     task = cartpole.default_task
-    trained = train(cartpole, task, task.fitness, task.solved, blows_up, TrainConfig(timesteps=2048, **TINY))
+    trained = train(ResolvedTask.of_spec(cartpole, task), blows_up, TrainConfig(timesteps=2048, **TINY))
     trained.close()
     assert trained.result.status == "failed"
-    assert trained.result.reason["code"] in ("non_finite", "runtime_error")
+    assert trained.result.reason.code in ("non_finite", "runtime_error")
 
 
 def test_a_program_the_sandbox_refuses_fails_before_training(cartpole):
     task = cartpole.default_task
-    trained = train(cartpole, task, task.fitness, task.solved, "import os\n", TrainConfig(timesteps=512, **TINY))
+    trained = train(ResolvedTask.of_spec(cartpole, task), "import os\n", TrainConfig(timesteps=512, **TINY))
     assert trained.result.status == "failed"
-    assert trained.result.reason["code"] in ("forbidden_import", "no_compute_reward")
+    assert trained.result.reason.code in ("forbidden_import", "no_compute_reward")
     assert trained.result.steps == 0
 
 
@@ -105,7 +107,7 @@ def test_policy_is_saved_and_loads(cartpole, tmp_path):
     from stable_baselines3 import PPO
 
     task = cartpole.default_task
-    trained = train(cartpole, task, task.fitness, task.solved, ALIVE, TrainConfig(timesteps=512, **TINY),
+    trained = train(ResolvedTask.of_spec(cartpole, task), ALIVE, TrainConfig(timesteps=512, **TINY),
                     policy_dir=tmp_path)
     trained.close()
     assert trained.result.policy_file == "policy.zip"
@@ -130,11 +132,11 @@ def compute_reward(obs, action, next_obs, info):
     return 1e300, {"huge": 1e300}
 """
     task = cartpole.default_task
-    trained = train(cartpole, task, task.fitness, task.solved, huge, TrainConfig(timesteps=512, **TINY))
+    trained = train(ResolvedTask.of_spec(cartpole, task), huge, TrainConfig(timesteps=512, **TINY))
     trained.close()
     assert trained.result.status == "failed"
-    assert trained.result.reason["code"] == "non_finite"
-    assert "32-bit" in trained.result.reason["message"]
+    assert trained.result.reason.code == "non_finite"
+    assert "32-bit" in trained.result.reason.message
 
 
 def test_deferred_reward_normalisation_matches_vecnormalize_exactly():
@@ -146,10 +148,10 @@ def test_deferred_reward_normalisation_matches_vecnormalize_exactly():
     task = acrobot.default_task
     copy = "def compute_reward(obs, action, next_obs, info):\n    return info['env_reward'], {'env': info['env_reward']}\n"
     config = TrainConfig(timesteps=4096, seed=1, checkpoints=1, eval_episodes=1, final_episodes=1, device="cpu")
-    own = train(acrobot, task, task.fitness, task.solved, None, config)
-    shaped = train(acrobot, task, task.fitness, task.solved, copy, config)
+    own = train(ResolvedTask.of_spec(acrobot, task), None, config)
+    shaped = train(ResolvedTask.of_spec(acrobot, task), copy, config)
     unscaled = replace(acrobot, ppo=replace(acrobot.ppo, normalize_reward=False))
-    plain = train(unscaled, task, task.fitness, task.solved, copy, config)
+    plain = train(ResolvedTask.of_spec(unscaled, task), copy, config)
     probe = np.random.default_rng(0).uniform(-1, 1, size=(512, 6)).astype(np.float32)
     try:
         assert own.result.status == shaped.result.status == "scored"
@@ -167,6 +169,6 @@ def test_training_leaves_no_logger_directories_behind(cartpole):
 
     before = set(Path(tempfile.gettempdir()).glob("SB3-*"))
     task = cartpole.default_task
-    trained = train(cartpole, task, task.fitness, task.solved, ALIVE, TrainConfig(timesteps=256, **TINY))
+    trained = train(ResolvedTask.of_spec(cartpole, task), ALIVE, TrainConfig(timesteps=256, **TINY))
     trained.close()
     assert set(Path(tempfile.gettempdir()).glob("SB3-*")) == before

@@ -209,9 +209,9 @@ def _outcome(cand: Candidate) -> str:
         if cand.result is not None and cand.result.success_rate:
             text += f", success {_pct(cand.result.success_rate)}"
     elif cand.status == "rejected":
-        text = f"refused: {_short(cand.reason or 'refused')}"
+        text = f"refused: {_short(str(cand.reason or 'refused'))}"
     elif cand.status == "failed":
-        text = f"training failed: {_short(cand.reason or 'failed')}"
+        text = f"training failed: {_short(str(cand.reason or 'failed'))}"
     else:
         text = cand.status
     if cand.attempts:

@@ -1,0 +1,322 @@
+"""A run's state apart from the search: what it was asked, what happened, rebuilt from its event log.
+
+Commands that only read a run (``show``, ``report``, ``export``) need nothing else: importing this module
+imports neither the search loop, the process pool, the trainer nor torch, and :func:`load_state` with
+``read_only=True`` takes the task from what run.json recorded, so the env and the user's fitness file are
+never loaded. The search (:mod:`rewardsmith.loop`) writes the events this module replays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from rewardsmith.candidate import Candidate, source_hash
+from rewardsmith.critic import Verdict
+from rewardsmith.errors import RunDirError, UsageError
+from rewardsmith.results import FailureReason, TrainingResult
+from rewardsmith.runs import RunDir
+from rewardsmith.task import ResolvedTask, TaskRef, is_solved
+
+__all__ = ["Guidance", "Rejection", "SearchConfig", "SearchState", "best_manifest", "default_workers", "load_state",
+           "record_feedback", "summary_of"]
+
+
+def default_workers() -> int:
+    """Trainings side by side by default: one per CPU this process may use."""
+    from rewardsmith.executors import default_workers as cpus
+
+    return cpus()
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a search runs; recorded in run.json."""
+
+    iterations: int = 3
+    samples: int = 4
+    """Candidates per iteration (K)."""
+    timesteps: int | None = None
+    """PPO steps per candidate; None takes the env spec's budget."""
+    seed: int = 0
+    workers: int = field(default_factory=lambda: default_workers())
+    """Trainings run side by side (processes, one torch thread each)."""
+    device: str = "auto"
+    repairs: int = 2
+    """Times a refused or crashed candidate goes back to the designer."""
+    checkpoints: int = 10
+    eval_episodes: int = 5
+    final_episodes: int = 10
+    media: bool = True
+    """Render a GIF of each iteration's best policy."""
+    executor: str = "local"
+    """Where jobs run: ``local`` (a process pool) or ``ray``."""
+    ray_address: str | None = None
+    """The Ray cluster (``auto``, ``HOST:PORT``, ``ray://…``); None starts a local Ray instance."""
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "samples", "workers"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name} must be at least 1")
+        if self.timesteps is not None and self.timesteps < 64:
+            raise UsageError("--timesteps must be at least 64")
+        if self.repairs < 0:
+            raise UsageError("--repairs must be 0 or more")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise UsageError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        from rewardsmith.executors import EXECUTORS
+
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise UsageError("--ray-address needs --executor ray")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Rejection:
+    """A refused check or a failed training of one version of a candidate."""
+
+    id: str
+    attempt: int
+    """Which version: 0 the proposal, N the Nth repair."""
+    stage: Literal["critic", "reviewer", "training"]
+    issue: FailureReason
+    source: str
+    """The version it refused."""
+    outcome: str | None = None
+    """``sent back for repair``, or None: what became of the candidate is its final status."""
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Feedback a person gave, or a parent they chose, for the proposals of ``iteration``."""
+
+    kind: Literal["feedback", "parent_chosen"]
+    time: str
+    iteration: int
+    text: str
+
+
+@dataclass
+class SearchState:
+    """The search so far, rebuilt from the event log on resume."""
+
+    run: RunDir
+    task: ResolvedTask
+    config: SearchConfig
+    designer: str
+    budget: int = 0
+    """PPO steps each training runs, in whole rollouts: run.json's ``budget``, fixed when the run started."""
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    feedback: dict[int, list[str]] = field(default_factory=dict)
+    """Feedback to give the designer when it proposes iteration N."""
+    parents: dict[int, str] = field(default_factory=dict)
+    iterations_done: int = 0
+    status: str = "running"
+    stop_reason: str | None = None
+    final_choice: str | None = None
+    """The candidate a final multi-seed evaluation chose for export (``--final-eval``)."""
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    """What the search told the person (code, iteration, text): an endpoint that ignores sampling, re-asked samples."""
+    started: str | None = None
+    """When the run started: the time of its first event."""
+    rejections: list[Rejection] = field(default_factory=list)
+    """Every refused check and failed training, in the order the event log recorded them."""
+    guidance: list[Guidance] = field(default_factory=list)
+    """Every piece of feedback and chosen parent, in the order the event log recorded them."""
+
+    @property
+    def best(self) -> Candidate | None:
+        scored = [c for c in self.candidates.values() if c.status == "scored"]
+        return max(scored, key=lambda c: (c.fitness, -c.iteration, -c.index)) if scored else None
+
+    @property
+    def no_progress(self) -> bool:
+        """Every scored candidate (two or more) has the same fitness: the fitness told no reward from another,
+        so the best is only the first of equals, no better than a random pick among them."""
+        scored = [c.fitness for c in self.candidates.values() if c.status == "scored" and c.fitness is not None]
+        return len(scored) >= 2 and all(math.isclose(f, scored[0], rel_tol=1e-9, abs_tol=1e-12) for f in scored)
+
+    @property
+    def exported(self) -> Candidate | None:
+        """The candidate to export: the final evaluation's choice, else the search's best."""
+        if self.final_choice in self.candidates:
+            return self.candidates[self.final_choice]
+        return self.best
+
+    def of_iteration(self, iteration: int) -> list[Candidate]:
+        return [c for c in self.candidates.values() if c.iteration == iteration]
+
+    def parent_for(self, iteration: int) -> Candidate | None:
+        """The parent of ``iteration``'s proposals: the one a person chose, else the best of earlier iterations."""
+        chosen = self.parents.get(iteration)
+        if chosen and chosen in self.candidates:
+            return self.candidates[chosen]
+        earlier = [c for c in self.candidates.values() if c.status == "scored" and c.iteration < iteration]
+        return max(earlier, key=lambda c: (c.fitness, -c.iteration, -c.index)) if earlier else None
+
+
+def load_state(run: RunDir, read_only: bool = False) -> SearchState:
+    """The search state recorded in ``run``'s event log and files.
+
+    ``read_only`` (``show``, ``report``, ``export``) takes the task from what run.json recorded, so neither
+    the env nor the user's modules are loaded; a run recorded before that resolves its task as usual.
+    """
+    info = run.read_run()
+    try:
+        task_ref = TaskRef.from_dict(info["task"])
+        config = SearchConfig.from_dict(info["config"])
+        recorded = info.get("env") if read_only else None
+        task = ResolvedTask.from_record(task_ref, recorded) if isinstance(recorded, dict) else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{run.run_json} is damaged: {exc}") from None
+    task = task or task_ref.resolve()
+    budget = info.get("budget")
+    if not isinstance(budget, int) or isinstance(budget, bool):  # a run recorded before the budget was
+        budget = task.budget(config.timesteps)
+    state = SearchState(run, task, config, info.get("designer", "builtin"), budget=budget,
+                        status=info.get("status", "running"))
+    for event in run.iter_events():
+        if state.started is None:
+            state.started = event.get("time")
+        _apply_event(state, event)
+    return state
+
+
+def record_feedback(run: RunDir, text: str) -> int:
+    """Record human feedback on a run; it reaches the designer when the search resumes.
+
+    Returns:
+        The iteration whose proposals will receive it.
+    """
+    if not text.strip():
+        raise UsageError("feedback text is empty")
+    state = load_state(run, read_only=True)
+    iteration = state.iterations_done
+    run.append_event("feedback", iteration=iteration, text=text)
+    return iteration
+
+
+def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
+    kind = event.get("kind")
+    cands = state.candidates
+    if kind == "candidate_proposed":
+        cand = Candidate(event["id"], event["iteration"], event["index"], event["source"], event.get("origin", {}))
+        cands[cand.id] = cand
+    elif kind == "candidate_repaired" and event["id"] in cands:
+        cand = cands[event["id"]]
+        cand.attempts.append({"source": cand.source, "problem": event.get("problem", "")})
+        cand.source, cand.origin, cand.status, cand.result = event["source"], event.get("origin", {}), "proposed", None
+        for row in state.rejections:
+            if row.id == cand.id and row.attempt == len(cand.attempts) - 1:
+                row.outcome = "sent back for repair"
+    elif kind == "candidate_checked" and event["id"] in cands:
+        cand = cands[event["id"]]
+        cand.verdict = Verdict.from_dict(event["verdict"])
+        cand.status = "proposed" if cand.verdict.accepted else "rejected"
+        if not cand.verdict.accepted:
+            state.rejections += [Rejection(cand.id, len(cand.attempts), "reviewer" if i.code == "review" else "critic",
+                                           i, cand.source) for i in cand.verdict.errors]
+    elif kind == "candidate_finished" and event["id"] in cands:
+        cand = cands[event["id"]]
+        paths = state.run.candidate(cand.iteration, cand.index)
+        if event["status"] in ("scored", "failed") and paths.curves.is_file():
+            cand.result = TrainingResult.from_dict(state.run.read_json(paths.curves))
+            cand.status = event["status"]
+            if paths.analysis.is_file():
+                cand.analysis = state.run.read_json(paths.analysis)
+        elif event["status"] == "rejected":
+            cand.status = "rejected"
+        if event["status"] == "failed" and event.get("reason"):
+            state.rejections.append(Rejection(cand.id, len(cand.attempts), "training", _failure(event), cand.source))
+    elif kind == "iteration_finished":
+        state.iterations_done = max(state.iterations_done, int(event["iteration"]) + 1)
+    elif kind == "feedback":
+        state.feedback.setdefault(int(event["iteration"]), []).append(event["text"])
+        state.guidance.append(Guidance("feedback", str(event.get("time", "")), int(event["iteration"]),
+                                       str(event["text"])))
+    elif kind == "parent_chosen":
+        state.parents[int(event["iteration"])] = event["id"]
+        state.guidance.append(Guidance("parent_chosen", str(event.get("time", "")), int(event["iteration"]),
+                                       f"use {event['id']} as the parent"))
+    elif kind == "final_evaluation":
+        state.final_choice = event["chosen"]
+    elif kind == "notice":
+        state.notices.append({"code": event.get("code"), "iteration": event.get("iteration"),
+                              "text": str(event.get("text", ""))})
+
+def _failure(event: dict[str, Any]) -> FailureReason:
+    """The reason a ``candidate_finished`` event gives for a failed training: the issue it recorded, or for a
+    run recorded before events held one, its one-line text as the message."""
+    issue = event.get("issue")
+    if isinstance(issue, dict):
+        return FailureReason.from_dict(issue)
+    return FailureReason.from_dict({"code": "", "message": str(event["reason"])})
+
+
+def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
+    recorded = state.run.read_run().get("env")
+    build = recorded.get("build") if isinstance(recorded, dict) else None
+    return {
+        "task": state.task.text,
+        "task_name": state.task.task.name if not state.task.ref.fitness else state.task.ref.fitness,
+        "env": state.task.spec.gym_id,
+        "spec": state.task.spec.name,
+        "candidate": cand.id,
+        "fitness": cand.fitness,
+        "solved": state.task.solved_or_none,
+        "fitness_doc": state.task.fitness_doc,
+        "run": str(state.run.root),
+        "source_hash": source_hash(cand.source),
+        "no_progress": state.no_progress,
+        "env_build": build,
+    }
+
+
+def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    best = state.exported
+    best_entry = None
+    if best is not None:
+        best_entry = {
+            "id": best.id,
+            "fitness": best.fitness,
+            "reward_path": str(state.run.candidate(best.iteration, best.index).reward),
+            "export_path": str(state.run.best_dir / "reward.py"),
+            "solved": is_solved(best.fitness, state.task.solved),
+        }
+    return {
+        "task": state.task.text,
+        "env": state.task.spec.gym_id,
+        "task_name": state.task.task.name,
+        "fitness": state.task.fitness_label,
+        "solved_threshold": state.task.solved_or_none,
+        "scored_on_default": state.task.scored_on_default,
+        "status": state.status,
+        "stop_reason": state.stop_reason,
+        "designer": state.designer,
+        "iterations_done": state.iterations_done,
+        "candidates": [c.summary() for c in state.candidates.values()],
+        "best": best_entry,
+        "no_progress": state.no_progress,
+        "final_eval": _final_eval_entry(state),
+        "notices": list(state.notices),
+        "usage": usage or {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0},
+    }
+
+
+def _final_eval_entry(state: SearchState) -> dict[str, Any] | None:
+    if state.final_choice is None or not state.run.final_eval_json.is_file():
+        return None
+    data = state.run.read_json(state.run.final_eval_json)
+    return {"chosen": data["chosen"], "seeds": data["seeds"], "path": str(state.run.final_eval_json),
+            "mean": {label: arm["mean"] for label, arm in data["arms"].items()},
+            "human_normalised": data["arms"][data["chosen"]]["human_normalised"]}
