@@ -83,7 +83,7 @@ _PROBES: dict[tuple[str, str, str, int, int], Transitions] = {}
 
 def probe_transitions(spec: EnvSpec, task: TaskSpec, count: int = 64, seed: int = 0) -> Transitions:
     """Transitions from random rollouts, each episode's last step included (terminal or truncated)."""
-    key = (spec.gym_id, spec.source, task.name, count, seed)
+    key = (spec.gym_id, repr(sorted(spec.make_kwargs.items())), spec.source, task.name, count, seed)
     if key not in _PROBES:
         _PROBES[key] = _random_probes(spec, task, count, seed)
     return _PROBES[key]

@@ -67,7 +67,7 @@ ATTACKS = [
     A("import_subprocess_in_function", "imports", program("import subprocess\nreturn 1.0, {}"),
       "forbidden_import", "subprocess"),
     A("from_os_import_system", "imports", "from os import system\n" + program("return 1.0, {}"),
-      "forbidden_import", "import os"),
+      "forbidden_import", "from os import system"),
     A("import_ctypes", "imports", "import ctypes\n" + program("return 1.0, {}"), "forbidden_import", "ctypes"),
     A("import_string_formatter", "imports", "import string\n" + program("return 1.0, {}"), "forbidden_import",
       "string"),
@@ -364,7 +364,7 @@ ATTACKS = [
       "runtime_error", "\\x1b]0;pwned"),
     # --- the environment ---------------------------------------------------------------------------------------
     A("os_environ", "environment", "import os\n" + program("return float(len(os.environ['OPENAI_API_KEY'])), {}"),
-      "forbidden_import", "import os"),
+      "forbidden_import", "from os import system"),
     A("proc_self_environ", "environment",
       program("return float(len(open('/proc/self/environ').read())), {}"), "forbidden_name", "open"),
     A("proc_parent_environ", "environment",

@@ -28,6 +28,11 @@ FRAGMENT = ("import math\n\n\ndef compute_reward(obs, action, next_obs, info):\n
             "    # the same, with a centring term\n    upright = math.cos(next_obs.pole_")
 
 
+HANG = 2.0
+"""Seconds one parse may take. Generous against a loaded CI machine (the linear code takes milliseconds); the
+backtracking it replaced took 30 s and more on these shapes, so the bound still tells them apart."""
+
+
 @contextmanager
 def _within(seconds: float, what: str) -> Iterator[None]:
     """Fail (rather than hang) when the body runs longer than ``seconds``: the regex engine checks signals."""
@@ -81,8 +86,8 @@ def test_hostile_replies_are_answered_quickly_and_never_raise(finish):
             extraction = extract_program(reply, finish)
         slowest = max(slowest, (time.perf_counter() - t, name))
         assert extraction.ok or extraction.refusal.message, name
-    assert slowest[0] < 0.5, f"{slowest[1]} took {slowest[0]:.2f} s"
-    assert time.perf_counter() - started < 3.0
+    assert slowest[0] < HANG, f"{slowest[1]} took {slowest[0]:.2f} s"
+    assert time.perf_counter() - started < 15 * HANG
 
 
 @pytest.mark.parametrize("name", [n for n in HOSTILE if n.startswith("deep_") and "helper" not in n
@@ -107,7 +112,7 @@ def test_a_reply_over_the_cap_is_refused_unread():
     reply = f"```python\n{COMPLETE}```\n" + "#" * MAX_REPLY_CHARS
     started = time.perf_counter()
     extraction = extract_program(reply)
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < HANG
     assert extraction.refusal.code == "too_large"
     assert str(MAX_REPLY_CHARS) in extraction.refusal.message and extraction.source == ""
     assert extract_program(f"```python\n{COMPLETE}```\n").ok, "the same program in a normal reply is taken"
@@ -128,17 +133,17 @@ _PIECES = [" ", "\t", "a", "a ", ", a", ": ", ":", "-", "# -", "=", "`", "~", "\
 @pytest.mark.parametrize("module,name,pattern", _PATTERNS, ids=[f"{m}.{n}" for m, n, _ in _PATTERNS])
 def test_every_host_regular_expression_is_linear(module, name, pattern):
     """Runs of every piece that could make a backtracking engine blow up, after a prefix that starts a match."""
-    n = 10_000
+    n = 40_000  # the old fence pattern took 1.8 s at 10,000 and grows faster than linearly
     slowest = (0.0, "")
     for prefix in ("", "Plan", "Plan:", "x: int", "a, b", "```", "def compute_reward", "[a] ", "# ", "from a"):
         for piece, end in ((piece, end) for piece in _PIECES for end in "!`"):
             text = prefix + piece * n + end
             t = time.perf_counter()
-            with _within(2.0, f"{module}.{name} on {prefix!r} + {piece!r} * {n}"):
+            with _within(HANG, f"{module}.{name} on {prefix!r} + {piece!r} * {n}"):
                 pattern.match(text)
                 pattern.search(text)
             slowest = max(slowest, (time.perf_counter() - t, f"{prefix!r} + {piece!r} * {n}"))
-    assert slowest[0] < 0.25, f"{module}.{name} took {slowest[0]:.2f} s on {slowest[1]}"
+    assert slowest[0] < HANG, f"{module}.{name} took {slowest[0]:.2f} s on {slowest[1]}"
 
 
 # ----------------------------------------------------------------------- the complete program wins
