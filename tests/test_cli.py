@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -213,11 +212,24 @@ def test_device_cuda_without_a_cuda_device_is_a_usage_error_naming_the_torch_bui
     assert not any(tmp_path.glob("runs/*")), "no run directory is made for a refused run"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mujoco") is not None, reason="MuJoCo is installed here")
-def test_an_env_that_needs_a_missing_extra_names_the_extra():
-    result = rewardsmith("describe", "Hopper-v5")
-    assert_one_line_error(result, 2, "env 'Hopper-v5' is registered but a dependency is missing")
-    assert 'pip install "gymnasium[mujoco]"' in result.stderr
+NEEDS_EXTRA = """
+import gymnasium as gym
+
+
+def make_rover(**kwargs):
+    raise gym.error.DependencyNotInstalled('roverlib is not installed, run `pip install "rover[sim]"`')
+
+
+gym.register("NeedsExtra-v0", entry_point=make_rover)
+"""
+
+
+def test_an_env_that_needs_a_missing_extra_names_the_extra(tmp_path):
+    """Gymnasium's DependencyNotInstalled (as MuJoCo envs raise without the extra) says what to install."""
+    (tmp_path / "needs_extra.py").write_text(NEEDS_EXTRA)
+    result = rewardsmith("describe", "needs_extra:NeedsExtra-v0", cwd=tmp_path)
+    assert_one_line_error(result, 2, "env 'NeedsExtra-v0' is registered but a dependency is missing")
+    assert 'pip install "rover[sim]"' in result.stderr
     assert "unknown env" not in result.stderr
 
 
