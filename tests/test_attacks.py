@@ -364,7 +364,7 @@ ATTACKS = [
       "runtime_error", "\\x1b]0;pwned"),
     # --- the environment ---------------------------------------------------------------------------------------
     A("os_environ", "environment", "import os\n" + program("return float(len(os.environ['OPENAI_API_KEY'])), {}"),
-      "forbidden_import", "from os import system"),
+      "forbidden_import", "import os"),
     A("proc_self_environ", "environment",
       program("return float(len(open('/proc/self/environ').read())), {}"), "forbidden_name", "open"),
     A("proc_parent_environ", "environment",
