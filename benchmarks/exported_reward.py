@@ -30,7 +30,7 @@ def train_and_score(task, wrapper, timesteps: int, seed: int) -> tuple[float, fl
     spec, ppo = task.spec, task.spec.ppo
 
     def make():
-        env = spec.make(task.task)
+        env = spec.make(task.task_spec)
         return wrapper(env) if wrapper is not None else env
 
     venv = make_vec_env(make, n_envs=ppo.n_envs, seed=seed, vec_env_cls=DummyVecEnv)
@@ -46,7 +46,7 @@ def train_and_score(task, wrapper, timesteps: int, seed: int) -> tuple[float, fl
             obs = venv.normalize_obs(obs)
         return model.predict(obs, deterministic=True)[0]
 
-    episodes, _ = record_episodes(policy, spec, task.task, 20, seed=30_000)
+    episodes, _ = record_episodes(policy, spec, task.task_spec, 20, seed=30_000)
     venv.close()
     return score_episodes(episodes, task.fitness, task.solved).mean, seconds
 
@@ -62,7 +62,7 @@ def main() -> None:
     task = TaskRef.from_dict(info["task"]).resolve()
     module = runpy.run_path(str(args.run / "best" / "reward.py"))
     timesteps = task.budget(args.timesteps)
-    print(f"{task.spec.gym_id}, task {task.task.name}: solved at mean fitness >= {task.solved:g}; "
+    print(f"{task.spec.gym_id}, task {task.task_spec.name}: solved at mean fitness >= {task.solved:g}; "
           f"PPO {timesteps} steps per seed")
     for label, wrapper in (("exported reward", module["SynthesizedReward"]), ("env's own reward", None)):
         scores = []

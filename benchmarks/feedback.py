@@ -93,7 +93,7 @@ class Outcome:
 def _search(name: str, seed: int, arm: str, args: argparse.Namespace, out: Path) -> Outcome:
     env, task_name = name.split(":")
     resolved = TaskRef(env, "", task_name).resolve()
-    ref = TaskRef(env, resolved.task.description, task_name)
+    ref = TaskRef(env, resolved.task_spec.description, task_name)
     config = SearchConfig(iterations=3, samples=args.samples, timesteps=budget(name), seed=seed,
                           workers=args.workers, media=False, device="cpu")
     run = RunDir.create(out, f"{env}-{arm}-s{seed}", task_name)

@@ -177,7 +177,7 @@ def analyze_candidate(
     warnings: list[str] = []
     stochastic: list[Episode] = []
     if trained.stochastic_policy is not None and stochastic_episodes > 0:
-        stochastic, _ = record_episodes(trained.stochastic_policy, task.spec, task.task, stochastic_episodes, seed)
+        stochastic, _ = record_episodes(trained.stochastic_policy, task.spec, task.task_spec, stochastic_episodes, seed)
         if trained.sandbox is not None:
             try:
                 annotate_components(stochastic, trained.sandbox)

@@ -231,7 +231,7 @@ def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None,
     if not text:
         if task is None and fitness is None:
             raise UsageError("give a task text, or --task NAME for one of the env's tasks (see `rewardsmith envs`)")
-        ref = TaskRef(env_ref, resolved.task.description, task, fitness_ref, kwargs, paths, ppo=overrides)
+        ref = TaskRef(env_ref, resolved.task_spec.description, task, fitness_ref, kwargs, paths, ppo=overrides)
         resolved = ref.resolve()
     return ref, resolved
 
@@ -319,7 +319,7 @@ def run(
                       "shaping hints)", style="dim")
     if resolved.scored_on_default:
         console.print(literal(f"note: candidates are scored on {resolved.spec.name}'s default task "
-                              f"'{resolved.task.name}' ({resolved.fitness_doc}); pass --task or --fitness to score "
+                              f"'{resolved.task_spec.name}' ({resolved.fitness_doc}); pass --task or --fitness to score "
                               "another goal", "yellow"))
     run_dir = RunDir.create(out, resolved.spec.name, ref.text)
     console.print(literal(f"run: {run_dir.root}"), soft_wrap=True)
@@ -499,7 +499,7 @@ def evaluate(
     if task is None and fitness is None:
         task = _load_env(env, env_kwargs).default_task.name
     ref, resolved = _task_ref(env, None, task, fitness, env_kwargs, ppo, hyperparams)
-    verdict = run_check(source, resolved.spec, resolved.task)
+    verdict = run_check(source, resolved.spec, resolved.task_spec)
     if not verdict.accepted:
         for issue in verdict.errors:
             err_console.print(Text.assemble(("error", "red"), " ", literal(issue)), highlight=False)

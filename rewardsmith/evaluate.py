@@ -142,14 +142,14 @@ def baselines(task: ResolvedTask) -> list[Arm]:
     """The human baseline (the env's own reward for its default task, else the spec's reference reward)
     and the sparse reward (the task's success signal alone), where the spec has them."""
     arms = []
-    if task.task.default and not task.ref.fitness:
+    if task.task_spec.default and not task.ref.fitness:
         arms.append(Arm("human", None))
-    elif task.task.reference_reward is not None:
-        arms.append(Arm("human", task.task.reference_reward))
-    elif task.task.default:
+    elif task.task_spec.reference_reward is not None:
+        arms.append(Arm("human", task.task_spec.reference_reward))
+    elif task.task_spec.default:
         arms.append(Arm("human", None))
-    if task.task.sparse_reward is not None:
-        arms.append(Arm("sparse", task.task.sparse_reward))
+    if task.task_spec.sparse_reward is not None:
+        arms.append(Arm("sparse", task.task_spec.sparse_reward))
     return arms
 
 
@@ -189,7 +189,7 @@ def evaluate_rewards(
                 arm.failures.append(str((result.get("reason") or {}).get("message", "failed")))
             if on_result is not None:
                 on_result(arm.label, seed, result)
-    return Evaluation(task.text, task.spec.gym_id, task.task.name, task.solved, seeds, budget, arms)
+    return Evaluation(task.text, task.spec.gym_id, task.task_spec.name, task.solved, seeds, budget, arms)
 
 
 def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,

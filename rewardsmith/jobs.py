@@ -70,11 +70,11 @@ def render_media_job(task_ref: dict[str, Any], paths: CandidatePaths, seed: int 
         if no_gl is not None:
             return {"gif": None, "mp4": None, "frames": 0, "seconds": 0.0, "reason": no_gl}
     try:
-        policy = load_policy(task.spec, task.task, paths.policy_dir)
+        policy = load_policy(task.spec, task.task_spec, paths.policy_dir)
     except FileNotFoundError as exc:
         return {"gif": None, "mp4": None, "frames": 0, "seconds": 0.0, "reason": str(exc)}
     try:
-        frames, fps = render_episode(policy, task.spec, task.task, FINAL_SEED if seed is None else seed)
+        frames, fps = render_episode(policy, task.spec, task.task_spec, FINAL_SEED if seed is None else seed)
     except Exception as exc:  # an OpenGL that cannot draw (mujoco.FatalError, RuntimeError): the run goes on
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         return {"gif": None, "mp4": None, "frames": 0, "seconds": time.monotonic() - started,

@@ -110,7 +110,7 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
     run, config = state.run, state.config
     hooks.on_run_start(state)
     try:
-        with make_executor(config.executor, config.workers, config.ray_address, config.device) as pool, Critic(state.task.spec, state.task.task) as critic:
+        with make_executor(config.executor, config.workers, config.ray_address, config.device) as pool, Critic(state.task.spec, state.task.task_spec) as critic:
             if reask:
                 _reask(state, designer, hooks, pool, critic, reask)
                 _write_summary(state, designer)

@@ -189,7 +189,7 @@ def _overview(run: RunDir, state: SearchState, usage: dict[str, Any]) -> dict[st
         "task": task.text,
         "env": task.spec.gym_id,
         "spec": task.spec.name,
-        "task_name": task.task.name,
+        "task_name": task.task_spec.name,
         "scored_on_default": task.scored_on_default,
         "fitness": task.fitness_label,
         "fitness_doc": task.fitness_doc,

@@ -268,7 +268,7 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
     build = recorded.get("build") if isinstance(recorded, dict) else None
     return {
         "task": state.task.text,
-        "task_name": state.task.task.name if not state.task.ref.fitness else state.task.ref.fitness,
+        "task_name": state.task.task_spec.name if not state.task.ref.fitness else state.task.ref.fitness,
         "env": state.task.spec.gym_id,
         "spec": state.task.spec.name,
         "candidate": cand.id,
@@ -296,7 +296,7 @@ def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[
     return {
         "task": state.task.text,
         "env": state.task.spec.gym_id,
-        "task_name": state.task.task.name,
+        "task_name": state.task.task_spec.name,
         "fitness": state.task.fitness_label,
         "solved_threshold": state.task.solved_or_none,
         "scored_on_default": state.task.scored_on_default,

@@ -91,7 +91,8 @@ class TaskRef:
 class ResolvedTask:
     ref: TaskRef
     spec: EnvSpec
-    task: TaskSpec
+    task_spec: TaskSpec
+    """The spec's task whose description, budget, hints and wrappers apply (its fitness may be overridden)."""
     fitness: Callable[[Episode], float]
     solved: float
     fitness_doc: str
@@ -99,7 +100,7 @@ class ResolvedTask:
     def record(self) -> dict[str, Any]:
         """What commands that only read a run need (``show``, ``report``, ``export``), so they never build the env
         or import the user's modules; and how to build the env again (the export's ``make_env``)."""
-        spec, task = self.spec, self.task
+        spec, task = self.spec, self.task_spec
         return {
             "name": spec.name,
             "gym_id": spec.gym_id,
@@ -143,7 +144,7 @@ class ResolvedTask:
     def scored_on_default(self) -> bool:
         """No ``--task`` and no ``--fitness``: candidates are scored on the env's default goal, whatever the text says."""
         return (self.ref.task is None and not self.ref.fitness
-                and self.text.strip() != self.task.description.strip())
+                and self.text.strip() != self.task_spec.description.strip())
 
     @property
     def solved_or_none(self) -> float | None:
@@ -153,12 +154,12 @@ class ResolvedTask:
     @property
     def fitness_label(self) -> str:
         """What scores candidates: the user's ``FILE.py:FUNCTION``, else ``env:task``."""
-        return self.ref.fitness or f"{self.spec.name}:{self.task.name}"
+        return self.ref.fitness or f"{self.spec.name}:{self.task_spec.name}"
 
     def budget(self, timesteps: int | None = None) -> int:
         """PPO steps per training: ``timesteps`` where given, else the task's own budget, in whole rollouts
         (:meth:`PPOConfig.round_budget`): the number shown is the number trained."""
-        return self.spec.ppo.round_budget(timesteps) if timesteps else self.task.budget(self.spec.ppo)
+        return self.spec.ppo.round_budget(timesteps) if timesteps else self.task_spec.budget(self.spec.ppo)
 
 
 def _not_loaded(episode: Episode) -> float:

@@ -401,7 +401,7 @@ def train(
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
-    spec, task, fitness, solved = resolved.spec, resolved.task, resolved.fitness, resolved.solved
+    spec, task, fitness, solved = resolved.spec, resolved.task_spec, resolved.fitness, resolved.solved
     started = time.monotonic()
     try:
         setup = build_ppo(spec, task, reward_source, config)

@@ -471,7 +471,7 @@ def _scripted_analysis(task_name: str, source: str, targets, checkpoints=()) -> 
     task = TaskRef("cartpole", "x", task_name).resolve()
     episodes = []
     for target in targets:
-        episodes += record_episodes(_steer_to(target), task.spec, task.task, 3, 100)[0]
+        episodes += record_episodes(_steer_to(target), task.spec, task.task_spec, 3, 100)[0]
     with RewardSandbox(task.spec.field_names) as sandbox:
         assert sandbox.load(source).ok
         annotate_components(episodes, sandbox)

@@ -33,11 +33,11 @@ def test_proposals_are_deterministic_for_a_seed_and_differ_across_seeds(hold_rig
 
 def test_every_proposal_passes_the_critic(hold_right):
     proposals = BuiltinDesigner().propose(_ctx(hold_right, samples=6))
-    with Critic(hold_right.spec, hold_right.task) as critic:
+    with Critic(hold_right.spec, hold_right.task_spec) as critic:
         for proposal in proposals:
             verdict = critic.check(proposal.source)
             assert verdict.accepted, verdict.explain()
-            assert set(verdict.components) <= {h.name for h in hold_right.task.hints}
+            assert set(verdict.components) <= {h.name for h in hold_right.task_spec.hints}
 
 
 def _scored(task, proposal, cid, fitness, analysis=None):
@@ -125,12 +125,12 @@ def test_a_hint_for_discrete_actions_is_skipped_on_the_continuous_variant():
     discrete = TaskRef("lunarlander", "land", task="land").resolve()
     continuous_spec = replace(discrete.spec, make_kwargs={"continuous": True})
     continuous = replace(discrete, spec=continuous_spec)
-    assert "main_engine" in {h.name for h in usable_hints(discrete.spec, discrete.task)}
+    assert "main_engine" in {h.name for h in usable_hints(discrete.spec, discrete.task_spec)}
     hint = next(h for h in continuous_spec.hints if h.name == "main_engine")
     assert hint.misfit(continuous_spec) == "needs discrete actions"
-    assert "main_engine" not in {h.name for h in usable_hints(continuous_spec, continuous.task)}
+    assert "main_engine" not in {h.name for h in usable_hints(continuous_spec, continuous.task_spec)}
     proposals = BuiltinDesigner().propose(_ctx(continuous, samples=4))
-    with Critic(continuous_spec, continuous.task) as critic:
+    with Critic(continuous_spec, continuous.task_spec) as critic:
         for proposal in proposals:
             verdict = critic.check(proposal.source)
             assert verdict.accepted, verdict.explain()
@@ -145,14 +145,14 @@ def test_a_hint_reading_a_field_the_env_lacks_is_skipped(hold_right):
 
     lacking = ShapingHint("fuel", "next_obs.fuel_left", "gain", optional=True)
     declared = ShapingHint("still", "abs(next_obs.cart_velocity)", "error", requires=("pole_tip_height",))
-    task = replace(hold_right.task, hints=hold_right.task.hints + (lacking, declared))
+    task = replace(hold_right.task_spec, hints=hold_right.task_spec.hints + (lacking, declared))
     assert lacking.misfit(hold_right.spec) == "reads field 'fuel_left', which cartpole does not have"
     assert "pole_tip_height" in declared.misfit(hold_right.spec)
     names = {h.name for h in usable_hints(hold_right.spec, task)}
-    assert names == {h.name for h in hold_right.task.hints}
-    only_misfits = replace(hold_right, task=replace(task, hints=(lacking,)), spec=replace(hold_right.spec, hints=()))
+    assert names == {h.name for h in hold_right.task_spec.hints}
+    only_misfits = replace(hold_right, task_spec=replace(task, hints=(lacking,)), spec=replace(hold_right.spec, hints=()))
     proposals = BuiltinDesigner().propose(_ctx(only_misfits, samples=2))
-    with Critic(only_misfits.spec, only_misfits.task) as critic:
+    with Critic(only_misfits.spec, only_misfits.task_spec) as critic:
         for proposal in proposals:  # nothing fits: the env's own reward is composed instead
             verdict = critic.check(proposal.source)
             assert verdict.accepted, verdict.explain()

@@ -118,7 +118,7 @@ def test_a_program_that_crashes_in_training_goes_back_with_the_error(server, tmp
     from rewardsmith.critic import probe_transitions
 
     task = TASK.resolve()
-    last_probe_step = int(max(probe_transitions(task.spec, task.task).step))
+    last_probe_step = int(max(probe_transitions(task.spec, task.task_spec).step))
     crash = ("```python\ndef compute_reward(obs, action, next_obs, info):\n"
              f"    late = 1.0 / ({last_probe_step} - min(info['step'], {last_probe_step})) "
              f"if info['step'] > {last_probe_step} else 0.0\n"

@@ -66,7 +66,7 @@ def test_the_system_prompt_states_the_contract_and_the_sandbox(task):
 
 def test_the_task_prompt_carries_the_env_representation_the_task_and_the_format(task):
     text = Prompts().task(task)
-    assert task.spec.describe(task.task).strip() in text
+    assert task.spec.describe(task.task_spec).strip() in text
     assert task.text in text and task.fitness_doc in text and "475" in text
     assert "```python" in text and "compute_reward" in text
 

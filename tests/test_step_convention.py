@@ -37,7 +37,7 @@ def test_the_prompt_says_the_first_transition_has_step_1(balance):
 
 
 def test_training_gives_the_first_transition_step_1(balance):
-    setup = build_ppo(balance.spec, balance.task, STEP_AS_COMPONENT, TrainConfig(timesteps=64, device="cpu"))
+    setup = build_ppo(balance.spec, balance.task_spec, STEP_AS_COMPONENT, TrainConfig(timesteps=64, device="cpu"))
     try:
         venv = setup.deferred
         venv.reset()
@@ -51,7 +51,7 @@ def test_training_gives_the_first_transition_step_1(balance):
 
 
 def test_the_critics_probes_give_the_first_transition_step_1(balance):
-    probes = probe_transitions(balance.spec, balance.task)
+    probes = probe_transitions(balance.spec, balance.task_spec)
     assert int(probes.step.min()) == 1
     with RewardSandbox(balance.spec.field_names) as sandbox:
         assert sandbox.load(STEP_AS_COMPONENT).ok

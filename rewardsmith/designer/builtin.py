@@ -129,7 +129,7 @@ class BuiltinDesigner:
         self.usage = Usage()
 
     def propose(self, ctx: DesignContext) -> list[Proposal]:
-        hints = usable_hints(ctx.task.spec, ctx.task.task) or (_ENV_REWARD,)
+        hints = usable_hints(ctx.task.spec, ctx.task.task_spec) or (_ENV_REWARD,)
         rng = np.random.default_rng([ctx.seed, ctx.iteration, 20261126])
         seen = {source_hash(c.source) for c in ctx.history}
         parent_genome, parent_id = self._parent_genome(ctx, hints)

@@ -82,8 +82,8 @@ class Prompts:
     def task(self, task: ResolvedTask) -> str:
         return self._render(
             "task.j2", spec=task.spec, task=task, task_text=task.text,
-            env_description=task.spec.describe(task.task, self.override), fitness_doc=task.fitness_doc,
-            solved=task.solved_or_none, scored_on_default=task.scored_on_default, task_name=task.task.name,
+            env_description=task.spec.describe(task.task_spec, self.override), fitness_doc=task.fitness_doc,
+            solved=task.solved_or_none, scored_on_default=task.scored_on_default, task_name=task.task_spec.name,
         )
 
     def reflection(self, ctx: DesignContext) -> str | None:
