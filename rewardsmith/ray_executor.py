@@ -11,6 +11,10 @@ files the job writes or changes there travel back with its result, and the drive
 the run directory. Paths in the result that point into the temporary folder are rewritten to the
 run directory's.
 
+Progress: jobs push reports into an actor pinned to the driver's node (the node the CLI's Ray client
+is attached to, which the run cannot outlive anyway), so losing any other node never loses it. Progress
+is advisory: a report that cannot be delivered is dropped and never fails the job.
+
 Retries: a task whose worker or node is lost is run once more (``max_retries=1``). A training is
 deterministic in its seed and writes only into its own temporary folder, so a second run is
 idempotent and gives the result the first would have; one retry absorbs a lost node (a preempted
@@ -35,6 +39,7 @@ from typing import Any
 
 import ray
 import ray.exceptions
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rewardsmith import executors
 from rewardsmith.errors import UsageError
@@ -54,6 +59,9 @@ all of 127.0.0.0/8; elsewhere Ray keeps 127.0.0.1."""
 
 MAX_RETRIES = 1
 """Runs of a job after its worker or node was lost (see the module docstring)."""
+
+PROGRESS_FLUSH_S = 30.0
+"""How long a finished job waits for its last progress report to land before dropping it."""
 
 _Files = dict[str, bytes]
 
@@ -110,7 +118,10 @@ def _run_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
     last_push: list[Any] = []
 
     def push(data: Any) -> None:
-        last_push[:] = [box.push.remote(job, data)]
+        try:
+            last_push[:] = [box.push.remote(job, data)]
+        except Exception:  # noqa: BLE001 - progress is advisory: a lost report never fails the job
+            last_push.clear()
 
     executors.set_progress_sink(push)
     with tempfile.TemporaryDirectory(prefix="rewardsmith-") as tmp:
@@ -128,7 +139,7 @@ def _run_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
 
         try:
             result = fn(*[redirect(a) for a in args], **{k: redirect(v) for k, v in kwargs.items()})
-            ray.get(last_push)  # the reports land before the result, as on the process pool's pipe
+            _flush(last_push)
         finally:
             executors.set_progress_sink(None)
         outputs = {}
@@ -137,6 +148,15 @@ def _run_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
             outputs[remote] = {name: data for name, data in _read_files(folder).items() if before.get(name) != data}
             result = _rewrite_paths(result, str(folder), remote)
     return result, outputs
+
+
+def _flush(pushes: list[Any]) -> None:
+    """Wait for the last progress report to land (before the result, as on the process pool's pipe);
+    if the progress actor is unreachable the report is dropped: progress never fails a job."""
+    try:
+        ray.get(pushes, timeout=PROGRESS_FLUSH_S)
+    except (ray.exceptions.RayError, TimeoutError):
+        pass
 
 
 @dataclass
@@ -175,7 +195,8 @@ class RayExecutor:
             raise UsageError(f"--device {device}: the Ray cluster has no GPU; use --device cpu or auto")
         self._remote = ray.remote(_run_job).options(
             num_cpus=1, num_gpus=self._gpus, max_retries=MAX_RETRIES, retry_exceptions=False, name="rewardsmith-job")
-        self._box = ray.remote(_ProgressBox).options(num_cpus=0).remote()
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        self._box = ray.remote(_ProgressBox).options(num_cpus=0, scheduling_strategy=here).remote()
         self._lock = threading.Lock()
         self._pull_lock = threading.Lock()
         self._progress: queue.Queue[tuple[Future, Any]] = queue.Queue()

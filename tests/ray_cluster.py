@@ -50,13 +50,27 @@ class Node:
              f"--temp-dir={self.temp_dir}", *args],
             stdout=self.log, stderr=subprocess.STDOUT, env=ray_env(), start_new_session=True)
 
+    def session_pids(self) -> list[int]:
+        """Every live process of the node: ``ray start`` runs in its own session, and Ray moves each
+        worker into a process group of its own, but not out of that session."""
+        out = subprocess.run(["ps", "-o", "pid=,stat=", "-s", str(self.process.pid)], capture_output=True,
+                             text=True).stdout
+        return [int(pid) for pid, stat in (line.split()[:2] for line in out.splitlines()) if not stat.startswith("Z")]
+
     def kill(self) -> None:
-        """SIGKILL the node's whole process group: raylet, its workers, and (on the head) the GCS."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=30)
+        """SIGKILL every process of the node at once (raylet, its workers, on the head the GCS), as a lost
+        machine would, and wait until they are gone before removing the node's temp dir: a worker that
+        outlived its raylet would otherwise still report a result, or fail on its deleted log file."""
+        deadline = time.monotonic() + 30
+        while (pids := self.session_pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        if self.process.poll() is None:
+            self.process.wait(timeout=30)
         self.log.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 

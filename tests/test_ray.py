@@ -144,13 +144,14 @@ def test_a_cluster_search_survives_a_lost_node_and_resumes_after_the_cli_is_kill
         finished = _finished_candidates(run_dir)
         assert len(finished) == 2
         output = log.read_text()
+        # one CPU per node and one per job: one job ran on each node, and the head's is untouched by the loss
+        assert any(e["status"] == "scored" for e in finished.values()), output
         for event in finished.values():
-            # either retried on the head (Ray says so) and scored, or failed with the reason
-            assert event["status"] in ("scored", "failed")
+            # the killed job was either retried on the head and scored, or failed with the reason
+            assert event["status"] in ("scored", "failed"), output
             if event["status"] == "failed":
                 assert event["reason"]["code"] == "worker_crashed"
-                assert "Ray task was lost" in event["reason"]["message"]
-        assert any(e["status"] == "failed" for e in finished.values()) or "will be retried" in output, output
+                assert "Ray task was lost" in event["reason"]["message"], event["reason"]
 
         # 2. the CLI is killed mid-run; resume re-submits the unfinished candidates on the same cluster
         out2 = tmp_path / "runs2"
