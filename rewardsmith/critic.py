@@ -7,6 +7,7 @@ from random rollouts, a per-call time bound, and warnings about rewards that can
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,12 +79,13 @@ class Verdict:
         )
 
 
-_PROBES: dict[tuple[str, str, str, int, int], Transitions] = {}
+_PROBES: dict[tuple[str, str, str, str, int, int, int], Transitions] = {}
 
 
 def probe_transitions(spec: EnvSpec, task: TaskSpec, count: int = 64, seed: int = 0) -> Transitions:
     """Transitions from random rollouts, each episode's last step included (terminal or truncated)."""
-    key = (spec.gym_id, repr(sorted(spec.make_kwargs.items())), spec.source, task.name, count, seed)
+    key = (spec.gym_id, json.dumps(spec.make_kwargs, sort_keys=True, default=repr), spec.source, task.name,
+           id(task.wrappers), count, seed)
     if key not in _PROBES:
         _PROBES[key] = _random_probes(spec, task, count, seed)
     return _PROBES[key]

@@ -110,7 +110,8 @@ def _search(state: SearchState, designer: Designer, hooks: LoopHooks, until: int
     run, config = state.run, state.config
     hooks.on_run_start(state)
     try:
-        with make_executor(config.executor, config.workers, config.ray_address, config.device) as pool, Critic(state.task.spec, state.task.task_spec) as critic:
+        with (make_executor(config.executor, config.workers, config.ray_address, config.device) as pool,
+              Critic(state.task.spec, state.task.task_spec) as critic):
             if reask:
                 _reask(state, designer, hooks, pool, critic, reask)
                 _write_summary(state, designer)
@@ -226,7 +227,7 @@ def _duplicate(state: SearchState, hooks: LoopHooks, cand: Candidate, batch: lis
     ahead = {c.id for c in batch[: [c.id for c in batch].index(cand.id)]}
     same = [c for c in state.of_iteration(cand.iteration)
             if c.id != cand.id and c.source == cand.source
-            and (c.status in ("scored", "failed", "training") or c.id in ahead)]
+            and (c.status in ("scored", "failed") or c.id in ahead)]
     if not same:
         return False
     issue = Issue("duplicate", f"the same program as {same[0].id}, which trains once for both")

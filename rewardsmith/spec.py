@@ -434,12 +434,13 @@ class EnvSpec:
 
     def facts(self) -> dict[str, Any]:
         """What the env itself says: its action space in words and its time limit."""
-        return _env_facts(self.gym_id, tuple(sorted(self.make_kwargs.items())))
+        return _env_facts(self.gym_id, json.dumps(self.make_kwargs, sort_keys=True, default=repr))
 
 
 @cache
-def _env_facts(gym_id: str, make_kwargs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-    env = gym.make(gym_id, **dict(make_kwargs))
+def _env_facts(gym_id: str, make_kwargs_json: str) -> dict[str, Any]:
+    """Keyed by the kwargs as JSON: a kwarg may be a list or a dict (``--env-kwargs goal=[1,2]``), not hashable."""
+    env = gym.make(gym_id, **json.loads(make_kwargs_json))
     try:
         return {
             "action_space": describe_space(env.action_space),

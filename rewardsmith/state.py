@@ -254,6 +254,7 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
         state.notices.append({"code": event.get("code"), "iteration": event.get("iteration"),
                               "text": str(event.get("text", ""))})
 
+
 def _failure(event: dict[str, Any]) -> FailureReason:
     """The reason a ``candidate_finished`` event gives for a failed training: the issue it recorded, or for a
     run recorded before events held one, its one-line text as the message."""

@@ -83,7 +83,7 @@ def _view_class(layout: Mapping[str, Slot], class_name: str) -> type[Observation
     for head, (start, end, inner) in groups.items():
         group = _view_class(inner, f"{class_name}.{head}")
         namespace[head] = property(_group_getter(group, start, end), doc=f"observation[{start}:{end}]")
-        for name, slot in inner.items():
+        for name in inner:
             getters[f"{head}.{name}"] = _nested_getter(group._getters[name], group, start, end)
     return type(class_name, (ObservationBase,), namespace)
 
