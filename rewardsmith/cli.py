@@ -304,6 +304,8 @@ def run(
     from rewardsmith.state import SearchConfig
 
     _check_workers(workers)
+    if final_eval < 0:
+        raise UsageError("--final-eval must be 0 or more")
     ref, resolved = _task_ref(env, text, task, fitness, env_kwargs, ppo, hyperparams)
     config = SearchConfig(iterations=iterations, samples=samples, timesteps=timesteps, seed=seed,
                           workers=workers or min(default_workers(), samples), device=device, repairs=repairs,
@@ -326,8 +328,6 @@ def run(
     console.print(_training_line(resolved, timesteps), style="dim", highlight=False)
     chosen = make_designer(name, llm_options, run_dir)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
-    if final_eval < 0:
-        raise UsageError("--final-eval must be 0 or more")
     try:
         state = run_search(run_dir, ref, chosen, config, hooks)
     except KeyboardInterrupt:
@@ -432,8 +432,14 @@ def resume(
     _check_workers(workers)
     run = RunDir.open(run_dir)
     budgets = {k: v for k, v in (("max_total_tokens", max_total_tokens), ("max_cost", max_cost)) if v is not None}
-    if budgets:  # a search stopped by its budget goes on with a new one
-        run.update_run(designer_options={**(run.read_run().get("designer_options") or {}), **budgets})
+    if budgets:  # a search stopped by its budget goes on with a new one; checked before run.json keeps it
+        info = run.read_run()
+        options = {**(info.get("designer_options") or {}), **budgets}
+        if info.get("designer") == "openai":
+            from rewardsmith.designer import LLMOptions
+
+            LLMOptions.from_dict(options)  # a UsageError here leaves run.json as it was
+        run.update_run(designer_options=options)
     designer = designer_for_run(run)
     state = load_state(run)
     finished = sum(c.status in ("scored", "failed", "rejected") for c in state.candidates.values())
@@ -560,9 +566,10 @@ def envs() -> None:
         except RewardsmithError as exc:
             table.add_row(name, "", "", "", f"[red]{escape(str(exc))}[/]")
             continue
-        label = f"{spec.name}\n[dim]{spec.gym_id}[/]" + (f"\n[dim]{escape(f'needs the {spec.extra} extra')}[/]" if spec.extra else "")
+        label = f"{escape(spec.name)}\n[dim]{escape(spec.gym_id)}[/]" + (
+            f"\n[dim]{escape(f'needs the {spec.extra} extra')}[/]" if spec.extra else "")
         for i, task in enumerate(spec.tasks):
-            table.add_row(label if i == 0 else "", ("★ " if task.default else "  ") + task.name,
+            table.add_row(label if i == 0 else "", ("★ " if task.default else "  ") + escape(task.name),
                           f"{task.solved:g}", f"{task.budget(spec.ppo):,}", escape(task.description))
     console.print(table)
 
@@ -730,8 +737,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """A library's warning as one plain line: gymnasium colours its own with raw ANSI codes."""
     from rich.text import Text
 
-    err_console.print(f"warning: {Text.from_ansi(str(message)).plain}", markup=False, highlight=False,
-                      soft_wrap=True)
+    err_console.print(literal(f"warning: {Text.from_ansi(str(message)).plain}"), highlight=False, soft_wrap=True)
 
 
 def _exit(message: str, code: int) -> int:

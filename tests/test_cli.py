@@ -362,3 +362,18 @@ def test_solved_means_the_final_fitness_reaches_the_threshold_in_every_place(fla
     data["fitness"] = 1.5
     curves.write_text(json.dumps(data))
     assert everywhere() == {"yes"}
+
+
+def test_a_resume_budget_that_cannot_work_is_refused_before_run_json_keeps_it(tmp_path):
+    """``--max-cost`` without prices is a usage error; run.json must stay as it was, or no resume could work again."""
+    import json
+
+    from rewardsmith.runs import RunDir
+
+    run = RunDir.create(tmp_path, "cartpole", "balance")
+    options = {"model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    run.write_json(run.run_json, {"task": {"env": "cartpole", "text": "balance"}, "config": {}, "designer": "openai",
+                                  "designer_options": options, "status": "stopped"})
+    result = rewardsmith("resume", str(run.root), "--max-cost", "1")
+    assert_one_line_error(result, 2, "--max-cost")
+    assert json.loads(run.run_json.read_text())["designer_options"] == options
