@@ -98,7 +98,7 @@ class RungLeg:
 
 
 class _RungEnd(Exception):
-    """Raised at the start of the first rollout past a leg's ``stop_at``: nothing of it has run yet."""
+    """Raised right after the PPO update that reaches a leg's ``stop_at``: where SB3's loop would go round."""
 
 
 @dataclass
@@ -548,10 +548,6 @@ def train(
         def _on_step(self) -> bool:
             return True
 
-        def _on_rollout_start(self) -> None:
-            if leg.stop_at is not None and self.num_timesteps >= leg.stop_at:
-                raise _RungEnd
-
         def _on_rollout_end(self) -> None:
             if self.num_timesteps >= self.next_at:
                 evaluate_now()
@@ -560,6 +556,15 @@ def train(
 
     reason: Issue | None = None
     callback = Checkpoints()
+    if leg.stop_at is not None:  # pause right after the update that reaches stop_at, before any next step
+        update = model.train
+
+        def update_then_pause() -> None:
+            update()
+            if model.num_timesteps >= leg.stop_at:
+                raise _RungEnd
+
+        model.train = update_then_pause
     try:
         try:
             if rng is not None:
@@ -567,8 +572,11 @@ def train(
             model.learn(total_timesteps=budget - model.num_timesteps, callback=callback,
                         reset_num_timesteps=leg.resume_from is None)
         except _RungEnd:
+            model.__dict__.pop("train")
             if leg.save_to is not None:
                 _save_leg(leg.save_to, setup, checkpoints, callback.next_at)
+        finally:
+            model.__dict__.pop("train", None)
         if not checkpoints or checkpoints[-1].step < model.num_timesteps:
             evaluate_now()
     except RewardCallError as exc:

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from rewardsmith.task import ResolvedTask
@@ -21,12 +22,19 @@ def _params(policy_dir: Path) -> dict[str, dict]:
     return params
 
 
-def test_two_rungs_end_identical_to_one_training_straight_through(cartpole, tmp_path):
-    task = cartpole.task("hold-right")
-    resolved = ResolvedTask.of_spec(cartpole, task)
-    rollout = cartpole.ppo.rollout(4096)
+@pytest.mark.parametrize(("env", "task_name"), [
+    ("cartpole", "hold-right"),  # discrete actions, deferred reward with its own return scaling
+    ("mountaincar_continuous", None),  # VecNormalize observation statistics, gSDE exploration noise
+])
+def test_two_rungs_end_identical_to_one_training_straight_through(env, task_name, tmp_path):
+    from rewardsmith.spec import load_spec
+
+    spec = load_spec(env)
+    task = spec.task(task_name) if task_name else spec.default_task
+    resolved = ResolvedTask.of_spec(spec, task)
+    rollout = spec.ppo.rollout(4096)
     config = TrainConfig(timesteps=4 * rollout, seed=5, **TINY)
-    assert cartpole.ppo.round_budget(config.timesteps) == 4 * rollout
+    assert spec.ppo.round_budget(config.timesteps) == 4 * rollout
 
     straight = train(resolved, task.reference_reward, config, policy_dir=tmp_path / "straight")
     straight.close()
