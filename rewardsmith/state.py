@@ -241,12 +241,8 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
                                            i, cand.source) for i in cand.verdict.errors]
     elif kind == "candidate_finished" and event["id"] in cands:
         cand = cands[event["id"]]
-        paths = state.run.candidate(cand.iteration, cand.index)
-        if event["status"] in ("scored", "failed") and paths.curves.is_file():
-            cand.result = TrainingResult.from_dict(state.run.read_json(paths.curves))
-            cand.status = event["status"]
-            if paths.analysis.is_file():
-                cand.analysis = state.run.read_json(paths.analysis)
+        if event["status"] in ("scored", "failed"):
+            _load_outcome(state, cand, event["status"])
         elif event["status"] == "rejected":
             cand.status = "rejected"
         if event["status"] == "failed" and event.get("reason"):
@@ -255,9 +251,10 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
         for cid in event.get("kept", []):
             if cid in cands:
                 cands[cid].rung = int(event["rung"]) + 1
-        for cid in event.get("stopped", []):
+        for cid in event.get("stopped", []):  # scored at this rung, whether or not its candidate_finished got out
             if cid in cands:
                 cands[cid].stopped_at_rung = int(event["rung"])
+                _load_outcome(state, cands[cid], "scored")
     elif kind == "iteration_finished":
         state.iterations_done = max(state.iterations_done, int(event["iteration"]) + 1)
     elif kind == "feedback":
@@ -273,6 +270,16 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
     elif kind == "notice":
         state.notices.append({"code": event.get("code"), "iteration": event.get("iteration"),
                               "text": str(event.get("text", ""))})
+
+def _load_outcome(state: SearchState, cand: Candidate, status: str) -> None:
+    """``cand`` finished as ``status``, with the result and analysis its folder holds (if it holds them)."""
+    paths = state.run.candidate(cand.iteration, cand.index)
+    if paths.curves.is_file():
+        cand.result = TrainingResult.from_dict(state.run.read_json(paths.curves))
+        cand.status = status  # type: ignore[assignment]
+        if paths.analysis.is_file():
+            cand.analysis = state.run.read_json(paths.analysis)
+
 
 def _failure(event: dict[str, Any]) -> FailureReason:
     """The reason a ``candidate_finished`` event gives for a failed training: the issue it recorded, or for a
