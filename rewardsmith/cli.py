@@ -329,6 +329,13 @@ def run(
     run_dir = RunDir.create(out, resolved.spec.name, ref.text)
     console.print(literal(f"run: {run_dir.root}"), soft_wrap=True)
     console.print(_training_line(resolved, timesteps), style="dim", highlight=False)
+    if config.schedule == "halving":
+        from rewardsmith.halving import rung_budgets
+
+        budget = resolved.budget(timesteps)
+        rungs = rung_budgets(budget, resolved.spec.ppo.rollout(budget), config.min_fraction, config.eta)
+        console.print(f"successive halving: rungs end at {', '.join(f'{r:,}' for r in rungs)} steps; the top "
+                      f"1/{config.eta} of each rung go on", style="dim", highlight=False)
     chosen = make_designer(name, llm_options, run_dir)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     if final_eval < 0:

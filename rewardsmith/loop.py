@@ -403,6 +403,11 @@ def _train_in_rungs(state: SearchState, hooks: LoopHooks, pool: ProcessPool,
             cand.stopped_at_rung = rung
             _record_outcome(state, cand, cand.result)
             hooks.on_candidate(state, cand)
+    finished = [c for it in {c.iteration for c in cands} for c in state.of_iteration(it)]
+    for cand in finished:  # a finished candidate (this call's, or one a killed run stopped) never continues
+        if cand.status in ("scored", "failed"):
+            for path in state.run.candidate(cand.iteration, cand.index).root.glob("rung-*.state"):
+                path.unlink(missing_ok=True)
     return failed
 
 

@@ -436,7 +436,7 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
 
 
 def _save_leg(path: Path, setup: PPOSetup, checkpoints: list[Checkpoint], next_at: int) -> None:
-    """Pickle a paused training (see :class:`RungLeg`), the sandbox handle left out."""
+    """Pickle a paused training (see :class:`RungLeg`); the deferred-reward wrapper leaves its sandbox out."""
     import random
 
     import cloudpickle
@@ -445,19 +445,12 @@ def _save_leg(path: Path, setup: PPOSetup, checkpoints: list[Checkpoint], next_a
     from rewardsmith.runs import atomic_write_bytes
 
     rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    sandbox = setup.deferred.sandbox if setup.deferred is not None else None
-    if setup.deferred is not None:
-        setup.deferred.sandbox = None
-    try:
-        data = cloudpickle.dumps({"model": setup.model, "venv": setup.venv, "deferred": setup.deferred,
-                                  "vecnorm": setup.vecnorm, "checkpoints": checkpoints, "next_at": next_at,
-                                  "rng": rng,
-                                  # VecNormalize pickles its statistics only: its inner env and returns ride apart
-                                  "vecnorm_inner": setup.vecnorm.venv if setup.vecnorm is not None else None,
-                                  "vecnorm_returns": setup.vecnorm.returns if setup.vecnorm is not None else None})
-    finally:
-        if setup.deferred is not None:
-            setup.deferred.sandbox = sandbox
+    vecnorm = setup.vecnorm
+    data = cloudpickle.dumps({"model": setup.model, "venv": setup.venv, "deferred": setup.deferred,
+                              "vecnorm": vecnorm, "checkpoints": checkpoints, "next_at": next_at, "rng": rng,
+                              # VecNormalize pickles its statistics only: its inner env and returns ride apart
+                              "vecnorm_inner": vecnorm.venv if vecnorm is not None else None,
+                              "vecnorm_returns": vecnorm.returns if vecnorm is not None else None})
     atomic_write_bytes(path, data)
 
 

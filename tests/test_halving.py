@@ -143,6 +143,7 @@ def test_halving_search_end_to_end_marks_stopped_candidates(tmp_path):
                              "--timesteps", "1536", "--eta", "3", "--no-media", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=300, env=_cli_env())
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "successive halving: rungs end at 256, 512, 1,536 steps" in result.stdout
     run_dir = next(tmp_path.glob("*/events.jsonl")).parent
     assert json.loads((run_dir / "run.json").read_text())["config"]["schedule"] == "halving"
     _check_rungs(run_dir, eta=3)
@@ -186,3 +187,17 @@ def test_halving_resumes_mid_search_from_the_saved_rung(tmp_path):
     after = [e for e in events[at:] if e["kind"] == "candidate_training"]
     assert after and all(e["rung"] >= 1 for e in after)
     _check_rungs(run_dir, eta=3)
+    assert not list(run_dir.glob("iter-*/cand-*/rung-*.state")), "finished candidates keep no paused state"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--schedule", "asha"], "--schedule must be full or halving, got 'asha'"),
+    (["--schedule", "halving", "--eta", "1"], "--eta must be at least 2"),
+    (["--schedule", "halving", "--min-fraction", "1.5"], "--min-fraction must be between 0 and 1"),
+])
+def test_bad_halving_options_are_usage_errors(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rewardsmith.cli", "run", "balance", "--env", "cartpole", *args,
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=120, env=_cli_env())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
