@@ -8,7 +8,7 @@ executor can run them.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from rewardsmith.runs import CandidatePaths, atomic_write_text, to_json
@@ -29,6 +29,9 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
     from rewardsmith.training import train
 
     task = TaskRef.from_dict(task_ref).resolve()
+    if leg is not None:  # its states are named within the candidate's folder, wherever the job runs that folder
+        leg = replace(leg, resume_from=paths.root / leg.resume_from if leg.resume_from else None,
+                      save_to=paths.root / leg.save_to if leg.save_to else None)
     trained = train(task, source, config, policy_dir=paths.policy_dir,
                     on_checkpoint=lambda c: report_progress(asdict(c)), leg=leg)
     try:

@@ -384,11 +384,10 @@ def _train_in_rungs(state: SearchState, hooks: LoopHooks, pool: ProcessPool,
             continue
         last = rung == len(plan) - 1
         batch = []
-        for cand in racing:
-            root = state.run.candidate(cand.iteration, cand.index).root
+        for cand in racing:  # the states are named within the candidate's folder (the Ray executor ships it)
             batch.append((cand, RungLeg(stop_at=None if last else steps,
-                                        resume_from=_rung_state(root, rung - 1) if rung else None,
-                                        save_to=None if last else _rung_state(root, rung))))
+                                        resume_from=_rung_state(rung - 1) if rung else None,
+                                        save_to=None if last else _rung_state(rung))))
         failed += _train_batch(state, hooks, pool, batch, final=last, rung=rung)
         if last:
             break
@@ -411,9 +410,10 @@ def _train_in_rungs(state: SearchState, hooks: LoopHooks, pool: ProcessPool,
     return failed
 
 
-def _rung_state(root: Path, rung: int) -> Path:
-    """Where a candidate's training paused at the end of ``rung`` (see :class:`rewardsmith.training.RungLeg`)."""
-    return root / f"rung-{rung}.state"
+def _rung_state(rung: int) -> Path:
+    """Where, in its folder, a candidate's training paused at the end of ``rung`` (see
+    :class:`rewardsmith.training.RungLeg`)."""
+    return Path(f"rung-{rung}.state")
 
 
 def _train_batch(state: SearchState, hooks: LoopHooks, pool: ProcessPool,
