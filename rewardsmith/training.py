@@ -444,7 +444,8 @@ def _save_leg(path: Path, setup: PPOSetup, checkpoints: list[Checkpoint], next_a
 
     from rewardsmith.runs import atomic_write_bytes
 
-    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None}
     vecnorm = setup.vecnorm
     data = cloudpickle.dumps({"model": setup.model, "venv": setup.venv, "deferred": setup.deferred,
                               "vecnorm": vecnorm, "checkpoints": checkpoints, "next_at": next_at, "rng": rng,
@@ -481,6 +482,8 @@ def _restore_rng(rng: dict[str, Any]) -> None:
     import torch
 
     torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") is not None:
+        torch.cuda.set_rng_state_all(rng["cuda"])
     np.random.set_state(rng["numpy"])
     random.setstate(rng["python"])
 
