@@ -39,6 +39,10 @@ class Candidate:
     analysis: Analysis | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     """Earlier versions refused by the critic and sent back for repair: source and issues."""
+    rung: int = 0
+    """Successive halving: the rung it trains in next (its state saved by the rung before)."""
+    stopped_at_rung: int | None = None
+    """Successive halving: the rung after which it stopped, its fitness and curves those of that rung."""
 
     @property
     def fitness(self) -> float | None:
@@ -77,6 +81,9 @@ class Candidate:
         if self.result is not None and self.status == "scored":
             row["success_rate"] = self.result.success_rate
             row["solved_at"] = self.result.solved_at
+        if self.stopped_at_rung is not None:
+            row["stopped_at_rung"] = self.stopped_at_rung
+            row["steps"] = self.result.steps if self.result is not None else None
         if self.analysis:
             row["flags"] = self.analysis.get("flags", [])
         return row

@@ -287,6 +287,10 @@ def run(
     ray_address: Annotated[Optional[str], typer.Option(metavar="ADDRESS", help="The Ray cluster: auto, HOST:PORT or "
                                                        "ray://HOST:PORT (default: a local Ray instance for the run).")]
     = None,
+    schedule: Annotated[str, typer.Option(help="full (every candidate trains the whole budget) or halving "
+                                          "(successive halving: the weaker candidates stop early).")] = "full",
+    eta: Annotated[int, typer.Option(help="Halving: the top 1/ETA of each rung go on; rungs grow ETA times.")] = 3,
+    min_fraction: Annotated[float, typer.Option(help="Halving: the first rung's share of the full budget.")] = 1 / 9,
     final_eval: Annotated[int, typer.Option("--final-eval", metavar="N",
                           help="Re-train the top 3 and the baselines on N fresh seeds; export the best mean.")] = 0,
     interactive: Annotated[bool, typer.Option("--interactive", "-i",
@@ -309,7 +313,8 @@ def run(
     ref, resolved = _task_ref(env, text, task, fitness, env_kwargs, ppo, hyperparams)
     config = SearchConfig(iterations=iterations, samples=samples, timesteps=timesteps, seed=seed,
                           workers=workers or min(default_workers(), samples), device=device, repairs=repairs,
-                          media=media, executor=executor, ray_address=ray_address)
+                          media=media, executor=executor, ray_address=ray_address, schedule=schedule, eta=eta,
+                          min_fraction=min_fraction)
     if executor == "local":  # on Ray, the executor checks the cluster's GPUs when it connects
         _check_device(device)
     name, llm_options = choose_designer(designer, llm.given(), llm.prices)
@@ -326,6 +331,13 @@ def run(
     run_dir = RunDir.create(out, resolved.spec.name, ref.text)
     console.print(literal(f"run: {run_dir.root}"), soft_wrap=True)
     console.print(_training_line(resolved, timesteps), style="dim", highlight=False)
+    if config.schedule == "halving":
+        from rewardsmith.halving import rung_budgets
+
+        budget = resolved.budget(timesteps)
+        rungs = rung_budgets(budget, resolved.spec.ppo.rollout(budget), config.min_fraction, config.eta)
+        console.print(f"successive halving: rungs end at {', '.join(f'{r:,}' for r in rungs)} steps; the top "
+                      f"1/{config.eta} of each rung go on", style="dim", highlight=False)
     chosen = make_designer(name, llm_options, run_dir)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     try:

@@ -8,27 +8,32 @@ executor can run them.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from rewardsmith.runs import CandidatePaths, atomic_write_text, to_json
 from rewardsmith.seeds import FINAL_SEED
 from rewardsmith.task import TaskRef
-from rewardsmith.training import TrainConfig
+from rewardsmith.training import RungLeg, TrainConfig
 
 __all__ = ["evaluation_job", "render_media_job", "train_candidate_job"]
 
 
 def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig,
-                        paths: CandidatePaths, candidate: str | None = None) -> dict[str, Any]:
-    """Train one candidate of the search, analyse it, write its files, return its result."""
+                        paths: CandidatePaths, candidate: str | None = None,
+                        leg: RungLeg | None = None) -> dict[str, Any]:
+    """Train one candidate of the search (or one rung of it: ``leg``), analyse it, write its files, return its
+    result."""
     from rewardsmith.analyzer import analyze_candidate, analyzer_failure
     from rewardsmith.executors import report_progress
     from rewardsmith.training import train
 
     task = TaskRef.from_dict(task_ref).resolve()
+    if leg is not None:  # its states are named within the candidate's folder, wherever the job runs that folder
+        leg = replace(leg, resume_from=paths.root / leg.resume_from if leg.resume_from else None,
+                      save_to=paths.root / leg.save_to if leg.save_to else None)
     trained = train(task, source, config, policy_dir=paths.policy_dir,
-                    on_checkpoint=lambda c: report_progress(asdict(c)))
+                    on_checkpoint=lambda c: report_progress(asdict(c)), leg=leg)
     try:
         outcome: dict[str, Any] = {"result": trained.result.to_dict(), "analysis": None}
         if trained.result.status == "scored":

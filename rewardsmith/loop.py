@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 from rewardsmith.candidate import Candidate, candidate_id, source_hash
@@ -23,6 +24,7 @@ from rewardsmith.critic import Critic, Verdict
 from rewardsmith.designer.base import REVIEW_NO_VERDICT, DesignContext, Designer, Proposal
 from rewardsmith.errors import BudgetExceeded, EndpointDown, LLMError, RewardsmithError, UsageError
 from rewardsmith.executors import JobFailed, ProcessPool, WorkerDied, make_executor
+from rewardsmith.halving import keep_top, rung_budgets
 from rewardsmith.hooks import IterationDecision, LoopHooks
 from rewardsmith.jobs import render_media_job, train_candidate_job
 from rewardsmith.results import FailureReason, TrainingResult
@@ -30,7 +32,7 @@ from rewardsmith.runs import RunDir, atomic_write_text
 from rewardsmith.sandbox import Issue
 from rewardsmith.state import SearchConfig, SearchState, best_manifest, load_state, summary_of
 from rewardsmith.task import TaskRef
-from rewardsmith.training import TrainConfig
+from rewardsmith.training import RungLeg, TrainConfig
 
 __all__ = ["IterationDecision", "LoopHooks", "export_best", "final_evaluation", "resume_search", "run_search"]
 
@@ -344,6 +346,7 @@ def _record_repair(state: SearchState, cand: Candidate, proposal: Proposal, prob
     cand.origin = {**cand.origin, **proposal.origin, "repairs": len(cand.attempts)}
     cand.status = "proposed"
     cand.result = None
+    cand.rung, cand.stopped_at_rung = 0, None
     paths = state.run.candidate(cand.iteration, cand.index)
     state.run.write_json(paths.attempts, cand.attempts)
     _write_candidate_source(state, cand)
@@ -359,19 +362,80 @@ def _write_candidate_source(state: SearchState, cand: Candidate) -> None:
 
 
 def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: list[Candidate]) -> list[Candidate]:
+    """Train candidates side by side (in rungs with ``--schedule halving``); returns those whose training
+    failed by the program's fault."""
+    if state.config.schedule == "halving":
+        return _train_in_rungs(state, hooks, pool, cands)
+    return _train_batch(state, hooks, pool, [(cand, None) for cand in cands])
+
+
+def _train_in_rungs(state: SearchState, hooks: LoopHooks, pool: ProcessPool,
+                    cands: list[Candidate]) -> list[Candidate]:
+    """Successive halving: each rung trains the candidates still in the race further; after it the top
+    ``ceil(n / eta)`` go on (from the state the rung saved) and the rest stop, scored at that rung.
+
+    A candidate decided past earlier rungs (a resumed run) joins at its own rung.
+    """
+    config = state.config
+    plan = rung_budgets(state.budget, state.task.spec.ppo.rollout(state.budget), config.min_fraction, config.eta)
+    failed: list[Candidate] = []
+    for rung, steps in enumerate(plan):
+        racing = [c for c in cands if c.status not in ("scored", "failed") and min(c.rung, len(plan) - 1) == rung]
+        if not racing:
+            continue
+        last = rung == len(plan) - 1
+        batch = []
+        for cand in racing:  # the states are named within the candidate's folder (the Ray executor ships it)
+            batch.append((cand, RungLeg(stop_at=None if last else steps,
+                                        resume_from=_rung_state(rung - 1) if rung else None,
+                                        save_to=None if last else _rung_state(rung))))
+        failed += _train_batch(state, hooks, pool, batch, final=last, rung=rung)
+        if last:
+            break
+        trained = [c for c in racing if c.status == "training" and c.result is not None]
+        kept, stopped = keep_top(trained, config.eta, lambda c: (c.result.fitness, -c.index))  # type: ignore[union-attr]
+        state.run.append_event("rung_decided", iteration=racing[0].iteration, rung=rung, steps=steps,
+                               kept=[c.id for c in kept], stopped=[c.id for c in stopped],
+                               fitness={c.id: c.result.fitness for c in trained if c.result is not None})
+        for cand in kept:
+            cand.rung = rung + 1
+        for cand in stopped:
+            cand.stopped_at_rung = rung
+            _record_outcome(state, cand, cand.result)
+            hooks.on_candidate(state, cand)
+    finished = [c for it in {c.iteration for c in cands} for c in state.of_iteration(it)]
+    for cand in finished:  # a finished candidate (this call's, or one a killed run stopped) never continues
+        if cand.status in ("scored", "failed"):
+            for path in state.run.candidate(cand.iteration, cand.index).root.glob("rung-*.state"):
+                path.unlink(missing_ok=True)
+    return failed
+
+
+def _rung_state(rung: int) -> Path:
+    """Where, in its folder, a candidate's training paused at the end of ``rung`` (see
+    :class:`rewardsmith.training.RungLeg`)."""
+    return Path(f"rung-{rung}.state")
+
+
+def _train_batch(state: SearchState, hooks: LoopHooks, pool: ProcessPool,
+                 batch: list[tuple[Candidate, RungLeg | None]], final: bool = True,
+                 rung: int | None = None) -> list[Candidate]:
     """Train candidates side by side; returns those whose training failed by the program's fault.
 
     A training process that died (killed, out of memory) is not the program's fault: such a candidate
-    is recorded as failed but not returned, so it is not sent for repair.
+    is recorded as failed but not returned, so it is not sent for repair. With ``final`` False (a rung
+    before the last), a scored result is kept on the candidate but not recorded as its outcome yet.
     """
     futures: dict[Future, Candidate] = {}
     train_config = TrainConfig.for_search(state.config, state.budget)
-    for cand in cands:
+    for cand, leg in batch:
         paths = state.run.candidate(cand.iteration, cand.index)
-        future = pool.submit(train_candidate_job, state.task.ref.to_dict(), cand.source, train_config, paths, cand.id)
+        args: tuple[Any, ...] = (state.task.ref.to_dict(), cand.source, train_config, paths, cand.id)
+        future = pool.submit(train_candidate_job, *args, *((leg,) if leg is not None else ()))
         futures[future] = cand
         cand.status = "training"
-        state.run.append_event("candidate_training", id=cand.id, source_hash=source_hash(cand.source))
+        extra = {"rung": rung} if rung is not None else {}
+        state.run.append_event("candidate_training", id=cand.id, source_hash=source_hash(cand.source), **extra)
         hooks.on_candidate(state, cand)
     failed = []
     pending = set(futures)
@@ -391,7 +455,10 @@ def _train_all(state: SearchState, hooks: LoopHooks, pool: ProcessPool, cands: l
                 died = isinstance(exc, WorkerDied)
                 result = TrainingResult("failed", -math.inf, reason=FailureReason("worker_crashed", str(exc)))
                 state.run.write_json(state.run.candidate(cand.iteration, cand.index).curves, result.to_dict())
-            _record_outcome(state, cand, result)
+            if final or result.status != "scored":
+                _record_outcome(state, cand, result)
+            else:
+                cand.result = result  # this rung's result: the rung's decision records it or trains on
             hooks.on_candidate(state, cand)
             if cand.status == "failed" and not died:
                 failed.append(cand)

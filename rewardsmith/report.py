@@ -241,6 +241,7 @@ def _candidate_view(state: SearchState, cand: Candidate, colour: str) -> dict[st
         "anchor": f"cand-{cand.id}",
         "iteration": cand.iteration,
         "status": cand.status,
+        "stopped_at_rung": cand.stopped_at_rung,
         "fitness": cand.fitness,
         "solved": is_solved(cand.fitness, state.task.solved) if cand.status == "scored" else None,
         "success_rate": result.success_rate if result is not None and cand.status == "scored" else None,

@@ -97,7 +97,8 @@ def run_overview(state: SearchState) -> RenderableType:
         media = " ".join(p.suffix[1:] for p in (paths.gif, paths.mp4) if p.is_file())
         std = fitness.get("std") if fitness else (cand.result.fitness_std if cand.result else None)
         success = fitness.get("success_rate") if fitness else (cand.result.success_rate if cand.result else None)
-        table.add_row(literal(cand.id), Text(cand.status + star, style=STATUS_STYLE.get(cand.status, "")),
+        stopped = f" (stopped at rung {cand.stopped_at_rung})" if cand.stopped_at_rung is not None else ""
+        table.add_row(literal(cand.id), Text(cand.status + stopped + star, style=STATUS_STYLE.get(cand.status, "")),
                       _num(cand.fitness), _num(std) if cand.status == "scored" else "",
                       _solved(cand, state) if cand.status == "scored" else "",
                       _pct(success) if cand.status == "scored" else "", _num(length.get("mean")), flags, media)
@@ -105,12 +106,21 @@ def run_overview(state: SearchState) -> RenderableType:
     return Group(header, table, footer)
 
 
+def _stopped_note(cand: Candidate) -> str:
+    """Successive halving: where a candidate stopped, so its fitness is read as that of a shorter training."""
+    if cand.stopped_at_rung is None:
+        return ""
+    steps = f" after {cand.result.steps} steps" if cand.result is not None else ""
+    return f" · stopped at rung {cand.stopped_at_rung}{steps}"
+
+
 def candidate_view(state: SearchState, cand: Candidate) -> RenderableType:
     """One candidate: fitness, components with flags, terminations, failures, hacking, reflection, media."""
     parts: list[RenderableType] = []
     origin = cand.origin.get("note") or cand.origin.get("designer", "")
     parts.append(Text.assemble(literal(f"candidate {cand.id}", "bold"), f" · {cand.status}",
-                               f" · fitness {_num(cand.fitness)}", literal(f" · {origin}" if origin else "", "dim")))
+                               f" · fitness {_num(cand.fitness)}", _stopped_note(cand),
+                               literal(f" · {origin}" if origin else "", "dim")))
     unreviewed = review_without_verdict(cand.verdict)
     if unreviewed is not None and cand.status != "rejected":
         parts.append(Text.assemble((REVIEW_UNDECIDED + ": ", "yellow"), literal(unreviewed, "yellow")))

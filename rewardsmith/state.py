@@ -54,6 +54,12 @@ class SearchConfig:
     """Where jobs run: ``local`` (a process pool) or ``ray``."""
     ray_address: str | None = None
     """The Ray cluster (``auto``, ``HOST:PORT``, ``ray://…``); None starts a local Ray instance."""
+    schedule: str = "full"
+    """``full``: every accepted candidate trains the whole budget; ``halving``: successive halving in rungs."""
+    eta: int = 3
+    """Halving: the top 1/eta of a rung go on, each rung eta times longer than the one before."""
+    min_fraction: float = 1 / 9
+    """Halving: the first rung's share of the full budget."""
 
     def __post_init__(self) -> None:
         for name in ("iterations", "samples", "workers"):
@@ -71,6 +77,12 @@ class SearchConfig:
             raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if self.ray_address is not None and self.executor != "ray":
             raise UsageError("--ray-address needs --executor ray")
+        if self.schedule not in ("full", "halving"):
+            raise UsageError(f"--schedule must be full or halving, got {self.schedule!r}")
+        if self.eta < 2:
+            raise UsageError("--eta must be at least 2")
+        if not 0 < self.min_fraction < 1:
+            raise UsageError("--min-fraction must be between 0 and 1 (exclusive)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -216,6 +228,7 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
         cand = cands[event["id"]]
         cand.attempts.append({"source": cand.source, "problem": event.get("problem", "")})
         cand.source, cand.origin, cand.status, cand.result = event["source"], event.get("origin", {}), "proposed", None
+        cand.rung, cand.stopped_at_rung = 0, None
         for row in state.rejections:
             if row.id == cand.id and row.attempt == len(cand.attempts) - 1:
                 row.outcome = "sent back for repair"
@@ -228,16 +241,20 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
                                            i, cand.source) for i in cand.verdict.errors]
     elif kind == "candidate_finished" and event["id"] in cands:
         cand = cands[event["id"]]
-        paths = state.run.candidate(cand.iteration, cand.index)
-        if event["status"] in ("scored", "failed") and paths.curves.is_file():
-            cand.result = TrainingResult.from_dict(state.run.read_json(paths.curves))
-            cand.status = event["status"]
-            if paths.analysis.is_file():
-                cand.analysis = state.run.read_json(paths.analysis)
+        if event["status"] in ("scored", "failed"):
+            _load_outcome(state, cand, event["status"])
         elif event["status"] == "rejected":
             cand.status = "rejected"
         if event["status"] == "failed" and event.get("reason"):
             state.rejections.append(Rejection(cand.id, len(cand.attempts), "training", _failure(event), cand.source))
+    elif kind == "rung_decided":
+        for cid in event.get("kept", []):
+            if cid in cands:
+                cands[cid].rung = int(event["rung"]) + 1
+        for cid in event.get("stopped", []):  # scored at this rung, whether or not its candidate_finished got out
+            if cid in cands:
+                cands[cid].stopped_at_rung = int(event["rung"])
+                _load_outcome(state, cands[cid], "scored")
     elif kind == "iteration_finished":
         state.iterations_done = max(state.iterations_done, int(event["iteration"]) + 1)
     elif kind == "feedback":
@@ -253,6 +270,15 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
     elif kind == "notice":
         state.notices.append({"code": event.get("code"), "iteration": event.get("iteration"),
                               "text": str(event.get("text", ""))})
+
+def _load_outcome(state: SearchState, cand: Candidate, status: str) -> None:
+    """``cand`` finished as ``status``, with the result and analysis its folder holds (if it holds them)."""
+    paths = state.run.candidate(cand.iteration, cand.index)
+    if paths.curves.is_file():
+        cand.result = TrainingResult.from_dict(state.run.read_json(paths.curves))
+        cand.status = status  # type: ignore[assignment]
+        if paths.analysis.is_file():
+            cand.analysis = state.run.read_json(paths.analysis)
 
 
 def _failure(event: dict[str, Any]) -> FailureReason:

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from rewardsmith.state import SearchConfig
     from rewardsmith.task import ResolvedTask
 
-__all__ = ["PPOSetup", "TrainConfig", "TrainedPolicy", "build_ppo", "encoded_vec_env", "policy_encoder", "train"]
+__all__ = ["PPOSetup", "RungLeg", "TrainConfig", "TrainedPolicy", "build_ppo", "encoded_vec_env", "policy_encoder",
+           "train"]
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -74,6 +75,30 @@ class TrainConfig:
         (the means of several seeds are compared), and no policy kept."""
         return cls(timesteps=budget, seed=seed, device=device, checkpoints=10, eval_episodes=5, final_episodes=20,
                    save_policy=False)
+
+
+@dataclass(frozen=True)
+class RungLeg:
+    """One leg of a training split into rungs (successive halving).
+
+    The PPO model is always built for the full budget, so its learning-rate schedule and step count are
+    those of one training straight through; a leg pauses at ``stop_at`` (a whole number of rollouts) and
+    writes everything the next leg needs to ``save_to``: model (policy, optimiser, last observations),
+    the env stack (envs mid-episode, normalisation statistics, the deferred-reward wrapper's running sums),
+    the curve so far and the global random states. The reward sandbox is not saved: the next leg loads
+    the program into a fresh worker (a program's module-level state starts over at each rung).
+    """
+
+    stop_at: int | None = None
+    """Steps where this leg pauses; None trains on to the full budget."""
+    resume_from: Path | None = None
+    """The state a previous leg saved; None starts from scratch."""
+    save_to: Path | None = None
+    """Where to write the state when the leg pauses."""
+
+
+class _RungEnd(Exception):
+    """Raised right after the PPO update that reaches a leg's ``stop_at``: where SB3's loop would go round."""
 
 
 @dataclass
@@ -150,6 +175,18 @@ def _make_deferred_classes() -> tuple[type, type]:
             self._last_obs: np.ndarray | None = None
             self._actions: np.ndarray | None = None
             self._steps = np.zeros(self.num_envs, dtype=np.int64)
+
+        def __getstate__(self) -> dict[str, Any]:
+            """Pickled for a paused rung: the sandbox handle and SB3's cached class attributes stay behind."""
+            state = {k: v for k, v in self.__dict__.items() if k not in ("class_attributes", "sandbox")}
+            state["sandbox"] = None
+            return state
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            import inspect
+
+            self.__dict__.update(state)
+            self.class_attributes = dict(inspect.getmembers(self.__class__))
 
         def reset(self) -> np.ndarray:
             obs = self.venv.reset()
@@ -278,6 +315,17 @@ def encoded_vec_env(venv: Any, encode: Callable[[np.ndarray], np.ndarray]) -> An
             width = encode(np.zeros((1, *venv.observation_space.shape))).shape[1]
             super().__init__(venv, observation_space=gym.spaces.Box(-np.inf, np.inf, (width,), np.float32))
 
+        def __getstate__(self) -> dict[str, Any]:
+            """Pickled for a paused rung: SB3's cached class attributes stay behind."""
+            state = {k: v for k, v in self.__dict__.items() if k != "class_attributes"}
+            return state
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            import inspect
+
+            self.__dict__.update(state)
+            self.class_attributes = dict(inspect.getmembers(self.__class__))
+
         def reset(self) -> np.ndarray:
             return encode(self.venv.reset())
 
@@ -387,17 +435,73 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
     return PPOSetup(model, venv, deferred, vecnorm, sandbox, encode)
 
 
+def _save_leg(path: Path, setup: PPOSetup, checkpoints: list[Checkpoint], next_at: int) -> None:
+    """Pickle a paused training (see :class:`RungLeg`); the deferred-reward wrapper leaves its sandbox out."""
+    import random
+
+    import cloudpickle
+    import torch
+
+    from rewardsmith.runs import atomic_write_bytes
+
+    rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None}
+    vecnorm = setup.vecnorm
+    data = cloudpickle.dumps({"model": setup.model, "venv": setup.venv, "deferred": setup.deferred,
+                              "vecnorm": vecnorm, "checkpoints": checkpoints, "next_at": next_at, "rng": rng,
+                              # VecNormalize pickles its statistics only: its inner env and returns ride apart
+                              "vecnorm_inner": vecnorm.venv if vecnorm is not None else None,
+                              "vecnorm_returns": vecnorm.returns if vecnorm is not None else None})
+    atomic_write_bytes(path, data)
+
+
+def _load_leg(path: Path, fresh: PPOSetup) -> tuple[PPOSetup, list[Checkpoint], int, dict[str, Any]]:
+    """The paused training saved at ``path``, wired to ``fresh``'s sandbox (``fresh``'s own envs are closed)."""
+    import cloudpickle
+
+    with open(path, "rb") as handle:
+        saved = cloudpickle.load(handle)
+    fresh.venv.close()
+    deferred = saved["deferred"]
+    if deferred is not None:
+        deferred.sandbox = fresh.sandbox
+    vecnorm = saved["vecnorm"]
+    if vecnorm is not None:
+        import inspect
+
+        vecnorm.venv = saved["vecnorm_inner"]
+        vecnorm.class_attributes = dict(inspect.getmembers(vecnorm.__class__))
+        vecnorm.returns = saved["vecnorm_returns"]
+    setup = PPOSetup(saved["model"], saved["venv"], deferred, vecnorm, fresh.sandbox, fresh.encode)
+    return setup, saved["checkpoints"], saved["next_at"], saved["rng"]
+
+
+def _restore_rng(rng: dict[str, Any]) -> None:
+    import random
+
+    import torch
+
+    torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") is not None:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+
+
 def train(
     resolved: ResolvedTask,
     reward_source: str | None,
     config: TrainConfig,
     policy_dir: Path | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    leg: RungLeg | None = None,
 ) -> TrainedPolicy:
     """Train PPO on ``reward_source`` (None: the env's own reward) for ``resolved`` and judge it by its fitness.
 
     A reward that raises, returns something invalid or times out mid-training makes the result
-    *failed*, with the reason and every checkpoint recorded up to then.
+    *failed*, with the reason and every checkpoint recorded up to then. With ``leg``, the training runs
+    (or continues) only up to ``leg.stop_at`` steps, then is judged as if it had ended there; its state is
+    saved so that a later leg ends exactly where one training straight through would.
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -407,11 +511,15 @@ def train(
         setup = build_ppo(spec, task, reward_source, config)
     except RewardCallError as exc:
         return TrainedPolicy(TrainingResult("failed", -math.inf, reason=exc.issue), [], None)
-    model, deferred, vecnorm, sandbox, act = setup.model, setup.deferred, setup.vecnorm, setup.sandbox, setup.policy
-
+    leg = leg or RungLeg()
     checkpoints: list[Checkpoint] = []
     budget = spec.ppo.round_budget(config.timesteps)  # whole rollouts: what SB3 runs, so what is reported
     every = max(budget // max(config.checkpoints, 1), 1)
+    next_at = every
+    rng: dict[str, Any] | None = None
+    if leg.resume_from is not None:
+        setup, checkpoints, next_at, rng = _load_leg(leg.resume_from, setup)
+    model, deferred, vecnorm, sandbox, act = setup.model, setup.deferred, setup.vecnorm, setup.sandbox, setup.policy
 
     def evaluate_now() -> None:
         episodes, _ = record_episodes(act(True), spec, task, config.eval_episodes, CHECKPOINT_SEED)
@@ -431,7 +539,7 @@ def train(
     class Checkpoints(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.next_at = every
+            self.next_at = next_at
 
         def _on_step(self) -> bool:
             return True
@@ -443,8 +551,28 @@ def train(
                     self.next_at += every
 
     reason: Issue | None = None
+    callback = Checkpoints()
+    if leg.stop_at is not None:  # pause right after the update that reaches stop_at, before any next step
+        update = model.train
+
+        def update_then_pause() -> None:
+            update()
+            if model.num_timesteps >= leg.stop_at:
+                raise _RungEnd
+
+        model.train = update_then_pause
     try:
-        model.learn(total_timesteps=budget, callback=Checkpoints())
+        try:
+            if rng is not None:
+                _restore_rng(rng)
+            model.learn(total_timesteps=budget - model.num_timesteps, callback=callback,
+                        reset_num_timesteps=leg.resume_from is None)
+        except _RungEnd:
+            model.__dict__.pop("train")
+            if leg.save_to is not None:
+                _save_leg(leg.save_to, setup, checkpoints, callback.next_at)
+        finally:
+            model.__dict__.pop("train", None)
         if not checkpoints or checkpoints[-1].step < model.num_timesteps:
             evaluate_now()
     except RewardCallError as exc:

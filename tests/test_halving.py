@@ -1,0 +1,203 @@
+"""Successive halving: a training paused at a rung and continued ends exactly where one straight through ends."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rewardsmith.task import ResolvedTask
+from rewardsmith.training import RungLeg, TrainConfig, train
+
+TINY = dict(checkpoints=4, eval_episodes=2, final_episodes=2, device="cpu", torch_threads=1)
+
+
+def _params(policy_dir: Path) -> dict[str, dict]:
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    _, params, _ = load_from_zip_file(policy_dir / "policy.zip", device="cpu")
+    return params
+
+
+@pytest.mark.parametrize(("env", "task_name"), [
+    ("cartpole", "hold-right"),  # discrete actions, deferred reward with its own return scaling
+    ("mountaincar_continuous", None),  # VecNormalize observation statistics, gSDE exploration noise
+])
+def test_two_rungs_end_identical_to_one_training_straight_through(env, task_name, tmp_path):
+    from rewardsmith.spec import load_spec
+
+    spec = load_spec(env)
+    task = spec.task(task_name) if task_name else spec.default_task
+    resolved = ResolvedTask.of_spec(spec, task)
+    rollout = spec.ppo.rollout(4096)
+    config = TrainConfig(timesteps=4 * rollout, seed=5, **TINY)
+    assert spec.ppo.round_budget(config.timesteps) == 4 * rollout
+
+    straight = train(resolved, task.reference_reward, config, policy_dir=tmp_path / "straight")
+    straight.close()
+
+    state = tmp_path / "rung-0.pkl"
+    first = train(resolved, task.reference_reward, config, policy_dir=tmp_path / "first",
+                  leg=RungLeg(stop_at=2 * rollout, save_to=state))
+    first.close()
+    assert first.result.status == "scored" and first.result.steps == 2 * rollout
+    assert state.is_file()
+    # The next leg runs as another process would: the global random states are elsewhere.
+    torch.manual_seed(1234)
+    np.random.seed(1234)
+    random.seed(1234)
+    second = train(resolved, task.reference_reward, config, policy_dir=tmp_path / "second",
+                   leg=RungLeg(resume_from=state))
+    second.close()
+
+    assert second.result.status == straight.result.status == "scored"
+    assert second.result.steps == straight.result.steps == 4 * rollout
+    assert [c.step for c in second.result.checkpoints] == [c.step for c in straight.result.checkpoints]
+    assert [c.fitness for c in second.result.checkpoints] == [c.fitness for c in straight.result.checkpoints]
+    assert [c.shaped_return for c in second.result.checkpoints] == \
+        [c.shaped_return for c in straight.result.checkpoints]
+    assert second.result.fitness == straight.result.fitness
+    want, got = _params(tmp_path / "straight"), _params(tmp_path / "second")
+    for name, tensor in want["policy"].items():
+        assert torch.equal(tensor, got["policy"][name]), name
+    # ...and the optimiser too (Adam's moments and step counts), so a third rung would also match.
+    assert str(want["policy.optimizer"]["state"]) == str(got["policy.optimizer"]["state"])
+
+
+# ------------------------------------------------------------------------------------ the rung plan
+
+
+def test_rung_budgets_are_whole_rollouts_growing_by_eta_up_to_the_full_budget():
+    from rewardsmith.halving import rung_budgets
+
+    assert rung_budgets(9 * 1024, 256, 1 / 9, 3) == [1024, 3072, 9216]
+    assert rung_budgets(1536, 256, 1 / 9, 3) == [256, 512, 1536]  # 170 rounds up to one rollout
+    assert rung_budgets(1024, 1024, 1 / 9, 3) == [1024]  # one rollout: nothing to halve
+    assert rung_budgets(2048, 256, 1 / 2, 2) == [1024, 2048]
+
+
+def test_keep_top_keeps_the_best_ceil_n_over_eta():
+    from rewardsmith.halving import keep_top
+
+    kept, stopped = keep_top([(1, 5.0), (2, 9.0), (3, 1.0), (4, 7.0)], 3, lambda c: (c[1], -c[0]))
+    assert kept == [(2, 9.0), (4, 7.0)] and stopped == [(1, 5.0), (3, 1.0)]
+    kept, stopped = keep_top([(1, 5.0), (2, 5.0)], 2, lambda c: (c[1], -c[0]))
+    assert kept == [(1, 5.0)] and stopped == [(2, 5.0)]  # a tie goes to the earlier candidate
+
+
+# ------------------------------------------------------------------------------------ end to end
+
+
+def _cli_env() -> dict[str, str]:
+    env = dict(os.environ, COLUMNS="200")
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+    return env
+
+
+def _events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _check_rungs(run_dir: Path, eta: int) -> None:
+    """Every rung decision kept ceil(n / eta) and none it stopped was fitter than one it kept; the summary marks
+    the stopped with their rung and their rung's steps; the survivors reached the full budget."""
+    events = _events(run_dir)
+    budget = json.loads((run_dir / "run.json").read_text())["budget"]
+    decisions = [e for e in events if e["kind"] == "rung_decided"]
+    assert decisions and decisions[0]["rung"] == 0
+    stopped_at: dict[str, tuple[int, int]] = {}
+    for d in decisions:
+        trained = d["kept"] + d["stopped"]
+        assert len(d["kept"]) == math.ceil(len(trained) / eta)
+        assert set(d["fitness"]) == set(trained)
+        if d["stopped"]:
+            assert min(d["fitness"][c] for c in d["kept"]) >= max(d["fitness"][c] for c in d["stopped"])
+        stopped_at.update({c: (d["rung"], d["steps"]) for c in d["stopped"]})
+    assert stopped_at, "three candidates at eta 3: two stop at the first rung"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for row in summary["candidates"]:
+        assert row["status"] == "scored"
+        curves = json.loads((run_dir / f"iter-00/cand-{int(row['id'][3:]):02d}/curves.json").read_text())
+        if row["id"] in stopped_at:
+            rung, steps = stopped_at[row["id"]]
+            assert row["stopped_at_rung"] == rung and row["steps"] == steps == curves["steps"]
+        else:
+            assert "stopped_at_rung" not in row
+            assert curves["steps"] == budget
+
+
+def test_halving_search_end_to_end_marks_stopped_candidates(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rewardsmith.cli", "run", "keep the pole upright", "--env",
+                             "cartpole", "--schedule", "halving", "--iterations", "1", "--samples", "3",
+                             "--timesteps", "1536", "--eta", "3", "--no-media", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, env=_cli_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "successive halving: rungs end at 256, 512, 1,536 steps" in result.stdout
+    run_dir = next(tmp_path.glob("*/events.jsonl")).parent
+    assert json.loads((run_dir / "run.json").read_text())["config"]["schedule"] == "halving"
+    _check_rungs(run_dir, eta=3)
+    show = subprocess.run([sys.executable, "-m", "rewardsmith.cli", "show", str(run_dir)], capture_output=True,
+                          text=True, timeout=120, env=_cli_env())
+    assert "stopped at rung 0" in show.stdout
+    assert "stopped at rung 0" in (run_dir / "report.html").read_text()
+
+
+def test_halving_resumes_mid_search_from_the_saved_rung(tmp_path):
+    """Killed after the first rung's decision: the resume trains the survivors on from their saved state."""
+    proc = subprocess.Popen([sys.executable, "-m", "rewardsmith.cli", "run", "keep the pole upright", "--env",
+                             "cartpole", "--schedule", "halving", "--iterations", "1", "--samples", "3",
+                             "--timesteps", "24576", "--eta", "3", "--no-media", "--workers", "1",
+                             "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_cli_env(),
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            logs = list(tmp_path.glob("*/events.jsonl"))
+            if logs and '"rung_decided"' in logs[0].read_text():
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        else:
+            pytest.fail("no rung was decided within 240 s")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    run_dir = logs[0].parent
+    assert '"run_finished"' not in logs[0].read_text(), "killed too late to test a resume mid-search"
+    resumed = subprocess.run([sys.executable, "-m", "rewardsmith.cli", "resume", str(run_dir)],
+                             capture_output=True, text=True, timeout=300, env=_cli_env())
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    events = _events(run_dir)
+    at = next(i for i, e in enumerate(events) if e["kind"] == "run_resumed")
+    assert [e["rung"] for e in events if e["kind"] == "rung_decided"].count(0) == 1, "rung 0 was not trained again"
+    after = [e for e in events[at:] if e["kind"] == "candidate_training"]
+    assert after and all(e["rung"] >= 1 for e in after)
+    _check_rungs(run_dir, eta=3)
+    assert not list(run_dir.glob("iter-*/cand-*/rung-*.state")), "finished candidates keep no paused state"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--schedule", "asha"], "--schedule must be full or halving, got 'asha'"),
+    (["--schedule", "halving", "--eta", "1"], "--eta must be at least 2"),
+    (["--schedule", "halving", "--min-fraction", "1.5"], "--min-fraction must be between 0 and 1"),
+])
+def test_bad_halving_options_are_usage_errors(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rewardsmith.cli", "run", "balance", "--env", "cartpole", *args,
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=120, env=_cli_env())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
