@@ -198,7 +198,6 @@ def swatch(colour: str) -> Markup:
                   f'rx="2" fill="{escape(colour)}"/></svg>')
 
 
-
 def sparkline(series: Sequence[Any], name: str) -> Markup:
     values = [finite(v) for v in series]
     points = [(n, v) for n, v in enumerate(values) if v is not None]

@@ -9,7 +9,9 @@
 The key is a hash of the request (model, messages, temperature, n, max_tokens …) and of its *slot*:
 which sample of which iteration it is, or which candidate (and which attempt of it) a repair or
 review serves. Two identical prompts for two samples, or for two candidates, are two requests; the
-same prompt for the same slot, after a resume, is the same request and is answered from here. ``replay`` names another run's ``llm/`` folder to answer from first: a reply
+same prompt for the same slot, after a resume, is the same request and is answered from here.
+
+``replay`` names another run's ``llm/`` folder to answer from first: a reply
 found there is copied in, so the new run is complete on its own.
 """
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LLMDesigner", "LLMUsage", "parse_review"]
 
+
 @dataclass
 class LLMUsage(Usage):
     """Usage with retries, failures and a breakdown per iteration (``summary.json``'s ``usage``)."""
@@ -333,6 +334,7 @@ class LLMDesigner:
             raise BudgetExceeded(f"token budget spent: {spent:,} tokens used, --max-total-tokens is {limit:,}")
         if cost_limit is not None and cost is not None and cost >= cost_limit:
             raise BudgetExceeded(f"cost budget spent: {cost:.4g} used, --max-cost is {cost_limit:g}")
+
 
 _VERDICT_LINE = re.compile(r"[*_`#> ]*VERDICT[*_` ]*:[*_` ]*(PASS|FAIL)[*_`. ]*", re.IGNORECASE)
 """A verdict line as review.j2 asks for it (``VERDICT: PASS``), allowing Markdown emphasis around it."""
