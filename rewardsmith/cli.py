@@ -322,9 +322,10 @@ def run(
         source = f"replaying {llm_options.replay}" if llm_options.replay else llm_options.url
         console.print(literal(f"designer: {llm_options.model} ({source})", "dim"), soft_wrap=True)
     elif designer == "auto":
-        console.print("no LLM endpoint configured: using the built-in designer (offline, composes the env spec's "
-                      "shaping hints)", style="dim")
-    if resolved.scored_on_default:
+        console.print("no LLM endpoint configured: using the built-in designer (offline)", style="dim")
+    if name == "builtin" and task is None and fitness is None and resolved.scored_on_default:
+        ref, resolved = _builtin_task(resolved, env, text, env_kwargs, ppo, hyperparams)
+    elif resolved.scored_on_default:
         console.print(literal(f"note: candidates are scored on {resolved.spec.name}'s default task "
                               f"'{resolved.task_spec.name}' ({resolved.fitness_doc}); pass --task or --fitness to score "
                               "another goal", "yellow"))
@@ -355,6 +356,30 @@ def run(
         data = final_evaluation(state, chosen, final_eval)
         console.print(Evaluation.from_dict(data))
     _print_outcome(state)
+
+
+def _builtin_task(resolved, env: str, text: str | None, env_kwargs: list[str] | None, ppo: list[str] | None,
+                  hyperparams: Path | None):
+    """The task the built-in designer's candidates are scored on when the sentence names none: the spec's task the
+    sentence clearly matches (recorded as if ``--task`` named it), else the default task; either is said in words."""
+    from rewardsmith.taskmatch import match_task
+
+    spec = resolved.spec
+    chosen = match_task(resolved.text, spec).chosen
+    if chosen is not None:
+        kind = "bundled" if spec.source == "bundled" else "spec's"
+        console.print(literal(f"scored on {spec.name}/{chosen}, the closest {kind} task; pass --task to choose",
+                              "yellow"), soft_wrap=True)
+        return _task_ref(env, text, chosen, None, env_kwargs, ppo, hyperparams)
+    default = resolved.task_spec
+    console.print(literal(f"note: the built-in designer does not read the sentence, and it matches none of "
+                          f"{spec.name}'s tasks clearly: candidates are scored on the default task "
+                          f"'{default.name}' ({resolved.fitness_doc}); pass --fitness FILE.py:FUNCTION, or --task NAME "
+                          "for one of:", "yellow"),
+                  soft_wrap=True)
+    for one in spec.tasks:
+        console.print(literal(f"  --task {one.name}: {one.description}", "dim"), soft_wrap=True)
+    return resolved.ref, resolved
 
 
 def _print_usage(designer) -> None:
