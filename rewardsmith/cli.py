@@ -519,13 +519,15 @@ def evaluate(
     fitness: FitnessOption = None,
     ppo: PPOOption = None,
     hyperparams: HyperparamsOption = None,
+    baseline: Annotated[Optional[Path], typer.Option(metavar="FILE", help="A human reference reward program "
+                                                     "(compute_reward), trained as the human row.")] = None,
     seeds: Annotated[int, typer.Option(help="Training seeds per reward.")] = 5,
     timesteps: Annotated[Optional[int], typer.Option(help="PPO steps per training (default: the spec's).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel (default: CPU cores).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Train a reward on several seeds beside the human baseline and the sparse reward, same budget and seeds."""
+    """Train a reward on several seeds beside the baselines that exist for its fitness, same budget and seeds."""
     import json
 
     from rewardsmith.critic import check as run_check
@@ -539,15 +541,19 @@ def evaluate(
     _check_workers(workers)
     _check_device(device)
     source = _read_source(file)
+    human = _read_source(baseline) if baseline is not None else None
     if task is None and fitness is None:
         task = _load_env(env, env_kwargs).default_task.name
     ref, resolved = _task_ref(env, None, task, fitness, env_kwargs, ppo, hyperparams)
-    verdict = run_check(source, resolved.spec, resolved.task_spec)
-    if not verdict.accepted:
-        for issue in verdict.errors:
-            err_console.print(Text.assemble(("error", "red"), " ", literal(issue)), highlight=False)
-        raise typer.Exit(1)
-    evaluation = evaluate_rewards(ref, {file.name: source}, seeds, timesteps, workers or default_workers(), device)
+    for label, program in ((None, source), ("baseline", human)):
+        verdict = run_check(program, resolved.spec, resolved.task_spec) if program is not None else None
+        if verdict is not None and not verdict.accepted:
+            for issue in verdict.errors:
+                err_console.print(Text.assemble(("error", "red"), " ", literal(f"{label}: " if label else ""),
+                                                literal(issue)), highlight=False)
+            raise typer.Exit(1)
+    evaluation = evaluate_rewards(ref, {file.name: source}, seeds, timesteps, workers or default_workers(), device,
+                                  human=human)
     if as_json:
         sys.stdout.write(json.dumps(evaluation.to_dict(), indent=2) + "\n")
         return

@@ -49,12 +49,20 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
     return outcome
 
 
-def evaluation_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig) -> dict[str, Any]:
-    """Train one arm of an evaluation on one seed; return its result (nothing is written)."""
+def evaluation_job(task_ref: dict[str, Any], source: str | None, config: TrainConfig,
+                   sparse_from_fitness: bool = False) -> dict[str, Any]:
+    """Train one arm of an evaluation on one seed; return its result (nothing is written).
+
+    ``sparse_from_fitness``: train on the sparse reward the task's fitness defines (:mod:`rewardsmith.sparse`)."""
+    from rewardsmith.sparse import SparseFromFitness
     from rewardsmith.training import train
 
     task = TaskRef.from_dict(task_ref).resolve()
-    trained = train(task, source, config)
+    wrapper = None
+    if sparse_from_fitness:
+        def wrapper(env):
+            return SparseFromFitness(env, task.spec, task.task_spec, task.fitness, task.solved)
+    trained = train(task, source, config, reward_wrapper=wrapper)
     trained.close()
     return trained.result.to_dict()
 

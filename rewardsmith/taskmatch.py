@@ -49,7 +49,7 @@ _OPPOSITE = {"left": "right", "forward": "backward", "up": "down", "fast": "slow
 _OPPOSITE.update({b: a for a, b in list(_OPPOSITE.items())})
 _STOP = frozenset(
     "a an the to of on in at as and or for with it its is be by from into onto than then this that while so "
-    "possible much many long can could should would please make get let try do does all any".split())
+    "possible much many long can could should would please make get let try do does all any toward towards".split())
 _TOKEN = re.compile(r"[+-]?\d+(?:\.\d+)?|[a-z]+")
 
 

@@ -390,8 +390,10 @@ class PPOSetup:
         self.venv.close()
 
 
-def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: TrainConfig) -> PPOSetup:
-    """PPO with the spec's hyperparameters on ``reward_source`` (None: the env's own reward).
+def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: TrainConfig,
+              reward_wrapper: Callable[[Any], Any] | None = None) -> PPOSetup:
+    """PPO with the spec's hyperparameters on ``reward_source`` (None: the env's own reward, or the reward of
+    ``reward_wrapper``, a wrapper put on the training envs only: evaluation episodes record the env's own).
 
     Raises:
         RewardCallError: the sandbox refused to load the program.
@@ -404,7 +406,8 @@ def build_ppo(spec: EnvSpec, task: TaskSpec, reward_source: str | None, config: 
 
     torch.set_num_threads(config.torch_threads)
     ppo = spec.ppo
-    venv = make_vec_env(lambda: spec.make(task), n_envs=ppo.n_envs, seed=config.seed, vec_env_cls=DummyVecEnv)
+    wrap = reward_wrapper or (lambda env: env)
+    venv = make_vec_env(lambda: wrap(spec.make(task)), n_envs=ppo.n_envs, seed=config.seed, vec_env_cls=DummyVecEnv)
     sandbox: RewardSandbox | None = None
     deferred = None
     buffer_class = None
@@ -495,20 +498,22 @@ def train(
     policy_dir: Path | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
     leg: RungLeg | None = None,
+    reward_wrapper: Callable[[Any], Any] | None = None,
 ) -> TrainedPolicy:
     """Train PPO on ``reward_source`` (None: the env's own reward) for ``resolved`` and judge it by its fitness.
 
     A reward that raises, returns something invalid or times out mid-training makes the result
     *failed*, with the reason and every checkpoint recorded up to then. With ``leg``, the training runs
     (or continues) only up to ``leg.stop_at`` steps, then is judged as if it had ended there; its state is
-    saved so that a later leg ends exactly where one training straight through would.
+    saved so that a later leg ends exactly where one training straight through would. ``reward_wrapper`` (with
+    ``reward_source`` None) replaces the env's reward on the training envs, never on the evaluation episodes.
     """
     from stable_baselines3.common.callbacks import BaseCallback
 
     spec, task, fitness, solved = resolved.spec, resolved.task_spec, resolved.fitness, resolved.solved
     started = time.monotonic()
     try:
-        setup = build_ppo(spec, task, reward_source, config)
+        setup = build_ppo(spec, task, reward_source, config, reward_wrapper)
     except RewardCallError as exc:
         return TrainedPolicy(TrainingResult("failed", -math.inf, reason=exc.issue), [], None)
     leg = leg or RungLeg()

@@ -135,7 +135,7 @@ def test_run_and_export_end_to_end(tmp_path):
                          "--timesteps", "512", "--no-media", "--out", str(tmp_path), timeout=300)
     assert result.returncode == 0, result.stderr
     assert "using the built-in designer" in result.stdout
-    assert "scored on cartpole's default task 'balance'" in result.stdout
+    assert "scored on cartpole/balance, the closest bundled task; pass --task to choose" in result.stdout
     assert "best:" in result.stdout
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
     out = tmp_path / "exported.py"
