@@ -197,7 +197,8 @@ def baselines(task: ResolvedTask, human: str | None = None) -> tuple[list[Arm], 
         human: a human reference reward program (``--baseline FILE``), already accepted by the critic.
     """
     spec_task = task.task_spec
-    if not task.ref.fitness:  # scored by the spec's own task: its own baselines
+    own_fitness = bool(task.ref.fitness) or task.fitness is not spec_task.fitness
+    if not own_fitness:  # scored by the spec's own task: its own baselines
         arms = []
         if human is not None:
             arms.append(Arm("human", human))

@@ -181,6 +181,12 @@ def test_a_users_fitness_gets_only_the_baselines_that_exist_for_it(tmp_path):
     # on a novel task too: its reference and sparse rewards measure the task's own goal, not this fitness
     arms, _ = baselines(_resolved(reference, task="hold-right"))
     assert [a.label for a in arms] == [ENV_REWARD, "sparse"] and arms[1].source is None
+    # a fitness put in place some other way than --fitness (an accepted proposal) is just as much not the task's
+    from rewardsmith.task import ResolvedTask
+
+    held = _resolved(reference)
+    in_memory = ResolvedTask.of_spec(held.spec, fitness=held.fitness, solved=held.solved)
+    assert [a.label for a in baselines(in_memory)[0]] == [ENV_REWARD, "sparse"]
     # without --fitness, the task's own baselines as before; --baseline replaces the human row
     spec_arms, spec_notes = baselines(_resolved(None, task="hold-right"), human=LEFT_REWARD)
     assert [(a.label, a.source) for a in spec_arms][0] == ("human", LEFT_REWARD)
