@@ -545,12 +545,13 @@ def evaluate(
     if task is None and fitness is None:
         task = _load_env(env, env_kwargs).default_task.name
     ref, resolved = _task_ref(env, None, task, fitness, env_kwargs, ppo, hyperparams)
-    for label, program in ((None, source), ("baseline", human)):
-        verdict = run_check(program, resolved.spec, resolved.task_spec) if program is not None else None
-        if verdict is not None and not verdict.accepted:
+    for prefix, program in (("", source), ("baseline: ", human)):
+        if program is None:
+            continue
+        verdict = run_check(program, resolved.spec, resolved.task_spec)
+        if not verdict.accepted:
             for issue in verdict.errors:
-                err_console.print(Text.assemble(("error", "red"), " ", literal(f"{label}: " if label else ""),
-                                                literal(issue)), highlight=False)
+                err_console.print(Text.assemble(("error", "red"), " ", prefix, literal(issue)), highlight=False)
             raise typer.Exit(1)
     evaluation = evaluate_rewards(ref, {file.name: source}, seeds, timesteps, workers or default_workers(), device,
                                   human=human)

@@ -34,7 +34,8 @@ from rewardsmith.training import TrainConfig
 if TYPE_CHECKING:
     from rewardsmith.state import SearchState
 
-__all__ = ["ENV_REWARD", "Arm", "Evaluation", "baselines", "evaluate_rewards", "evaluate_top_candidates", "human_normalised", "mean_ci95"]
+__all__ = ["ENV_REWARD", "Arm", "Evaluation", "baselines", "evaluate_rewards", "evaluate_top_candidates",
+           "human_normalised", "mean_ci95"]
 
 ENV_REWARD = "env reward"
 """The env's own reward's row where it is not the human baseline (a fitness of the user's own)."""
