@@ -12,9 +12,9 @@ from rich.text import Text
 
 from rewardsmith.candidate import Candidate
 from rewardsmith.designer.base import review_without_verdict
+from rewardsmith.errors import UsageError
 from rewardsmith.hooks import IterationDecision, LoopHooks
 from rewardsmith.safetext import literal, sanitize
-from rewardsmith.errors import UsageError
 from rewardsmith.state import SearchState, check_ranking, ranking_text
 from rewardsmith.task import is_solved
 
