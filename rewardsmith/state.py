@@ -333,7 +333,7 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
         state.rankings[ranked] = ids
         state.parents[ranked + 1] = ids[0]
         state.guidance.append(Guidance("ranking", str(event.get("time", "")), ranked + 1,
-                                       f"ranked round {ranked + 1}: {ranking_text(ids)}"))
+                                       f"ranked iteration {ranked}'s rollouts: {ranking_text(ids)}"))
     elif kind == "final_evaluation":
         state.final_choice = event["chosen"]
     elif kind == "notice":

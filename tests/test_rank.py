@@ -85,7 +85,8 @@ def test_a_ranking_is_an_event_replayed_as_the_next_parent_and_the_designers_con
     assert state.rankings == {0: ranking}
     assert state.parent_for(1).id == worst
     assert [c.id for c in state.ranking_for(1)] == ranking
-    assert state.guidance[-1].kind == "ranking" and f"{worst} > {rest[-1]}" in state.guidance[-1].text
+    assert state.guidance[-1].kind == "ranking" and state.guidance[-1].iteration == 1
+    assert state.guidance[-1].text == f"ranked iteration 0's rollouts: {worst} > {rest[-1]}"
     ctx = _context(state, 1)
     assert ctx.parent.id == worst and [c.id for c in ctx.ranking] == ranking
     text = Prompts().reflection(ctx)
