@@ -169,3 +169,9 @@ def test_rank_then_resume_puts_the_ranking_in_the_next_prompt_and_builds_on_the_
     parents = {e["origin"].get("parent") for e in events if e["kind"] == "candidate_proposed" and e["iteration"] == 1}
     assert parents == {top}
     assert json.loads((run_dir / "summary.json").read_text())["rankings"] == {"0": [top, other]}
+
+
+def test_the_rank_command_names_its_arguments_plainly():
+    result = _cli("rank", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].endswith("rank [OPTIONS] RUN ID...")
