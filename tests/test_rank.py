@@ -93,6 +93,8 @@ def test_a_ranking_is_an_event_replayed_as_the_next_parent_and_the_designers_con
     assert f"ranked them, best first: {worst} > {rest[-1]}." in text
     assert f"1. {worst} (fitness {state.candidates[worst].fitness:.4g})" in text
     assert f"## The program to improve: {worst}" in text
+    left_out = rest[:-1]  # three scored, two ranked: the ranking is partial
+    assert (f"Not ranked: {', '.join(left_out)}." in text) if left_out else ("Not ranked" not in text)
     proposals = BuiltinDesigner().propose(ctx)  # the built-in designer builds on the top-ranked
     assert {p.origin["parent"] for p in proposals} == {worst}
 

@@ -97,7 +97,7 @@ class Prompts:
             "reflection.j2", iteration=ctx.iteration, tried=len(ctx.history),
             parent=_parent_view(parent) if parent is not None else None,
             others=[_summary(c) for c in shown], omitted=omitted, feedback=list(ctx.feedback),
-            ranking=[_ranked(c) for c in ctx.ranking], ranked_round=ctx.iteration,
+            ranking=[_ranked(c) for c in ctx.ranking], ranked_round=ctx.iteration, unranked=_unranked(ctx),
             solved=ctx.task.solved_or_none,
         )
 
@@ -223,6 +223,14 @@ def _outcome(cand: Candidate) -> str:
 def _ranked(cand: Candidate) -> dict[str, Any]:
     """A candidate a person ranked: its id and its fitness, to read the person's judgement against."""
     return {"id": cand.id, "fitness": cand.fitness}
+
+
+def _unranked(ctx: DesignContext) -> list[str]:
+    """The scored candidates of a ranked round that the person left out of a partial ranking."""
+    if not ctx.ranking:
+        return []
+    ranked = {c.id for c in ctx.ranking}
+    return [c.id for c in ctx.scored if c.iteration == ctx.iteration - 1 and c.id not in ranked]
 
 
 def _summary(cand: Candidate) -> dict[str, Any]:
