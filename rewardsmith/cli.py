@@ -281,7 +281,7 @@ def run(
     workers: Annotated[Optional[int], typer.Option(help="Trainings in parallel (default: CPU cores).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (auto takes CUDA when present).")] = "auto",
     repairs: Annotated[int, typer.Option(help="Times a refused candidate goes back to the designer.")] = 2,
-    media: Annotated[bool, typer.Option(help="Render a GIF of each round's best policy.")] = True,
+    media: Annotated[bool, typer.Option(help="Render a GIF of each scored policy.")] = True,
     executor: Annotated[str, typer.Option(help="Where trainings run: local (a process pool) or ray (a Ray cluster; "
                                           "pip install 'rewardsmith[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(metavar="ADDRESS", help="The Ray cluster: auto, HOST:PORT or "
@@ -505,6 +505,22 @@ def feedback(
     iteration = record_feedback(RunDir.open(run_dir), text)
     console.print(literal(f"recorded: round {iteration + 1} will receive it (run `rewardsmith resume {run_dir} "
                           "--iterations N`)"), soft_wrap=True)
+
+
+@app.command(cls=_PlainUsage)
+def rank(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Scored candidates of the last finished round, "
+                                             "best first (e.g. 01-02 01-00); some of them are enough.")],
+) -> None:
+    """Rank the last round's candidates after watching their rollouts; `rewardsmith resume` takes the first as the
+    parent and gives the ranking to the designer."""
+    from rewardsmith.runs import RunDir
+    from rewardsmith.state import ranking_text, record_ranking
+
+    iteration = record_ranking(RunDir.open(run_dir), ids)
+    console.print(literal(f"recorded: round {iteration + 1} ranked {ranking_text(ids)}; round {iteration + 2} "
+                          f"improves on {ids[0]} (run `rewardsmith resume {run_dir} --iterations N`)"), soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------- evaluate

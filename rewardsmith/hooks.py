@@ -19,6 +19,9 @@ class IterationDecision:
     feedback: list[str] = field(default_factory=list)
     parent: str | None = None
     """Use this candidate as the next iteration's parent instead of the best."""
+    ranking: list[str] = field(default_factory=list)
+    """The iteration's scored candidates, best first (maybe only some): the first is the next parent unless
+    ``parent`` names another, and the designer's next prompt shows the ranking."""
 
 
 class LoopHooks:

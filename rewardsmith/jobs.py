@@ -67,8 +67,10 @@ def evaluation_job(task_ref: dict[str, Any], source: str | None, config: TrainCo
     return trained.result.to_dict()
 
 
-def render_media_job(task_ref: dict[str, Any], paths: CandidatePaths, seed: int | None = None) -> dict[str, Any]:
-    """Runs in a pool worker: render one episode of a candidate's saved policy into its folder.
+def render_media_job(task_ref: dict[str, Any], paths: CandidatePaths, seed: int | None = None,
+                     mp4: bool = True) -> dict[str, Any]:
+    """Runs in a pool worker: render one episode of a candidate's saved policy into its folder: a GIF, and with
+    ``mp4`` an MP4 where ffmpeg exists (it costs about twice the GIF, so the loop asks it of each round's best).
 
     Returns:
         ``{"gif": path or None, "mp4": path or None, "frames": n, "seconds": s}``, plus ``reason``
@@ -96,6 +98,6 @@ def render_media_job(task_ref: dict[str, Any], paths: CandidatePaths, seed: int 
         return {"gif": None, "mp4": None, "frames": 0, "seconds": time.monotonic() - started,
                 "reason": f"{task.spec.gym_id} rendered no frames"}
     gif = write_gif(frames, paths.gif, fps)
-    mp4 = write_mp4(frames, paths.mp4, fps)
-    return {"gif": str(gif), "mp4": str(mp4) if mp4 else None, "frames": len(frames),
+    video = write_mp4(frames, paths.mp4, fps) if mp4 else None
+    return {"gif": str(gif), "mp4": str(video) if video else None, "frames": len(frames),
             "seconds": time.monotonic() - started}

@@ -30,7 +30,7 @@ from rewardsmith.jobs import render_media_job, train_candidate_job
 from rewardsmith.results import FailureReason, TrainingResult
 from rewardsmith.runs import RunDir, atomic_write_text
 from rewardsmith.sandbox import Issue
-from rewardsmith.state import SearchConfig, SearchState, best_manifest, load_state, summary_of
+from rewardsmith.state import SearchConfig, SearchState, add_ranking, best_manifest, load_state, summary_of
 from rewardsmith.task import TaskRef
 from rewardsmith.training import RungLeg, TrainConfig
 
@@ -169,6 +169,8 @@ def _apply_decision(state: SearchState, decision: IterationDecision, next_iterat
         if text.strip():
             state.run.append_event("feedback", iteration=next_iteration, text=text)
             state.feedback.setdefault(next_iteration, []).append(text)
+    if decision.ranking:  # before the parent: a parent chosen with the ranking overrides its first
+        add_ranking(state, next_iteration - 1, decision.ranking)
     if decision.parent:
         if decision.parent not in state.candidates:
             raise UsageError(f"no candidate {decision.parent!r} in this run")
@@ -181,7 +183,7 @@ def _context(state: SearchState, iteration: int) -> DesignContext:
     return DesignContext(
         task=state.task, iteration=iteration, samples=state.config.samples, seed=state.config.seed,
         history=history, parent=state.parent_for(iteration), feedback=list(state.feedback.get(iteration, [])),
-        repairs=state.config.repairs,
+        ranking=state.ranking_for(iteration), repairs=state.config.repairs,
     )
 
 
@@ -476,18 +478,22 @@ def _record_outcome(state: SearchState, cand: Candidate, result: TrainingResult 
 
 
 def _render_media(state: SearchState, pool: ProcessPool, iteration: int) -> None:
-    """A GIF (and MP4 with ffmpeg) of the iteration's best policy, rendered on the pool, in its folder."""
+    """A GIF of every scored policy of the iteration (and an MP4 of its best, with ffmpeg), rendered side by side
+    on the executor into each candidate's folder: a person watches them together and may rank them."""
     scored = [c for c in state.of_iteration(iteration) if c.status == "scored"]
     if not state.config.media or not scored:
         return
     best = max(scored, key=lambda c: (c.fitness, -c.index))
-    paths = state.run.candidate(best.iteration, best.index)
-    try:
-        files = pool.submit(render_media_job, state.task.ref.to_dict(), paths).result()
-    except (WorkerDied, JobFailed) as exc:  # a picture is never worth failing the search
-        state.run.append_event("media_failed", id=best.id, reason=str(exc))
-        return
-    state.run.append_event("media_written", id=best.id, **files)
+    futures = [(cand, pool.submit(render_media_job, state.task.ref.to_dict(),
+                                  state.run.candidate(cand.iteration, cand.index), mp4=cand.id == best.id))
+               for cand in scored]
+    for cand, future in futures:
+        try:
+            files = future.result()
+        except (WorkerDied, JobFailed) as exc:  # a picture is never worth failing the search
+            state.run.append_event("media_failed", id=cand.id, reason=str(exc))
+            continue
+        state.run.append_event("media_written", id=cand.id, **files)
 
 
 # ------------------------------------------------------------------------------------ the outputs

@@ -12,9 +12,10 @@ from rich.text import Text
 
 from rewardsmith.candidate import Candidate
 from rewardsmith.designer.base import review_without_verdict
+from rewardsmith.errors import UsageError
 from rewardsmith.hooks import IterationDecision, LoopHooks
 from rewardsmith.safetext import literal, sanitize
-from rewardsmith.state import SearchState
+from rewardsmith.state import SearchState, check_ranking, ranking_text
 from rewardsmith.task import is_solved
 
 __all__ = ["REVIEW_UNDECIDED", "STATUS_STYLE", "LiveProgress", "candidate_table", "fmt_fitness"]
@@ -119,11 +120,12 @@ class LiveProgress(LoopHooks):
 
 
 class InteractiveProgress(LiveProgress):
-    """After each iteration: show the candidates, the best code and its rollout, then ask what to do.
+    """After each iteration: show the candidates, the best code and the rollouts, then ask what to do.
 
     Enter goes on; any other line is feedback for the designer (several lines may be given);
-    ``use ID`` makes another candidate the next parent; ``stop`` ends the search. Works in a plain
-    terminal; end of input counts as Enter.
+    ``use ID`` makes another candidate the next parent; ``rank ID ID …`` ranks the round's scored candidates
+    best first (the first becomes the parent, the ranking reaches the designer's next prompt); ``stop`` ends the
+    search. Works in a plain terminal; end of input counts as Enter.
     """
 
     def on_iteration_end(self, state: SearchState, iteration: int) -> IterationDecision | None:
@@ -132,15 +134,17 @@ class InteractiveProgress(LiveProgress):
 
         best = state.best
         if best is not None:
-            paths = state.run.candidate(best.iteration, best.index)
             # the critic refuses control characters, but a run recorded before it did may hold some
             self.console.print(Syntax(sanitize(best.source), "python", line_numbers=False, word_wrap=True))
-            if paths.gif.exists():
-                self.console.print(literal(f"rollout of {best.id}: {paths.gif}"), soft_wrap=True)
+        for cand in state.of_iteration(iteration):
+            gif = state.run.candidate(cand.iteration, cand.index).gif
+            if cand.status == "scored" and gif.exists():
+                self.console.print(literal(f"rollout of {cand.id} (fitness {fmt_fitness(cand.fitness)}): {gif}"),
+                                   soft_wrap=True)
         last = iteration + 1 >= state.config.iterations
         hint = " (last round: feedback is kept for `rewardsmith resume`)" if last else ""
         self.console.print(f"[bold]Enter[/] to go on · type feedback · [bold]use ID[/] to pick the parent · "
-                           f"[bold]stop[/]{hint}")
+                           f"[bold]rank ID ID …[/] best first · [bold]stop[/]{hint}")
         decision = IterationDecision()
         while True:
             try:
@@ -162,5 +166,18 @@ class InteractiveProgress(LiveProgress):
                     self.console.print(Text.assemble(literal(f"no scored candidate {chosen!r}", "red"),
                                                      literal(f"; scored: {scored}")))
                 continue
+            if line.lower() == "rank" or line.lower().startswith("rank "):
+                self._rank(state, iteration, line.split()[1:], decision)
+                continue
             decision.feedback.append(line)
             self.console.print("noted (Enter to go on, or add more)")
+
+    def _rank(self, state: SearchState, iteration: int, ids: list[str], decision: IterationDecision) -> None:
+        """Take a ranking of ``iteration`` into ``decision``, or say why it is refused (the person asks again)."""
+        try:
+            check_ranking(state, iteration, ids)
+        except UsageError as exc:
+            self.console.print(literal(f"ranking refused: {exc}", "red"), soft_wrap=True)
+            return
+        decision.ranking, decision.parent = list(ids), None  # the ranking's first is the parent
+        self.console.print(literal(f"ranked: {ranking_text(ids)}; next parent: {ids[0]}"), soft_wrap=True)

@@ -11,7 +11,8 @@ the template autoescapes, and the SVG charts escape every text and attribute the
 
 Sections, in order (each an element with a stable id, see :data:`SECTIONS`): overview, fitness per
 iteration, learning curves, component statistics and flags, reward code with diffs and repairs,
-critic rejections, rollout GIFs, human feedback, token usage, and the final evaluation when it ran.
+critic rejections, rollout GIFs (each iteration's side by side, with a person's ranking), human feedback, token
+usage, and the final evaluation when it ran.
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ def _context(run: RunDir, state: SearchState) -> dict[str, Any]:
         "curves_chart": _curves_chart(state, colours),
         "legend": [{"id": c["id"], "swatch": swatch(c["colour"])} for c in candidates if c["checkpoints"]],
         "rejections": _rejections(state),
+        "rollout_rounds": _rollout_rounds(state, candidates),
         "feedback": _feedback(state),
         "usage": _usage(usage),
         "final_eval": _final_eval(final_eval, state) if final_eval is not None else None,
@@ -367,6 +369,19 @@ def _gif(path: Path) -> dict[str, Any] | None:
         return None
     return {"uri": "data:image/gif;base64," + base64.b64encode(data).decode("ascii"), "kb": size // 1024,
             "path": str(path)}
+
+
+def _rollout_rounds(state: SearchState, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each iteration with rollouts: its candidates' views side by side (those a person ranked first, in their
+    order, each with its place), and the ranking."""
+    rounds = []
+    for iteration in sorted({c["iteration"] for c in candidates if c["gif"]}):
+        ranking = state.rankings.get(iteration, [])
+        shown = [dict(c, rank=ranking.index(c["id"]) + 1 if c["id"] in ranking else None)
+                 for c in candidates if c["iteration"] == iteration and c["gif"]]
+        shown.sort(key=lambda c: c["rank"] or len(ranking) + 1)  # stable: the unranked keep their order
+        rounds.append({"iteration": iteration, "ranking": list(ranking), "candidates": shown})
+    return rounds
 
 
 # ----------------------------------------------------------------------------- events: history

@@ -23,7 +23,7 @@ from rewardsmith.progress import REVIEW_UNDECIDED, STATUS_STYLE
 from rewardsmith.progress import fmt_fitness as _num
 from rewardsmith.runs import RunDir
 from rewardsmith.safetext import literal
-from rewardsmith.state import SearchState, load_state
+from rewardsmith.state import SearchState, load_state, ranking_text
 from rewardsmith.task import is_solved
 
 __all__ = ["candidate_view", "run_overview", "show"]
@@ -81,9 +81,11 @@ def run_overview(state: SearchState) -> RenderableType:
                 f"designer: {state.designer}"),
     )
     table = Table(title="candidates", show_lines=False)
-    for name, justify in (("id", "left"), ("status", "left"), ("fitness", "right"), ("± std", "right"),
-                          ("solved", "left"), ("episodes ≥ threshold", "right"), ("length", "right"),
-                          ("flags", "left"), ("media", "left")):
+    columns = [("id", "left"), ("status", "left"), ("fitness", "right"), ("± std", "right"), ("solved", "left"),
+               ("episodes ≥ threshold", "right"), ("length", "right"), ("flags", "left"), ("media", "left")]
+    if state.rankings:
+        columns.append(("ranked", "right"))
+    for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for cand in sorted(state.candidates.values(), key=lambda c: (c.iteration, c.index)):
         analysis = cand.analysis or {}
@@ -98,12 +100,23 @@ def run_overview(state: SearchState) -> RenderableType:
         std = fitness.get("std") if fitness else (cand.result.fitness_std if cand.result else None)
         success = fitness.get("success_rate") if fitness else (cand.result.success_rate if cand.result else None)
         stopped = f" (stopped at rung {cand.stopped_at_rung})" if cand.stopped_at_rung is not None else ""
-        table.add_row(literal(cand.id), Text(cand.status + stopped + star, style=STATUS_STYLE.get(cand.status, "")),
-                      _num(cand.fitness), _num(std) if cand.status == "scored" else "",
-                      _solved(cand, state) if cand.status == "scored" else "",
-                      _pct(success) if cand.status == "scored" else "", _num(length.get("mean")), flags, media)
+        row = [literal(cand.id), Text(cand.status + stopped + star, style=STATUS_STYLE.get(cand.status, "")),
+               _num(cand.fitness), _num(std) if cand.status == "scored" else "",
+               _solved(cand, state) if cand.status == "scored" else "",
+               _pct(success) if cand.status == "scored" else "", _num(length.get("mean")), flags, media]
+        if state.rankings:
+            row.append(_place(state, cand))
+        table.add_row(*row)
+    rankings = [literal(f"round {iteration + 1} as a person ranked it: {ranking_text(ids)}")
+                for iteration, ids in sorted(state.rankings.items())]
     footer = literal(f"details: rewardsmith show {state.run.root} --candidate ID", "dim")
-    return Group(header, table, footer)
+    return Group(header, table, *rankings, footer)
+
+
+def _place(state: SearchState, cand: Candidate) -> str:
+    """``#2``: where a person ranked ``cand`` among its round's rollouts; empty when they did not rank it."""
+    ranking = state.rankings.get(cand.iteration, [])
+    return f"#{ranking.index(cand.id) + 1}" if cand.id in ranking else ""
 
 
 def _stopped_note(cand: Candidate) -> str:
@@ -118,8 +131,10 @@ def candidate_view(state: SearchState, cand: Candidate) -> RenderableType:
     """One candidate: fitness, components with flags, terminations, failures, hacking, reflection, media."""
     parts: list[RenderableType] = []
     origin = cand.origin.get("note") or cand.origin.get("designer", "")
+    place = _place(state, cand)
+    ranked = f" · ranked {place} of round {cand.iteration + 1} by a person" if place else ""
     parts.append(Text.assemble(literal(f"candidate {cand.id}", "bold"), f" · {cand.status}",
-                               f" · fitness {_num(cand.fitness)}", _stopped_note(cand),
+                               f" · fitness {_num(cand.fitness)}", ranked, _stopped_note(cand),
                                literal(f" · {origin}" if origin else "", "dim")))
     unreviewed = review_without_verdict(cand.verdict)
     if unreviewed is not None and cand.status != "rejected":

@@ -19,8 +19,8 @@ from rewardsmith.results import FailureReason, TrainingResult
 from rewardsmith.runs import RunDir
 from rewardsmith.task import ResolvedTask, TaskRef, is_solved
 
-__all__ = ["Guidance", "Rejection", "SearchConfig", "SearchState", "best_manifest", "default_workers", "load_state",
-           "record_feedback", "summary_of"]
+__all__ = ["Guidance", "Rejection", "SearchConfig", "SearchState", "add_ranking", "best_manifest", "check_ranking",
+           "default_workers", "load_state", "ranking_text", "record_feedback", "record_ranking", "summary_of"]
 
 
 def default_workers() -> int:
@@ -49,7 +49,7 @@ class SearchConfig:
     eval_episodes: int = 5
     final_episodes: int = 10
     media: bool = True
-    """Render a GIF of each iteration's best policy."""
+    """Render a GIF of each scored candidate's policy (a person watches them side by side and may rank them)."""
     executor: str = "local"
     """Where jobs run: ``local`` (a process pool) or ``ray``."""
     ray_address: str | None = None
@@ -110,9 +110,9 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Guidance:
-    """Feedback a person gave, or a parent they chose, for the proposals of ``iteration``."""
+    """Feedback a person gave, a parent they chose or a ranking they made, for the proposals of ``iteration``."""
 
-    kind: Literal["feedback", "parent_chosen"]
+    kind: Literal["feedback", "parent_chosen", "ranking"]
     time: str
     iteration: int
     text: str
@@ -132,6 +132,9 @@ class SearchState:
     feedback: dict[int, list[str]] = field(default_factory=dict)
     """Feedback to give the designer when it proposes iteration N."""
     parents: dict[int, str] = field(default_factory=dict)
+    rankings: dict[int, list[str]] = field(default_factory=dict)
+    """A person's ranking (best first, maybe partial) of iteration N's scored candidates, keyed by N; the latest
+    given for N. Its first is the parent of N + 1 unless a parent was chosen after it."""
     iterations_done: int = 0
     status: str = "running"
     stop_reason: str | None = None
@@ -144,7 +147,7 @@ class SearchState:
     rejections: list[Rejection] = field(default_factory=list)
     """Every refused check and failed training, in the order the event log recorded them."""
     guidance: list[Guidance] = field(default_factory=list)
-    """Every piece of feedback and chosen parent, in the order the event log recorded them."""
+    """Every piece of feedback, chosen parent and ranking, in the order the event log recorded them."""
 
     @property
     def best(self) -> Candidate | None:
@@ -168,8 +171,13 @@ class SearchState:
     def of_iteration(self, iteration: int) -> list[Candidate]:
         return [c for c in self.candidates.values() if c.iteration == iteration]
 
+    def ranking_for(self, iteration: int) -> list[Candidate]:
+        """The ranking a person gave of the round before ``iteration`` (best first), for its proposals; or []."""
+        return [self.candidates[cid] for cid in self.rankings.get(iteration - 1, []) if cid in self.candidates]
+
     def parent_for(self, iteration: int) -> Candidate | None:
-        """The parent of ``iteration``'s proposals: the one a person chose, else the best of earlier iterations."""
+        """The parent of ``iteration``'s proposals: the one a person chose (or ranked first), else the best of
+        earlier iterations."""
         chosen = self.parents.get(iteration)
         if chosen and chosen in self.candidates:
             return self.candidates[chosen]
@@ -216,6 +224,61 @@ def record_feedback(run: RunDir, text: str) -> int:
     iteration = state.iterations_done
     run.append_event("feedback", iteration=iteration, text=text)
     return iteration
+
+
+def check_ranking(state: SearchState, iteration: int, ids: list[str]) -> None:
+    """Refuse a ranking of ``iteration`` that is empty, repeats an id or names anything but its scored candidates.
+
+    Raises:
+        UsageError: why, with the ids that may be ranked.
+    """
+    scored = [c.id for c in state.of_iteration(iteration) if c.status == "scored"]
+    allowed = ", ".join(scored) or "none"
+    if not ids:
+        raise UsageError(f"a ranking needs at least one candidate id, best first; round {iteration + 1}'s scored "
+                         f"candidates: {allowed}")
+    repeated = sorted({cid for cid in ids if ids.count(cid) > 1})
+    if repeated:
+        raise UsageError(f"{', '.join(repeated)} named more than once; name each candidate once, best first")
+    unknown = [cid for cid in ids if cid not in scored]
+    if unknown:
+        raise UsageError(f"not a scored candidate of round {iteration + 1}: {', '.join(unknown)}; "
+                         f"its scored candidates: {allowed}")
+
+
+def record_ranking(run: RunDir, ids: list[str]) -> int:
+    """Record a person's ranking (best first, maybe partial) of the last finished iteration's scored candidates.
+
+    The first becomes the next iteration's parent, and the ranking reaches the designer's next prompt when the
+    search resumes.
+
+    Returns:
+        The iteration ranked.
+
+    Raises:
+        UsageError: no finished iteration, the next one already proposed (the ranking would reach no designer),
+            or ids :func:`check_ranking` refuses.
+    """
+    state = load_state(run, read_only=True)
+    iteration = state.iterations_done - 1
+    if iteration < 0:
+        raise UsageError(f"{run.root} has no finished round to rank yet")
+    if state.of_iteration(iteration + 1):
+        raise UsageError(f"round {iteration + 2} of {run.root} has already started, so a ranking of round "
+                         f"{iteration + 1} would reach no designer")
+    add_ranking(state, iteration, ids)
+    return iteration
+
+
+def add_ranking(state: SearchState, iteration: int, ids: list[str]) -> None:
+    """Check a ranking of ``iteration`` (:func:`check_ranking`), record it as an event and apply it to ``state``."""
+    check_ranking(state, iteration, ids)
+    _apply_event(state, state.run.append_event("ranking", iteration=iteration, ids=list(ids)))
+
+
+def ranking_text(ids: list[str]) -> str:
+    """``01-02 > 01-00 > 01-03``: a ranking, best first."""
+    return " > ".join(ids)
 
 
 def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
@@ -265,6 +328,12 @@ def _apply_event(state: SearchState, event: dict[str, Any]) -> None:
         state.parents[int(event["iteration"])] = event["id"]
         state.guidance.append(Guidance("parent_chosen", str(event.get("time", "")), int(event["iteration"]),
                                        f"use {event['id']} as the parent"))
+    elif kind == "ranking" and event.get("ids"):
+        ranked, ids = int(event["iteration"]), [str(cid) for cid in event["ids"]]
+        state.rankings[ranked] = ids
+        state.parents[ranked + 1] = ids[0]
+        state.guidance.append(Guidance("ranking", str(event.get("time", "")), ranked + 1,
+                                       f"ranked iteration {ranked}'s rollouts: {ranking_text(ids)}"))
     elif kind == "final_evaluation":
         state.final_choice = event["chosen"]
     elif kind == "notice":
@@ -334,6 +403,7 @@ def summary_of(state: SearchState, usage: dict[str, Any] | None = None) -> dict[
         "candidates": [c.summary() for c in state.candidates.values()],
         "best": best_entry,
         "no_progress": state.no_progress,
+        "rankings": {str(iteration): ids for iteration, ids in sorted(state.rankings.items())},
         "final_eval": _final_eval_entry(state),
         "notices": list(state.notices),
         "usage": usage or {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0},

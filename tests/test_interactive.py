@@ -103,3 +103,34 @@ def test_use_id_sets_the_parent_of_the_next_round(tmp_path):
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     parents = {e["origin"].get("parent") for e in events if e["kind"] == "candidate_proposed" and e["iteration"] == 1}
     assert parents == {worst}
+
+
+def test_rank_refuses_bad_ids_then_records_the_ranking_and_its_first_is_the_next_parent(tmp_path):
+    term = Terminal([sys.executable, "-m", "rewardsmith.cli", "run", "--env", "cartpole", "--task", "balance",
+                     "--iterations", "2", "--samples", "2", "--timesteps", "512", "--workers", "2",
+                     "--interactive", "--out", str(tmp_path)], tmp_path, _env())
+    term.expect(r"rank ID ID … best first")
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    summary = json.loads(run_dir.joinpath("summary.json").read_text())
+    scored = sorted((c for c in summary["candidates"] if c["status"] == "scored"), key=lambda c: c["fitness"])
+    assert len(scored) == 2
+    worst, best = scored[0]["id"], scored[1]["id"]
+    shown = _plain(term.seen)
+    for cand in scored:  # every scored candidate's rollout is named for the person to watch
+        assert f"rollout of {cand['id']} (fitness" in shown
+    term.send("rank 99-99")
+    term.expect(r"ranking refused: not a scored candidate of round 1: 99-99; its scored candidates")
+    term.send(f"rank {worst} {worst}")
+    term.expect(rf"ranking refused: {worst} named more than once")
+    term.send("rank")
+    term.expect(r"ranking refused: a ranking needs at least one candidate id")
+    term.send(f"rank {worst} {best}")
+    term.expect(rf"ranked: {worst} > {best}; next parent: {worst}")
+    term.send("")
+    term.expect(r"last round")
+    term.send("")
+    assert term.close() == 0
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert [(e["iteration"], e["ids"]) for e in events if e["kind"] == "ranking"] == [(0, [worst, best])]
+    parents = {e["origin"].get("parent") for e in events if e["kind"] == "candidate_proposed" and e["iteration"] == 1}
+    assert parents == {worst}

@@ -1,4 +1,4 @@
-"""Media: GIFs (and MP4s with ffmpeg) of a saved policy's episode, rendered for each iteration's best."""
+"""Media: GIFs (and MP4s with ffmpeg) of a saved policy's episode, rendered for every scored candidate."""
 
 from __future__ import annotations
 
@@ -88,6 +88,9 @@ def test_render_media_job_renders_the_saved_policy(tmp_path):
     with Image.open(paths.gif) as gif:
         assert gif.n_frames > 1
     assert (files["mp4"] is not None) == (shutil.which("ffmpeg") is not None)
+    paths.mp4.unlink(missing_ok=True)
+    gif_only = render_media_job(task.ref.to_dict(), paths, mp4=False)  # what a round's other candidates get
+    assert gif_only["gif"] == str(paths.gif) and gif_only["mp4"] is None and not paths.mp4.exists()
 
 
 def test_render_media_job_without_a_policy_says_why(tmp_path):
@@ -96,7 +99,7 @@ def test_render_media_job_without_a_policy_says_why(tmp_path):
     assert files["gif"] is None and "policy.zip" in files["reason"]
 
 
-def test_a_search_renders_each_iterations_best(tmp_path, tiny_search):
+def test_a_search_renders_every_scored_candidate(tmp_path, tiny_search):
     from dataclasses import replace
 
     from rewardsmith.designer import BuiltinDesigner
@@ -106,14 +109,14 @@ def test_a_search_renders_each_iterations_best(tmp_path, tiny_search):
     ref = TaskRef("cartpole", "Keep the pole balanced upright for as long as possible.", "balance")
     run = RunDir.create(tmp_path, "cartpole", ref.text)
     state = run_search(run, ref, BuiltinDesigner(), replace(tiny_search, media=True))
-    written = [e for e in run.events() if e["kind"] == "media_written"]
-    assert len(written) == tiny_search.iterations
-    for iteration, event in enumerate(written):
-        scored = [c for c in state.of_iteration(iteration) if c.status == "scored"]
-        best = max(scored, key=lambda c: (c.fitness, -c.index))
-        assert event["id"] == best.id
-        paths = run.candidate(best.iteration, best.index)
+    written = {e["id"]: e for e in run.events() if e["kind"] == "media_written"}
+    scored = [c for c in state.candidates.values() if c.status == "scored"]
+    assert len(scored) > tiny_search.iterations  # more than one a round: not only each round's best
+    assert set(written) == {c.id for c in scored}
+    for cand in scored:
+        paths = run.candidate(cand.iteration, cand.index)
+        assert written[cand.id]["gif"] == str(paths.gif)
         with Image.open(paths.gif) as gif:
-            assert gif.n_frames > 1
+            assert gif.n_frames > 1 and gif.size[0] <= GIF_MAX_WIDTH
     gifs = sorted(run.root.glob("iter-*/cand-*/rollout.gif"))
-    assert len(gifs) == tiny_search.iterations  # only the best of each iteration
+    assert len(gifs) == len(scored)

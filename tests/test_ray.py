@@ -100,6 +100,20 @@ def test_a_ray_training_matches_the_process_pool_and_its_files_come_back(tmp_pat
     assert json.loads(on_ray.run_json.read_text())["config"]["executor"] == "ray"
 
 
+@pytest.mark.slow
+def test_on_ray_every_scored_candidate_gets_its_gif_in_the_run(tmp_path, ray_installed):
+    config = SearchConfig(iterations=1, samples=2, timesteps=512, workers=2, checkpoints=1, eval_episodes=1,
+                          final_episodes=1, media=True, executor="ray")
+    run = RunDir.create(tmp_path, "cartpole", "keep the pole upright")
+    state = run_search(run, TaskRef("cartpole", "keep the pole upright"), BuiltinDesigner(), config)
+    scored = [c for c in state.candidates.values() if c.status == "scored"]
+    written = {e["id"]: e for e in run.events() if e["kind"] == "media_written"}
+    assert len(scored) == 2 and set(written) == {c.id for c in scored}
+    for cand in scored:
+        gif = run.candidate(cand.iteration, cand.index).gif
+        assert written[cand.id]["gif"] == str(gif) and gif.is_file() and gif.stat().st_size > 0
+
+
 def _cli(args: list[str], log: Path) -> subprocess.Popen:
     env = {**ray_env(), "COLUMNS": "200"}
     env.pop("OPENAI_API_KEY", None)

@@ -3,7 +3,8 @@
 The run is built once per module: two iterations of a scripted designer (a program whose comment
 and component name carry markup, one the critic refuses and a repair fixes, one it refuses for
 good, and a child with a parent to diff against), feedback given between iterations and after the
-run, rollout GIFs, token usage, and a final evaluation recorded by the loop's own writer.
+run, a ranking of the first iteration's rollouts, rollout GIFs of every scored candidate, token usage, and a final
+evaluation recorded by the loop's own writer.
 """
 
 from __future__ import annotations
@@ -89,8 +90,13 @@ class ScriptedDesigner:
 
 
 class FeedbackAfterFirst(LoopHooks):
+    """After the first iteration: feedback, and a ranking of its rollouts from the lowest fitness up."""
+
     def on_iteration_end(self, state, iteration):
-        return IterationDecision(feedback=[FEEDBACK]) if iteration == 0 else None
+        if iteration != 0:
+            return None
+        scored = sorted((c for c in state.of_iteration(0) if c.status == "scored"), key=lambda c: (c.fitness, c.index))
+        return IterationDecision(feedback=[FEEDBACK], ranking=[c.id for c in scored])
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +255,37 @@ def test_rollouts_feedback_usage_and_final_evaluation(report_run, page_html):
     assert all(f"{arm['mean']:.4g}" in final or f"{arm['mean']:.3g}" in final for arm in chosen_mean.values())
 
 
+def test_each_iterations_rollouts_side_by_side_with_id_fitness_and_the_ranking(report_run, page_html):
+    state = load_state(report_run)
+    rollouts = _section(page_html, "rollouts")
+    ranking = state.rankings[0]
+    assert len(ranking) == 2 and state.candidates["01-01"].parent == ranking[0]  # the top-ranked is the parent
+    for iteration in (0, 1):
+        scored = [c for c in state.of_iteration(iteration) if c.status == "scored"]
+        block = rollouts.split(f'id="rollouts-{iteration}"', 1)[1].split('<div class="round"', 1)[0]
+        shown = re.findall(r'<figure data-candidate="([\d-]+)">', block)
+        assert sorted(shown) == sorted(c.id for c in scored)  # every scored candidate, not only the best
+        for cand in scored:
+            assert f'<a href="#cand-{cand.id}">{cand.id}</a> · fitness {cand.fitness:.4g}' in block
+    first = rollouts.split('id="rollouts-0"', 1)[1].split('<div class="round"', 1)[0]
+    assert f"ranked by a person, best first: {ranking[0]} &gt; {ranking[1]}" in first
+    assert re.findall(r'<figure data-candidate="([\d-]+)">', first) == ranking  # in the person's order
+    assert "<b>ranked #1</b>" in first and "<b>ranked #2</b>" in first
+    second = rollouts.split('id="rollouts-1"', 1)[1]
+    assert "not ranked" in second and "ranked #" not in second
+    feedback = _section(page_html, "feedback")
+    assert f"ranked iteration 0&#39;s rollouts: {ranking[0]} &gt; {ranking[1]}" in feedback
+
+
+def test_untrusted_ids_in_a_hand_edited_ranking_are_escaped(report_run, tmp_path):
+    run = RunDir(tmp_path / "copy")
+    shutil.copytree(report_run.root, run.root)
+    run.append_event("ranking", iteration=0, ids=[COMPONENT, "00-00"])
+    html_text = render_report(run)
+    assert COMPONENT not in html_text
+    assert "ranked by a person, best first: &lt;svg onload=alert(1)&gt; &gt; 00-00" in html_text
+
+
 def test_a_run_with_nothing_scored_still_renders(tmp_path):
     class Refuser(ScriptedDesigner):
         def propose(self, ctx):
@@ -336,6 +373,7 @@ def test_the_report_opens_in_headless_chromium_without_errors_or_network(report_
     from PIL import Image
 
     sync_playwright = _browser_or_skip()
+    ranking = load_state(report_run).rankings[0]
     url = report_run.report_html.resolve().as_uri()
     console, errors, outside = [], [], []
 
@@ -368,6 +406,17 @@ def test_the_report_opens_in_headless_chromium_without_errors_or_network(report_
             assert page.evaluate("window.__pwned") is None
             widths = page.eval_on_selector_all("#rollouts img", "imgs => imgs.map(i => i.naturalWidth)")
             assert widths and all(w > 0 for w in widths)  # the embedded GIFs decode
+            # an iteration's rollouts side by side: one row, left to right in the person's ranking, each captioned
+            boxes = page.eval_on_selector_all("#rollouts-0 figure", """fs => fs.map(f => {
+                const r = f.querySelector('img').getBoundingClientRect();
+                return [f.dataset.candidate, r.left, r.top, r.right, r.height]; })""")
+            assert [b[0] for b in boxes] == ranking and all(b[4] > 20 for b in boxes)
+            assert boxes[0][2] == boxes[1][2] and boxes[0][3] <= boxes[1][1]
+            captions = page.locator("#rollouts-0 figcaption").all_inner_texts()
+            assert captions[0].startswith(f"{ranking[0]} · fitness ") and "ranked #1" in captions[0]
+            assert captions[1].startswith(f"{ranking[1]} · fitness ") and "ranked #2" in captions[1]
+            assert page.locator("#rollouts-0 p.ranking").inner_text() == \
+                f"ranked by a person, best first: {ranking[0]} > {ranking[1]}"
 
             # The one inline script runs (its hash is in the CSP): collapse and expand every <details>.
             page.click("#code button[data-details=close]")

@@ -92,3 +92,21 @@ def test_reading_a_run_imports_neither_the_search_nor_the_trainer_nor_torch():
               "print(','.join(m for m in banned if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_show_gives_a_persons_ranking(run_dir, tmp_path):
+    import shutil
+
+    from rewardsmith.runs import RunDir
+    from rewardsmith.state import load_state, record_ranking
+
+    shutil.copytree(run_dir, tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    assert "as a person ranked it" not in _text(show(run.root))
+    ids = sorted((c.id for c in load_state(run).candidates.values() if c.status == "scored"), reverse=True)
+    record_ranking(run, ids)
+    text = _text(show(run.root))
+    assert f"round 1 as a person ranked it: {' > '.join(ids)}" in text
+    assert f"candidate {ids[0]} · scored · fitness" in _text(show(run.root, ids[0]))
+    assert "ranked #1 of round 1 by a person" in _text(show(run.root, ids[0]))
+    assert "ranked #2 of round 1 by a person" in _text(show(run.root, ids[1]))

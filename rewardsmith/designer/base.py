@@ -85,6 +85,9 @@ class DesignContext:
     """The candidate to improve on: the best so far, or the one a person chose."""
     feedback: list[str] = field(default_factory=list)
     """Human feedback given since the last iteration, verbatim."""
+    ranking: list[Candidate] = field(default_factory=list)
+    """The last iteration's candidates as a person ranked them after watching their rollouts, best first (maybe
+    only some); empty when nobody ranked them."""
     slots: tuple[int, ...] | None = None
     """Which of the iteration's samples to propose (None: all ``samples``); a resume re-asks only the
     samples whose request failed. A designer returns one proposal per slot, in order."""

@@ -3,7 +3,7 @@
 One template per role: ``system.j2`` (the role, the reward contract, the sandbox's rules),
 ``task.j2`` (the env's compact representation from ``env.j2``, the task, how candidates are
 judged, the answer format), ``reflection.j2`` (the program to improve with what its training
-showed, the other programs in a line each, human feedback), ``repair.j2`` (a program and the
+showed, the other programs in a line each, a person's ranking of the last round's rollouts, human feedback), ``repair.j2`` (a program and the
 precise reason it was refused), ``review.j2`` (a program put to the LLM as a reviewer) and
 ``distinct.j2`` (asking again, when a round's samples came back identical, for another program).
 A directory given as ``--prompts DIR`` overrides any of them by file name.
@@ -97,6 +97,7 @@ class Prompts:
             "reflection.j2", iteration=ctx.iteration, tried=len(ctx.history),
             parent=_parent_view(parent) if parent is not None else None,
             others=[_summary(c) for c in shown], omitted=omitted, feedback=list(ctx.feedback),
+            ranking=[_ranked(c) for c in ctx.ranking], ranked_round=ctx.iteration, unranked=_unranked(ctx),
             solved=ctx.task.solved_or_none,
         )
 
@@ -217,6 +218,19 @@ def _outcome(cand: Candidate) -> str:
     if cand.attempts:
         text += f" (after {len(cand.attempts)} repair{'s' if len(cand.attempts) != 1 else ''})"
     return text
+
+
+def _ranked(cand: Candidate) -> dict[str, Any]:
+    """A candidate a person ranked: its id and its fitness, to read the person's judgement against."""
+    return {"id": cand.id, "fitness": cand.fitness}
+
+
+def _unranked(ctx: DesignContext) -> list[str]:
+    """The scored candidates of a ranked round that the person left out of a partial ranking."""
+    if not ctx.ranking:
+        return []
+    ranked = {c.id for c in ctx.ranking}
+    return [c.id for c in ctx.scored if c.iteration == ctx.iteration - 1 and c.id not in ranked]
 
 
 def _summary(cand: Candidate) -> dict[str, Any]:
