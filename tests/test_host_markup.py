@@ -276,8 +276,9 @@ def test_an_endpoint_error_is_one_literal_line_and_the_run_is_failed(tmp_path):
     with ScriptedLLM() as server:
         server.default = Fault(401, f"{CLOSE} bad key \x1b]8;;https://example.com\x07here\x1b]8;;\x07 \x1b[5m!")
         result = rewardsmith("run", "keep the pole up", "--env", "cartpole", "--task", "balance",
-                             "--base-url", server.url, "--api-key-env", KEY_ENV, "--model", "test-model", "--iterations", "1", "--samples",
-                             "1", "--no-media", "--out", str(tmp_path), env=cli_env(**{KEY_ENV: server.api_key}))
+                             "--base-url", server.url, "--api-key-env", KEY_ENV, "--model", "test-model",
+                             "--iterations", "1", "--samples", "1", "--no-media", "--out", str(tmp_path),
+                             env=cli_env(**{KEY_ENV: server.api_key}))
     assert result.returncode == 1
     shown = assert_safe(result)
     assert "error:" in shown and f"{CLOSE} bad key" in shown
