@@ -473,16 +473,23 @@ def _edited_source(path_text: str, source: str) -> str | None:
         except (OSError, UnicodeDecodeError) as exc:
             console.print(literal(f"cannot read {path_text}: {exc}"), style="red")
             return None
-    import click
+    import subprocess
+    import tempfile
 
-    try:
-        edited = click.edit(source, extension=".py", require_save=True)
-    except click.ClickException as exc:
-        console.print(literal(f"cannot open an editor ({exc.format_message()}); set $EDITOR, or give a file: e FILE"),
-                      style="red")
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.TemporaryDirectory(prefix="rewardsmith-fitness-") as folder:
+        copy = Path(folder) / "fitness.py"
+        copy.write_text(source, encoding="utf-8")
+        try:
+            code = subprocess.call([*shlex.split(editor), str(copy)])
+        except (OSError, ValueError) as exc:
+            console.print(literal(f"cannot start the editor {editor!r} ({exc}); set $EDITOR, or give a file: e FILE"),
+                          style="red")
+            return None
+        edited = copy.read_text(encoding="utf-8", errors="replace")
+    if code != 0 or edited == source:
+        console.print("nothing changed: the proposal stands", style="dim")
         return None
-    if edited is None:
-        console.print("nothing saved: the proposal stands", style="dim")
     return edited
 
 

@@ -196,7 +196,7 @@ def test_three_refusals_end_with_what_to_pass_instead(server, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_rejection_reason_reaches_the_llm_and_an_edit_from_a_file_is_checked_then_saved(server, tmp_path):
+def test_a_rejection_reason_reaches_the_llm_and_edits_from_a_file_or_the_editor_are_checked_then_saved(server, tmp_path):
     answer_fitness_with(server, LEFT, LEFT.replace("-0.5", "-1.0"))
     constant_edit = tmp_path / "constant.py"
     constant_edit.write_text("def fitness(episode):\n    return 2.0\n")
@@ -204,8 +204,9 @@ def test_a_rejection_reason_reaches_the_llm_and_an_edit_from_a_file_is_checked_t
     mine = LEFT_PROGRAM.replace("-0.5", "-0.8").replace("SOLVED = 1200.0", "SOLVED = 1100.0")
     good_edit.write_text(mine)
     out = tmp_path / "runs"
+    editor = dict(_env(server), EDITOR=f"cp {good_edit}")  # "saves" the person's program over the temporary copy
     term = Terminal([sys.executable, "-m", "rewardsmith.cli", "run", WORDS, *_llm_args(server, out)], tmp_path,
-                    _env(server))
+                    editor)
     term.expect(r"r REASON")
     reason = "the cart must stay left of -1 m, not -0.5 m"
     term.send(f"r {reason}")
@@ -213,7 +214,7 @@ def test_a_rejection_reason_reaches_the_llm_and_an_edit_from_a_file_is_checked_t
     assert reason in last_user_text(server.chats_for("fitness")[1])
     term.send(f"e {constant_edit}")
     term.expect(r"your edit was refused: \[constant_fitness\][\s\S]*r REASON")
-    term.send(f"e {good_edit}")
+    term.send("e")
     term.expect(r"fitness: edited by the person")
     term.expect(r"exported: ")  # reading the output to the end lets the run finish
     assert term.close() == 0
