@@ -16,6 +16,7 @@ value (it cannot tell a good policy from a bad one). Each refusal is worded so t
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, replace
@@ -86,8 +87,20 @@ def _action_behaviours(space: spaces.Space) -> list[tuple[str, Any]]:
     return []
 
 
+_RECORDED: dict[tuple[Any, ...], list[tuple[str, Episode]]] = {}
+
+
 def behaviour_episodes(spec: EnvSpec, task: TaskSpec, seed: int = 0) -> list[tuple[str, Episode]]:
-    """Recorded episodes of behaviours that differ: random actions on a few seeds, then each constant action."""
+    """Recorded episodes of behaviours that differ: random actions on a few seeds, then each constant action
+    (recorded once per env, task and seed in a process: a proposal's retries and edits reuse them)."""
+    key = (spec.gym_id, json.dumps(spec.make_kwargs, sort_keys=True, default=repr), spec.source, task.name,
+           id(task.wrappers), seed)
+    if key not in _RECORDED:
+        _RECORDED[key] = _record_behaviours(spec, task, seed)
+    return _RECORDED[key]
+
+
+def _record_behaviours(spec: EnvSpec, task: TaskSpec, seed: int) -> list[tuple[str, Episode]]:
     env = spec.make(task)
     space = env.action_space
     env.close()
