@@ -309,3 +309,30 @@ def test_evaluate_refuses_a_run_that_agreed_on_no_fitness_program(tmp_path):
     with pytest.raises(UsageError, match="not by a fitness agreed on"):
         run_fitness(run_dir)
     assert run_fitness(tmp_path / "my_fitness.py") is None
+
+
+REWARD_PROGRAM = """\
+def compute_reward(obs, action, next_obs, info):
+    upright = 1.0 - abs(next_obs.pole_angle)
+    return upright, {"upright": upright}
+"""
+
+
+def test_a_fitness_worker_scores_only_fitness_programs_and_a_reward_worker_only_rewards(cartpole_spec):
+    from rewardsmith.critic import probe_transitions
+    from rewardsmith.sandbox import RewardCallError, RewardSandbox
+    from rewardsmith.sandbox.fitness import FitnessSandbox
+
+    episodes, _ = record_episodes(lambda batch: np.ones(len(batch), dtype=np.int64), cartpole_spec,
+                                  cartpole_spec.default_task, 1, 0)
+    with FitnessSandbox(cartpole_spec.field_layout) as box:
+        refused = box.load(REWARD_PROGRAM)
+        assert not refused.ok and [i.code for i in refused.issues] == ["no_fitness"]
+        assert box.load(LEFT_PROGRAM).ok
+        assert box.score(episodes[0]) == pytest.approx(1000.0 + 0.001 * len(episodes[0]))
+        with pytest.raises(RewardCallError, match="no program is loaded"):
+            box.call(probe_transitions(cartpole_spec, cartpole_spec.default_task, 4))
+    with RewardSandbox(cartpole_spec.field_layout) as box:
+        refused = box.load(LEFT_PROGRAM)
+        assert not refused.ok and "no_compute_reward" in [i.code for i in refused.issues]
+        assert box.load(REWARD_PROGRAM).ok
