@@ -267,7 +267,7 @@ def test_the_critic_refuses_what_cannot_score_and_accepts_what_reads_the_state(c
         "import os\ndef fitness(episode):\n    return len(os.listdir('.'))\n": "forbidden_import",
         "def fitness(episode):\n    while True:\n        pass\n": "timeout",
         "def score(episode):\n    return len(episode)\n": "no_fitness",
-        "def fitness(episode):\n    return len(episode) / 0.0 if len(episode) < 0 else float('nan')\n": "non_finite",
+        "def fitness(episode):\n    return float('nan')\n": "non_finite",
     }
     for source, code in cases.items():
         verdict = check_fitness(source, cartpole_spec, task)
