@@ -336,3 +336,13 @@ def test_a_fitness_worker_scores_only_fitness_programs_and_a_reward_worker_only_
         refused = box.load(LEFT_PROGRAM)
         assert not refused.ok and "no_compute_reward" in [i.code for i in refused.issues]
         assert box.load(REWARD_PROGRAM).ok
+
+
+def test_a_fitness_of_continuous_actions_sees_each_constant_action_apart():
+    spec = load_spec("pendulum")
+    effort = "import numpy as np\n\ndef fitness(episode):\n    return -float(np.sum(episode.actions ** 2))\n"
+    verdict = check_fitness(effort, spec, spec.default_task)
+    assert verdict.accepted, verdict.explain()
+    values = dict(verdict.values)
+    assert values["always the middle action"] == 0.0 > values["always the lowest action"]
+    assert values["always the lowest action"] == pytest.approx(values["always the highest action"])
