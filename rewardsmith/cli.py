@@ -102,7 +102,8 @@ EnvKwargsOption = Annotated[Optional[list[str]], typer.Option(
     "--env-kwargs", metavar="JSON|KEY=VALUE", help="Keyword arguments for the env's constructor: a JSON object, or "
     "key=value (repeatable; values parsed as JSON where possible).")]
 TaskOption = Annotated[Optional[str], typer.Option("--task", "-t", help="A task the env spec names.")]
-FitnessOption = Annotated[Optional[str], typer.Option("--fitness", help="FILE.py:FUNCTION scoring one episode.")]
+FitnessOption = Annotated[Optional[str], typer.Option("--fitness", help="FILE.py:FUNCTION scoring one episode, or a "
+                                                      "run directory: the fitness it agreed on from its words.")]
 PPOOption = Annotated[Optional[list[str]], typer.Option(
     "--ppo", metavar="KEY=VALUE", help="A PPO setting over the spec's, e.g. n_steps=256, learning_rate=lin_3e-4, "
                                        "normalize=true (repeatable; wins over --hyperparams).")]
@@ -220,18 +221,23 @@ def _task_ref(env: str, text: str | None, task: str | None, fitness: str | None,
     from rewardsmith.task import TaskRef
 
     env_ref, kwargs, paths = _env_args(env, env_kwargs)
-    fitness_ref = None
+    fitness_ref = proposed = None
     if fitness:
+        from rewardsmith.fitness_proposal import run_fitness
+
         path, sep, name = fitness.rpartition(":")
-        fitness_ref = f"{Path(path).resolve()}:{name}" if sep and path else fitness
+        proposed = run_fitness(path if sep and path else fitness)  # a run's agreed fitness: sandboxed, never imported
+        if proposed is None:
+            fitness_ref = f"{Path(path).resolve()}:{name}" if sep and path else fitness
     text = (text or "").strip()
     overrides = _ppo_overrides(env_ref, ppo, hyperparams)
-    ref = TaskRef(env_ref, text, task, fitness_ref, kwargs, paths, ppo=overrides)
+    ref = TaskRef(env_ref, text, task, fitness_ref, kwargs, paths, ppo=overrides, proposed=proposed)
     resolved = ref.resolve()
     if not text:
         if task is None and fitness is None:
             raise UsageError("give a task text, or --task NAME for one of the env's tasks (see `rewardsmith envs`)")
-        ref = TaskRef(env_ref, resolved.task_spec.description, task, fitness_ref, kwargs, paths, ppo=overrides)
+        ref = TaskRef(env_ref, resolved.task_spec.description, task, fitness_ref, kwargs, paths, ppo=overrides,
+                      proposed=proposed)
         resolved = ref.resolve()
     return ref, resolved
 
@@ -295,6 +301,8 @@ def run(
                           help="Re-train the top 3 and the baselines on N fresh seeds; export the best mean.")] = 0,
     interactive: Annotated[bool, typer.Option("--interactive", "-i",
                            help="After each round, show the best and ask for feedback.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Accept the fitness the LLM proposes for the words "
+                                      "without asking (with an LLM and neither --task nor --fitness).")] = False,
     *,
     llm: LLMFlags,
 ) -> None:
@@ -318,6 +326,11 @@ def run(
     if executor == "local":  # on Ray, the executor checks the cluster's GPUs when it connects
         _check_device(device)
     name, llm_options = choose_designer(designer, llm.given(), llm.prices)
+    propose = llm_options is not None and resolved.scored_on_default
+    if propose and not yes and not sys.stdin.isatty():
+        raise UsageError("with an LLM and neither --task nor --fitness, the LLM proposes a fitness for your words and "
+                         "you are asked to accept it, but there is no terminal to ask on: pass --yes to accept it "
+                         "without asking, or --fitness FILE.py:FUNCTION (or --task NAME) to score by your own")
     if llm_options is not None:
         source = f"replaying {llm_options.replay}" if llm_options.replay else llm_options.url
         console.print(literal(f"designer: {llm_options.model} ({source})", "dim"), soft_wrap=True)
@@ -325,7 +338,7 @@ def run(
         console.print("no LLM endpoint configured: using the built-in designer (offline)", style="dim")
     if name == "builtin" and task is None and fitness is None and resolved.scored_on_default:
         ref, resolved = _builtin_task(resolved, env, text, env_kwargs, ppo, hyperparams)
-    elif resolved.scored_on_default:
+    elif resolved.scored_on_default and not propose:
         console.print(literal(f"note: candidates are scored on {resolved.spec.name}'s default task "
                               f"'{resolved.task_spec.name}' ({resolved.fitness_doc}); pass --task or --fitness to score "
                               "another goal", "yellow"))
@@ -340,6 +353,10 @@ def run(
         console.print(f"successive halving: rungs end at {', '.join(f'{r:,}' for r in rungs)} steps; the top "
                       f"1/{config.eta} of each rung go on", style="dim", highlight=False)
     chosen = make_designer(name, llm_options, run_dir)
+    if propose:
+        ref = _agree_fitness(ref, resolved, chosen, run_dir, yes, seed)
+    elif ref.proposed is not None and ref.proposed.source is not None:  # --fitness RUN: another run's agreed fitness
+        _save_fitness(run_dir, ref)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)
     try:
         state = run_search(run_dir, ref, chosen, config, hooks)
@@ -380,6 +397,125 @@ def _builtin_task(resolved, env: str, text: str | None, env_kwargs: list[str] | 
     for one in spec.tasks:
         console.print(literal(f"  --task {one.name}: {one.description}", "dim"), soft_wrap=True)
     return resolved.ref, resolved
+
+
+def _agree_fitness(ref, resolved, designer, run_dir, yes: bool, seed: int):
+    """Agree with the LLM (and the person, unless ``--yes``) on the fitness the words ask for; save it as the run's
+    ``fitness.py``; return the task that records it."""
+    from dataclasses import replace
+
+    from rewardsmith.fitness_proposal import Decision, agree_fitness
+
+    console.print(literal(f"asking {designer.options.model} for a fitness that measures what the words ask "
+                          "(pass --task or --fitness to skip this)", "dim"), soft_wrap=True)
+
+    def decide(offer) -> Decision | None:
+        _show_offer(offer)
+        if offer.refusal is not None:
+            return None
+        if yes:
+            console.print("accepted (--yes)", style="green", highlight=False)
+            return Decision("accept")
+        return _ask_about_fitness(offer.source)
+
+    proposed = agree_fitness(resolved, designer, decide, seed=seed, record=run_dir.append_event)
+    ref = replace(ref, proposed=proposed)
+    if proposed.source is None:
+        task = resolved.task_spec
+        console.print(literal(f"the LLM reads the words as {resolved.spec.name}'s default goal: candidates are scored "
+                              f"on its task '{task.name}' ({resolved.fitness_doc})", "yellow"), soft_wrap=True)
+        return ref
+    path = _save_fitness(run_dir, ref)
+    console.print(literal(f"fitness: {proposed.origin}, saved as {path}", "green"), soft_wrap=True)
+    return ref
+
+
+def _save_fitness(run_dir, ref) -> Path:
+    """The run's ``fitness.py``: the agreed fitness program under comment lines saying where it came from."""
+    from rewardsmith.fitness_proposal import fitness_file_text
+    from rewardsmith.runs import atomic_write_text
+    from rewardsmith.task import FITNESS_FILE
+
+    path = run_dir.root / FITNESS_FILE
+    atomic_write_text(path, fitness_file_text(ref.proposed, ref.text))
+    return path
+
+
+def _show_offer(offer) -> None:
+    """One offer as literal text: the definition, the code, what the critic measured; or why it was refused."""
+    if offer.refusal is not None:
+        what = "your edit was refused" if offer.edited else f"proposal {offer.attempt} refused"
+        console.print(Text.assemble((what, "yellow"), ": ", literal(offer.refusal)), soft_wrap=True)
+        return
+    if offer.default_goal:
+        console.print(Text.assemble(("the LLM reads the words as the env's default goal", "bold"), ": ",
+                                    literal(offer.definition)), soft_wrap=True)
+        return
+    console.print(Text(f"\nproposed fitness (attempt {offer.attempt})", "bold"))
+    console.print(Text.assemble(("success: ", "bold"), literal(offer.definition)), soft_wrap=True)
+    console.print(literal(offer.source.rstrip()), soft_wrap=True, highlight=False)
+    verdict = offer.verdict
+    if verdict is not None:
+        tried = "; ".join(f"{label} {value:.4g}" for label, value in verdict.values)
+        held = f"; a field held low or high {verdict.held[0]:.4g} to {verdict.held[1]:.4g}" if verdict.held else ""
+        solved = f"; solved at {verdict.solved:g}" if verdict.solved is not None else "; no SOLVED threshold"
+        console.print(literal(f"on the critic's episodes: {tried}{held}{solved}", "dim"), soft_wrap=True)
+
+
+def _ask_about_fitness(source: str):
+    """The person's answer to a proposed fitness, read from the terminal."""
+    from rewardsmith.fitness_proposal import Decision
+
+    console.print("[bold]Enter[/] accepts · [bold]e[/] edits it in $EDITOR · [bold]e FILE[/] takes the program from "
+                  "a file · [bold]r REASON[/] rejects it (the LLM tries again with your reason)", highlight=False)
+    while True:
+        try:
+            line = console.input("> ").strip()
+        except EOFError:
+            raise UsageError("no answer to the proposed fitness (end of input); pass --yes to accept it without "
+                             "asking") from None
+        word, _, rest = line.partition(" ")
+        if not line or word.lower() in ("a", "accept", "y", "yes"):
+            return Decision("accept")
+        if word.lower() in ("r", "reject"):
+            if rest.strip():
+                return Decision("reject", rest.strip())
+            console.print("say why after r, e.g. `r the cart must stay left of -1 m`", highlight=False)
+            continue
+        if word.lower() in ("e", "edit"):
+            edited = _edited_source(rest.strip(), source)
+            if edited is not None:
+                return Decision("edit", source=edited)
+            continue
+        console.print(literal(f"not an answer: {line!r}"), style="red")
+
+
+def _edited_source(path_text: str, source: str) -> str | None:
+    """The person's program: read from ``path_text``, else ``source`` edited in ``$EDITOR`` on a temporary copy."""
+    if path_text:
+        try:
+            return Path(path_text).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            console.print(literal(f"cannot read {path_text}: {exc}"), style="red")
+            return None
+    import subprocess
+    import tempfile
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.TemporaryDirectory(prefix="rewardsmith-fitness-") as folder:
+        copy = Path(folder) / "fitness.py"
+        copy.write_text(source, encoding="utf-8")
+        try:
+            code = subprocess.call([*shlex.split(editor), str(copy)])
+        except (OSError, ValueError) as exc:
+            console.print(literal(f"cannot start the editor {editor!r} ({exc}); set $EDITOR, or give a file: e FILE"),
+                          style="red")
+            return None
+        edited = copy.read_text(encoding="utf-8", errors="replace")
+    if code != 0 or edited == source:
+        console.print("nothing changed: the proposal stands", style="dim")
+        return None
+    return edited
 
 
 def _print_usage(designer) -> None:

@@ -240,6 +240,10 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
         f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}{verdict and ' ' + _one_line(verdict)}",
         f"# run:       {_one_line(manifest.get('run'))}  candidate {_one_line(manifest.get('candidate'))}",
     ]
+    if manifest.get("fitness_origin"):
+        header.append(f"# scored by: the fitness agreed on from the task's words ({_one_line(manifest['fitness_origin'])})"
+                      + ("; its program is fitness.py in the run" if "fitness.py" in str(manifest.get("task_name"))
+                         else ""))
     if manifest.get("no_progress"):
         header += [
             "# NO PROGRESS: every candidate of the search scored this same fitness, so this reward did not beat",

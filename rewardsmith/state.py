@@ -364,7 +364,9 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
     build = recorded.get("build") if isinstance(recorded, dict) else None
     return {
         "task": state.task.text,
-        "task_name": state.task.task_spec.name if not state.task.ref.fitness else state.task.ref.fitness,
+        "task_name": (state.task.fitness_label if state.task.ref.fitness or state.task.proposed_program
+                      else state.task.task_spec.name),
+        "fitness_origin": state.task.ref.proposed.origin if state.task.ref.proposed is not None else None,
         "env": state.task.spec.gym_id,
         "spec": state.task.spec.name,
         "candidate": cand.id,

@@ -13,6 +13,10 @@ A fitness file is the user's own trusted Python::
         return float((episode.obs.cart_position[1:] > 0.5).sum())
 
 and is passed as ``--fitness my_fitness.py:fitness``.
+
+A fitness agreed on at the start of a run from the task's words (:class:`ProposedFitness`: an LLM's proposal,
+accepted or edited by the person) is untrusted code: it is never imported, and resolving the task builds a
+callable that scores each episode in the sandbox (:class:`~rewardsmith.sandbox.fitness.SandboxedFitness`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ from rewardsmith.hyperparams import apply_overrides
 from rewardsmith.resources import import_file
 from rewardsmith.spec import EnvSpec, Field, TaskSpec, load_spec
 
-__all__ = ["ResolvedTask", "TaskRef", "is_solved", "load_fitness"]
+__all__ = ["FITNESS_FILE", "ProposedFitness", "ResolvedTask", "TaskRef", "is_solved", "load_fitness"]
+
+FITNESS_FILE = "fitness.py"
+"""The accepted fitness, as a run directory keeps it (with its origin in comment lines at the top)."""
 
 
 def is_solved(fitness: float | None, threshold: float | None) -> bool:
@@ -43,6 +50,38 @@ def is_solved(fitness: float | None, threshold: float | None) -> bool:
     fitness reached it ("checkpoint ≥ threshold at step"), which a policy may reach and then lose.
     """
     return fitness is not None and threshold is not None and math.isfinite(threshold) and fitness >= threshold
+
+
+@dataclass(frozen=True)
+class ProposedFitness:
+    """The fitness a run agreed on from the task's words, before its search started.
+
+    ``source`` None means the answer was that the words ask for the env's default goal: the spec's own fitness
+    scores, and the run records that this was decided rather than assumed.
+    """
+
+    origin: str
+    """Who wrote it: ``proposed by MODEL``, ``edited by the person`` or ``default goal``."""
+    definition: str
+    """Success in words (one paragraph): what the fitness measures; the designer reads it as the fitness's doc."""
+    source: str | None = None
+    """The fitness program (``fitness(episode)``, optional ``SOLVED``); untrusted, run only in the sandbox."""
+    solved: float | None = None
+    """Its ``SOLVED``: the mean fitness that counts as solved (None: none)."""
+
+    @property
+    def edited(self) -> bool:
+        return self.origin.startswith("edited")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProposedFitness:
+        solved = data.get("solved")
+        return cls(origin=str(data["origin"]), definition=str(data.get("definition") or ""),
+                   source=data["source"] if isinstance(data.get("source"), str) else None,
+                   solved=float(solved) if isinstance(solved, (int, float)) and not isinstance(solved, bool) else None)
 
 
 @dataclass(frozen=True)
@@ -64,6 +103,8 @@ class TaskRef:
 
     ppo: dict[str, Any] | None = None
     """PPO settings laid over the spec's (``--ppo``, ``--hyperparams``), as PPOConfig field names."""
+    proposed: ProposedFitness | None = None
+    """The fitness agreed on from the words (``run`` with an LLM and neither ``--task`` nor ``--fitness``)."""
 
     def resolve(self) -> ResolvedTask:
         spec = load_spec(self.env, self.env_kwargs, self.env_paths)
@@ -73,6 +114,12 @@ class TaskRef:
         if self.fitness:
             fn, solved, doc = load_fitness(self.fitness)
             return ResolvedTask(self, spec, task, fn, solved, doc)
+        if self.proposed is not None and self.proposed.source is not None:
+            from rewardsmith.sandbox.fitness import SandboxedFitness
+
+            solved = self.proposed.solved if self.proposed.solved is not None else math.inf
+            return ResolvedTask(self, spec, task, SandboxedFitness(self.proposed.source, spec.field_layout), solved,
+                                self.proposed.definition)
         return ResolvedTask(self, spec, task, task.fitness, task.solved, task.fitness_doc)
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,9 +129,11 @@ class TaskRef:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskRef:
+        proposed = data.get("proposed")
         return cls(env=data["env"], text=data["text"], task=data.get("task"), fitness=data.get("fitness"),
                    env_kwargs=dict(data.get("env_kwargs") or {}), env_paths=tuple(data.get("env_paths") or ()),
-                   ppo=data.get("ppo") or None)
+                   ppo=data.get("ppo") or None,
+                   proposed=ProposedFitness.from_dict(proposed) if isinstance(proposed, dict) else None)
 
 
 @dataclass(frozen=True)
@@ -143,8 +192,13 @@ class ResolvedTask:
     @property
     def scored_on_default(self) -> bool:
         """No ``--task`` and no ``--fitness``: candidates are scored on the env's default goal, whatever the text says."""
-        return (self.ref.task is None and not self.ref.fitness
+        return (self.ref.task is None and not self.ref.fitness and not self.proposed_program
                 and self.text.strip() != self.task_spec.description.strip())
+
+    @property
+    def proposed_program(self) -> bool:
+        """Candidates are scored by a fitness program agreed on from the words (run in the sandbox)."""
+        return self.ref.proposed is not None and self.ref.proposed.source is not None
 
     @property
     def solved_or_none(self) -> float | None:
@@ -153,7 +207,11 @@ class ResolvedTask:
 
     @property
     def fitness_label(self) -> str:
-        """What scores candidates: the user's ``FILE.py:FUNCTION``, else ``env:task``."""
+        """What scores candidates: the user's ``FILE.py:FUNCTION``, the fitness agreed on from the words
+        (``proposed fitness (fitness.py)``), else ``env:task``."""
+        if self.proposed_program:
+            kind = "edited" if self.ref.proposed.edited else "proposed"  # type: ignore[union-attr]
+            return f"{kind} fitness ({FITNESS_FILE})"
         return self.ref.fitness or f"{self.spec.name}:{self.task_spec.name}"
 
     def budget(self, timesteps: int | None = None) -> int:

@@ -43,7 +43,8 @@ def _proposals(server: ScriptedLLM) -> list[str]:
 
 
 def test_interactive_feedback_arrives_in_the_next_prompt(server, tmp_path):
-    term = Terminal([sys.executable, "-m", "rewardsmith.cli", "run", "keep the pole up", "--iterations", "2",
+    term = Terminal([sys.executable, "-m", "rewardsmith.cli", "run", "keep the pole up", "--task", "balance",
+                     "--iterations", "2",
                      "--interactive", *_llm_args(server, tmp_path)], tmp_path, _env(server))
     term.expect(r"use ID to pick the parent")
     assert len(_proposals(server)) == 1
@@ -69,7 +70,7 @@ def test_feedback_then_resume_arrives_in_the_next_prompt(server, tmp_path):
         return subprocess.run([sys.executable, "-m", "rewardsmith.cli", *args], capture_output=True, text=True,
                               env=env, timeout=300)
 
-    first = cli("run", "keep the pole up", "--iterations", "1", *_llm_args(server, tmp_path))
+    first = cli("run", "keep the pole up", "--task", "balance", "--iterations", "1", *_llm_args(server, tmp_path))
     assert first.returncode == 0, first.stderr
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
     recorded = cli("feedback", str(run_dir), FEEDBACK)

@@ -186,7 +186,8 @@ def hostile_run(tmp_path_factory):
                     _reply(PRINT_PROGRAM, f"{BLINK} I print markup."),
                     _reply(RAISING_PROGRAM, "[/x] This one raises on purpose, for the test."),
                     _reply(ESC_PROGRAM, "\x1b]8;;https://example.com\x07Clear the screen.\x1b]8;;\x07"))
-        result = rewardsmith("run", "keep the pole up", "--env", "cartpole", "--base-url", server.url,
+        result = rewardsmith("run", "keep the pole up", "--env", "cartpole", "--task", "balance",
+                             "--base-url", server.url,
                              "--api-key-env", KEY_ENV, "--iterations", "1", "--samples", "4", "--repairs", "0",
                              "--timesteps", "512", "--workers", "1", "--no-media", "--interactive", "--out", str(out),
                              env=cli_env(**{KEY_ENV: server.api_key}))
@@ -274,9 +275,10 @@ def test_export_prints_the_hostile_program_as_text_and_refuses_control_character
 def test_an_endpoint_error_is_one_literal_line_and_the_run_is_failed(tmp_path):
     with ScriptedLLM() as server:
         server.default = Fault(401, f"{CLOSE} bad key \x1b]8;;https://example.com\x07here\x1b]8;;\x07 \x1b[5m!")
-        result = rewardsmith("run", "keep the pole up", "--env", "cartpole", "--base-url", server.url,
-                             "--api-key-env", KEY_ENV, "--model", "test-model", "--iterations", "1", "--samples",
-                             "1", "--no-media", "--out", str(tmp_path), env=cli_env(**{KEY_ENV: server.api_key}))
+        result = rewardsmith("run", "keep the pole up", "--env", "cartpole", "--task", "balance",
+                             "--base-url", server.url, "--api-key-env", KEY_ENV, "--model", "test-model",
+                             "--iterations", "1", "--samples", "1", "--no-media", "--out", str(tmp_path),
+                             env=cli_env(**{KEY_ENV: server.api_key}))
     assert result.returncode == 1
     shown = assert_safe(result)
     assert "error:" in shown and f"{CLOSE} bad key" in shown

@@ -194,7 +194,8 @@ def test_the_cli_refuses_hostile_replies_finishes_and_resumes_from_the_cache(tmp
         server.default = Reply(deep)
         server.push(*hostile)
         with _within(100.0, "rewardsmith run"):
-            first = cli("run", "balance the pole", "--env", "cartpole", "--base-url", server.url, "--api-key-env",
+            first = cli("run", "balance the pole", "--env", "cartpole", "--task", "balance",
+                        "--base-url", server.url, "--api-key-env",
                         KEY_ENV, "--out", str(tmp_path), "-n", "1", "-k", "2", "--repairs", "1", "--workers", "1",
                         "--no-media")
         assert first.returncode == 1 and "no candidate trained successfully" in first.stdout, first.stderr

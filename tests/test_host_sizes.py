@@ -146,7 +146,7 @@ def test_a_run_fed_hostile_programs_stays_small(tmp_path):
         env = dict(os.environ, SIZES_KEY=server.api_key, COLUMNS="100")
         env.pop("OPENAI_BASE_URL", None)
         result = subprocess.run(
-            [sys.executable, "-m", "rewardsmith.cli", "run", "balance the pole", "--env", "cartpole",
+            [sys.executable, "-m", "rewardsmith.cli", "run", "balance the pole", "--env", "cartpole", "--task", "balance",
              "--base-url", server.url, "--api-key-env", "SIZES_KEY", "--model", "test-model", "--out", str(tmp_path),
              "-n", "2", "-k", "2", "--timesteps", "2000", "--no-media", "--workers", "2", "--repairs", "1"],
             capture_output=True, text=True, env=env, timeout=600)

@@ -658,7 +658,8 @@ def test_the_cli_stops_on_its_token_budget_and_resumes_with_a_new_one(server, tm
         return subprocess.run([sys.executable, "-m", "rewardsmith.cli", *args], capture_output=True, text=True,
                               env=env, timeout=300)
 
-    first = cli("run", "balance the pole", "--env", "cartpole", "--base-url", server.url, "--api-key-env", KEY_ENV,
+    first = cli("run", "balance the pole", "--env", "cartpole", "--task", "balance",
+                "--base-url", server.url, "--api-key-env", KEY_ENV,
                 "--out", str(tmp_path), "-n", "2", "-k", "1", "--timesteps", "512", "--workers", "1", "--no-media",
                 "--max-total-tokens", "50", "--price-per-1k-input", "1", "--price-per-1k-output", "2")
     assert first.returncode == 0, first.stderr

@@ -140,7 +140,8 @@ def test_a_search_against_a_real_model_survives_a_server_kill_and_resume_asks_ag
         output = tmp_path / "run.out"
         with output.open("w") as sink:
             run = subprocess.Popen(
-                _cli("run", "keep the pole upright", "--env", "cartpole", "--iterations", "1", "--samples", "2",
+                _cli("run", "keep the pole upright", "--env", "cartpole", "--task", "balance",
+                     "--iterations", "1", "--samples", "2",
                      "--review", "--base-url", server.url, "--max-tokens", "256", "--repairs", "1",
                      "--timesteps", "2048", "--no-media", "--seed", "0", "--llm-outage", str(OUTAGE_WAIT),
                      "--out", str(out)),

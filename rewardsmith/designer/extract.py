@@ -15,6 +15,8 @@ so the LLM can act on it:
   program: a complete block followed by a cut-off copy yields the complete one); prose without code
   as ``no_code``; code without ``compute_reward`` as ``no_compute_reward``.
 
+``function="fitness"`` takes a fitness program (``fitness(episode)``) out of a reply the same way.
+
 No code from the reply is ever run here: only parsed. The reply is untrusted and this runs on the
 host, so nothing here may crash or hang on it: a reply over :data:`MAX_REPLY_CHARS` is refused as
 ``too_large`` unread, code the parser gives up on (nesting that exhausts its stack or memory, null
@@ -29,6 +31,8 @@ import builtins
 import re
 import textwrap
 from dataclasses import dataclass
+from functools import cache
+from typing import NamedTuple
 
 from rewardsmith.sandbox import Issue
 
@@ -44,7 +48,30 @@ _MAX_SHOWN_CHARS = 64_000
 """The longest code kept in a refusal for the repair prompt (the sandbox refuses longer programs anyway)."""
 
 # Every pattern here is linear in its input: no two adjacent or nested quantifiers can match the same text.
-_DEF = re.compile(r"^[ \t]*def[ \t]+compute_reward[ \t]*\(", re.MULTILINE)
+
+
+class _Target(NamedTuple):
+    """The function a reply must define: its name, how it is called, what it returns, the code of its absence."""
+
+    name: str
+    call: str
+    returns: str
+    missing: str
+
+
+_TARGETS = {
+    "compute_reward": _Target("compute_reward", "compute_reward(obs, action, next_obs, info)",
+                              "returns (total, components)", "no_compute_reward"),
+    "fitness": _Target("fitness", "fitness(episode)", "returns one number", "no_fitness"),
+}
+
+
+@cache
+def _def_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(r"^[ \t]*def[ \t]+" + re.escape(name) + r"[ \t]*\(", re.MULTILINE)
+
+
+_DEF = _def_pattern("compute_reward")
 _PYTHON_INFO = re.compile(r"^(?:py|python|ipython)[\d.]*$|^$", re.IGNORECASE)
 _THINK_TAGS = ("think", "thinking", "reasoning", "thought")
 _OPEN_THINK = re.compile(r"<(?P<tag>" + "|".join(_THINK_TAGS) + r")>", re.IGNORECASE)
@@ -84,13 +111,14 @@ class _Block:
     def python(self) -> bool:
         return bool(_PYTHON_INFO.match(self.info.split()[0] if self.info.strip() else ""))
 
-    @property
-    def defines_reward(self) -> bool:
-        return bool(_DEF.search(self.code))
+    def defines(self, target: _Target) -> bool:
+        return bool(_def_pattern(target.name).search(self.code))
 
 
-def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Extraction:
-    """The reward program in ``reply``, or a refusal saying what was wrong with the reply.
+def extract_program(reply: str | None, finish_reason: str | None = "stop",
+                    function: str = "compute_reward") -> Extraction:
+    """The reward program in ``reply`` (or with ``function="fitness"`` the fitness program), or a refusal saying
+    what was wrong with the reply.
 
     Never raises on any text: a reply too large to read, or code the parser gives up on, is a refusal.
 
@@ -104,14 +132,15 @@ def extract_program(reply: str | None, finish_reason: str | None = "stop") -> Ex
                                     f"read; {_TRUNCATED_HINT}")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
-        return _extract(text, finish_reason)
+        return _extract(text, finish_reason, _TARGETS[function])
     except _Unparsable as exc:
         return _refuse("unparsable", str(exc), source=exc.source)
     except (RecursionError, MemoryError) as exc:  # a parsed tree too deep for a later step
         return _refuse("unparsable", _unparsable_reason(exc))
 
 
-def _extract(text: str, finish_reason: str | None) -> Extraction:
+def _extract(text: str, finish_reason: str | None, target: _Target) -> Extraction:
+    definition = _def_pattern(target.name)
     cut = finish_reason == "length"
     reasoning, answer, unclosed = _split_reasoning(text)
     blocks = _fenced_blocks(answer)
@@ -124,7 +153,7 @@ def _extract(text: str, finish_reason: str | None) -> Extraction:
         return _refuse("no_code", "the reply ended inside its reasoning section (<think> was never closed) and "
                                   "gave no program; close the reasoning, then give the program in one ```python "
                                   "block", note=note)
-    candidates = [b for b in blocks if b.defines_reward and (b.python or "def compute_reward" in b.code)]
+    candidates = [b for b in blocks if b.defines(target) and (b.python or f"def {target.name}" in b.code)]
     if candidates:
         # Only the last block can be cut off (an unclosed fence runs to the end of the reply): a complete
         # program before it is the answer, and the fragment is not borrowed from.
@@ -135,30 +164,30 @@ def _extract(text: str, finish_reason: str | None) -> Extraction:
             return _refuse("truncated", "the reply was cut off (the code block is never closed" +
                            (" and the token limit was reached" if cut else "") + f"); {_TRUNCATED_HINT}",
                            source=code, note=note)
-        others = [b for b in blocks if b is not chosen and (b.python or b.defines_reward) and
+        others = [b for b in blocks if b is not chosen and (b.python or b.defines(target)) and
                   _complete(b, finish_reason)]
-        return _assemble(code, [textwrap.dedent(b.code) for b in others], note)
-    if _DEF.search(prose):
-        region, reaches_end = _unfenced_region(prose)
+        return _assemble(code, [textwrap.dedent(b.code) for b in others], note, target.name)
+    if definition.search(prose):
+        region, reaches_end = _unfenced_region(prose, definition)
         if region is None or (cut and reaches_end):
-            partial = region or _from_def(answer)
+            partial = region or _from_def(answer, definition)
             if cut:
                 return _refuse("truncated", f"the reply was cut off by the token limit inside the program; "
                                             f"{_TRUNCATED_HINT}", source=partial, note=note)
             return _refuse("syntax", "the reply's code outside any fence does not parse as Python; give the "
                                      "complete program in one ```python block", source=partial, note=note)
-        return _assemble(region, [textwrap.dedent(b.code) for b in blocks if b.python], note)
+        return _assemble(region, [textwrap.dedent(b.code) for b in blocks if b.python], note, target.name)
     python_blocks = [b for b in blocks if b.python]
     if python_blocks:
         if cut and not python_blocks[-1].closed:
-            return _refuse("truncated", f"the reply was cut off by the token limit before compute_reward was "
+            return _refuse("truncated", f"the reply was cut off by the token limit before {target.name} was "
                                         f"written; {_TRUNCATED_HINT}", source=python_blocks[-1].code, note=note)
         names = sorted({n for b in python_blocks for n in _defined_functions(b.code)})
         found = f" (it defines {', '.join(names)})" if names else ""
-        return _refuse("no_compute_reward", f"the reply's code never defines compute_reward{found}; name the "
-                                            "reward function `compute_reward(obs, action, next_obs, info)`",
+        return _refuse(target.missing, f"the reply's code never defines {target.name}{found}; name the "
+                                       f"function `{target.call}`",
                        source=textwrap.dedent(python_blocks[-1].code), note=note)
-    if _DEF.search(reasoning):
+    if definition.search(reasoning):
         return _refuse("no_code", "the program appears only inside the reasoning section (<think>…</think>), "
                                   "which is not read as the answer; after the reasoning, give the final program "
                                   "in one ```python block", note=note)
@@ -166,7 +195,7 @@ def _extract(text: str, finish_reason: str | None) -> Extraction:
         return _refuse("truncated", f"the reply was cut off by the token limit before any code; {_TRUNCATED_HINT}",
                        note=note)
     return _refuse("no_code", "the reply contains no Python code; answer with one ```python block that defines "
-                              "compute_reward(obs, action, next_obs, info) and returns (total, components)",
+                              f"{target.call} and {target.returns}",
                    note=note)
 
 
@@ -336,10 +365,10 @@ def _note(prose: str) -> str:
 # ------------------------------------------------------------------------------------ unfenced code
 
 
-def _unfenced_region(text: str) -> tuple[str | None, bool]:
-    """The code around the last ``def compute_reward`` in prose; (None, _) if none of it parses."""
+def _unfenced_region(text: str, definition: re.Pattern[str] = _DEF) -> tuple[str | None, bool]:
+    """The code around the last ``def compute_reward`` (``definition``) in prose; (None, _) if none of it parses."""
     lines = text.split("\n")
-    starts = [i for i, line in enumerate(lines) if _DEF.match(line)]
+    starts = [i for i, line in enumerate(lines) if definition.match(line)]
     d = starts[-1]
     s = d
     while s > 0 and (not lines[s - 1].strip() or _CODEISH.match(lines[s - 1]) or lines[s - 1][:1] in " \t"):
@@ -356,7 +385,7 @@ def _unfenced_region(text: str) -> tuple[str | None, bool]:
     for start in range(s, d + 1):
         for end in range(e, d, -1):
             chunk = textwrap.dedent("\n".join(lines[start:end]))
-            if not _DEF.search(chunk):
+            if not definition.search(chunk):
                 continue
             if _parses(chunk):
                 return chunk, reaches_end and end == e
@@ -366,17 +395,17 @@ def _unfenced_region(text: str) -> tuple[str | None, bool]:
     return None, reaches_end
 
 
-def _from_def(text: str) -> str:
-    match = list(_DEF.finditer(text))
+def _from_def(text: str, definition: re.Pattern[str] = _DEF) -> str:
+    match = list(definition.finditer(text))
     return textwrap.dedent(text[match[-1].start():]) if match else ""
 
 
 # -------------------------------------------------------------------------------------- assembling
 
 
-def _assemble(code: str, others: list[str], note: str) -> Extraction:
-    """``code`` with what it uses from the other blocks, cleaned of example calls."""
-    code = _strip_examples(code)
+def _assemble(code: str, others: list[str], note: str, name: str = "compute_reward") -> Extraction:
+    """``code`` with what it uses from the other blocks, cleaned of example calls (of ``name``)."""
+    code = _strip_examples(code, name)
     tree = _parse(code)
     if tree is None:
         return Extraction(code.strip("\n") + "\n", None, note)  # the critic words the syntax error
@@ -395,7 +424,7 @@ def _assemble(code: str, others: list[str], note: str) -> Extraction:
         changed = False
         for b, other, other_tree in parsed:
             for s, stmt in enumerate(other_tree.body):
-                if (b, s) in taken or not (_bound_by(stmt) & needed) or _is_example(stmt):
+                if (b, s) in taken or not (_bound_by(stmt) & needed) or _is_example(stmt, name):
                     continue
                 taken.add((b, s))
                 borrowed.append((b, s, stmt, _segment(other, stmt)))
@@ -421,12 +450,12 @@ def _assemble(code: str, others: list[str], note: str) -> Extraction:
     return Extraction("\n\n\n".join(parts) + "\n", None, note)
 
 
-def _strip_examples(code: str) -> str:
+def _strip_examples(code: str, name: str = "compute_reward") -> str:
     """Drop top-level statements that only demonstrate the function: calls, prints, ``__main__`` blocks."""
     tree = _parse(code)
     if tree is None:
         return code
-    drop = [stmt for stmt in tree.body if _is_example(stmt)]
+    drop = [stmt for stmt in tree.body if _is_example(stmt, name)]
     if not drop:
         return code
     lines = code.split("\n")
@@ -437,13 +466,13 @@ def _strip_examples(code: str) -> str:
     return "\n".join(lines)
 
 
-def _is_example(stmt: ast.stmt) -> bool:
+def _is_example(stmt: ast.stmt, name: str = "compute_reward") -> bool:
     if isinstance(stmt, ast.If):  # a walk, not ast.unparse: that recurses, and the tree may be deep
         return any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(stmt.test))
     if isinstance(stmt, ast.Expr):
         return not isinstance(stmt.value, ast.Constant)  # keep docstrings; drop bare calls and prints
     if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.While, ast.With)):
-        return any(isinstance(n, ast.Name) and n.id == "compute_reward" for n in ast.walk(stmt))
+        return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(stmt))
     return False
 
 

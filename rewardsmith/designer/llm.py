@@ -217,6 +217,12 @@ class LLMDesigner:
         passed, reasons = parse_review(sample.text or "")
         return Review(passed, reasons, origin)
 
+    def ask(self, messages: list[dict[str, str]], slot: dict[str, Any]) -> tuple[str | None, str | None, str, str | None]:
+        """One request outside the design rounds (the fitness proposal), through the same cache, budget, retries
+        and usage accounting: (reply text, finish reason, request key, error where no reply came)."""
+        sample = self._one(messages, slot)
+        return sample.text, sample.finish_reason, sample.key, sample.error
+
     # -- samples -------------------------------------------------------------------------------
 
     def _proposal(self, sample: _Sample, extra: dict[str, Any]) -> Proposal:

@@ -189,6 +189,8 @@ class LoadResult:
     ok: bool
     issues: list[Issue]
     printed: str = ""
+    solved: float | None = None
+    """A fitness program's ``SOLVED`` (None where it sets none, and for reward programs)."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,9 @@ class RewardSandbox:
         self._names: set[str] = set()
         """Every component name the loaded program returned since it was loaded (at most ``MAX_COMPONENTS``)."""
         self.restarts = 0
+
+    program_kind = "reward"
+    """What :meth:`load` compiles: a reward program (``compute_reward``); a subclass loads fitness programs."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -338,7 +343,7 @@ class RewardSandbox:
     def _load(self, source: str) -> LoadResult:
         self._source = source
         try:
-            reply, _ = self._request({"op": "load", "source": source, "fields": self.fields,
+            reply, _ = self._request({"op": "load", "source": source, "fields": self.fields, "kind": self.program_kind,
                                       "timeout": self.limits.load_timeout}, self.limits.load_timeout)
         except RewardCallError as exc:
             return LoadResult(False, [exc.issue])
@@ -346,7 +351,9 @@ class RewardSandbox:
         ok = reply.get("ok") is True
         if not ok and not any(i.severity == "error" for i in issues):
             issues.append(Issue("worker_crashed", "the worker refused the program without saying why"))
-        return LoadResult(ok, issues, self._printed(reply))
+        solved = reply.get("solved")
+        solved = float(solved) if type(solved) in (int, float) and math.isfinite(solved) else None
+        return LoadResult(ok, issues, self._printed(reply), solved)
 
     def _reset(self) -> None:
         """Have the worker drop the previous program and free what it left, or replace the worker.

@@ -47,6 +47,9 @@ CODES: dict[str, str] = {
     "constant_component": "a component does not change across probe transitions",
     "huge_magnitude": "values far larger than RL training handles well",
     "unused_argument": "compute_reward never reads next_obs or obs",
+    "no_fitness": "no module-level function fitness (a fitness program)",
+    "bad_solved": "a fitness program's SOLVED is not a finite number",
+    "constant_fitness": "a fitness program gives the same value to every behaviour it was tried on",
 }
 
 

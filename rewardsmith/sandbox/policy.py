@@ -20,11 +20,14 @@ from RestrictedPython import compile_restricted_exec
 
 from rewardsmith.sandbox.issues import Issue
 
-__all__ = ["ALLOWED_IMPORTS", "CompileLimits", "FILENAME", "compile_reward"]
+__all__ = ["ALLOWED_IMPORTS", "EPISODE_ATTRIBUTES", "CompileLimits", "FILENAME", "compile_reward"]
 
 FILENAME = "<reward>"
 ALLOWED_IMPORTS = ("math", "numpy", "typing")
 _VIEW_METHODS = frozenset({"keys"})
+_NAMED_METHODS = frozenset({"row", "layout", "keys", "items", "values", "get"})
+EPISODE_ATTRIBUTES = ("obs", "actions", "env_rewards", "terminated", "truncated", "final", "env_return")
+"""What a fitness program reads of its episode (``rewardsmith.episode.Episode``), besides ``len(episode)``."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,10 @@ class CompileLimits:
 
 
 def compile_reward(
-    source: str, fields: Sequence[str], limits: CompileLimits = CompileLimits()
+    source: str, fields: Sequence[str], limits: CompileLimits = CompileLimits(), kind: str = "reward"
 ) -> tuple[CodeType | None, list[Issue]]:
-    """Compile a reward program under the restricting policy.
+    """Compile a reward program (``kind`` "reward") or a fitness program ("fitness": ``fitness(episode)``)
+    under the restricting policy.
 
     Returns:
         The code object (None when any error was found) and every issue found.
@@ -63,7 +67,7 @@ def compile_reward(
     if _ast_depth(tree) > limits.max_ast_depth:
         return None, [Issue("too_deep", f"expressions nest deeper than {limits.max_ast_depth} levels; "
                                         "split them into named intermediate values")]
-    issues = _check_tree(tree, fields)
+    issues = _check_fitness_tree(tree, fields) if kind == "fitness" else _check_tree(tree, fields)
     if any(i.severity == "error" for i in issues):
         return None, issues
     tree = _Rewrite().visit(tree)
@@ -144,6 +148,52 @@ def _check_tree(tree: ast.Module, fields: Sequence[str]) -> list[Issue]:
     if reward_fn is not None and not any(i.code == "bad_signature" for i in issues):
         issues.extend(_check_fields(tree, reward_fn, fields))
         issues.extend(_check_reads_observations(reward_fn))
+    return issues
+
+
+def _check_fitness_tree(tree: ast.Module, fields: Sequence[str]) -> list[Issue]:
+    """A fitness program: a module-level ``fitness(episode)``, the imports and constructs of reward code, and
+    ``episode.<attribute>`` / ``episode.obs.<field>`` only where the Episode API and the env have them."""
+    issues: list[Issue] = []
+    found = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "fitness"]
+    if not found:
+        issues.append(Issue("no_fitness", "define a module-level function `def fitness(episode):` returning one "
+                                          "number"))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            issues.extend(_check_import(node))
+        elif isinstance(node, ast.ClassDef):
+            issues.append(Issue("forbidden_construct", f"class {node.name} is not allowed; use functions and "
+                                                       "module-level constants instead", node.lineno))
+        elif isinstance(node, (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)):
+            issues.append(Issue("forbidden_construct", "async code is not allowed", node.lineno))
+    if not found:
+        return issues
+    fn = found[-1]
+    params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+    required = len(params) - len(fn.args.defaults)
+    if not params or required > 1 or any(d is None for d in fn.args.kw_defaults):
+        return issues + [Issue("bad_signature", f"fitness must take exactly one positional parameter (episode); it "
+                                                f"takes ({', '.join(params)})", fn.lineno)]
+    episode = params[0]
+    valid = {name.split(".", 1)[0] for name in fields}
+    seen: set[str] = set()
+    for node in ast.walk(fn):
+        if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)) or node.attr.startswith("_"):
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id == episode and node.attr not in EPISODE_ATTRIBUTES:
+            message = (f"{episode}.{node.attr} is not part of the episode; it has "
+                       f"{', '.join(EPISODE_ATTRIBUTES)} and len({episode})")
+        elif (isinstance(node.value, ast.Attribute) and node.value.attr in ("obs", "final")
+              and isinstance(node.value.value, ast.Name) and node.value.value.id == episode
+              and node.attr not in valid and node.attr not in _NAMED_METHODS):
+            message = (f"{episode}.{node.value.attr}.{node.attr} is not an observation field; valid fields: "
+                       f"{', '.join(fields)}")
+        else:
+            continue
+        if message not in seen:
+            seen.add(message)
+            issues.append(Issue("unknown_field", message, node.lineno))
     return issues
 
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardsmith.episode import Slot, field_layout
+from rewardsmith.episode import Episode, NamedArrays, Slot, field_layout
 from rewardsmith.sandbox.guards import GuardState, SandboxViolation, make_globals
 from rewardsmith.sandbox.issues import Issue
 from rewardsmith.sandbox.namespaces import ModuleAttributeError, SizeCapError, safe_modules
@@ -371,6 +371,9 @@ class _Worker:
         self.report = report or {}
         self.compile_limits = CompileLimits(**limits.get("compile", {}))
         self.function: Any = None
+        self.kind = "reward"
+        """What the loaded program is: "reward" (``compute_reward``) or "fitness" (``fitness(episode)``)."""
+        self.layout: dict[str, Slot] = {}
         self.state = GuardState(int(limits.get("print_cap", 4096)))
         self.view: type[ObservationBase] | None = None
         self.numpy_err = np.geterr()
@@ -386,7 +389,10 @@ class _Worker:
         if op == "call":
             return self.call(request, blob, timeout)
         if op == "load":
-            return self.load(str(request["source"]), field_layout(request["fields"]), timeout), b""
+            return self.load(str(request["source"]), field_layout(request["fields"]), timeout,
+                             str(request.get("kind", "reward"))), b""
+        if op == "score":
+            return self.score(request, blob, timeout), b""
         if op == "reset":
             return self.reset(timeout), b""
         if op == "diagnose":
@@ -416,13 +422,17 @@ class _Worker:
         clean = self._end_request(generation=2)
         return {"ok": clean and not _Alarm.fired}
 
-    def load(self, source: str, fields: dict[str, Slot], timeout: float) -> dict[str, Any]:
+    def load(self, source: str, fields: dict[str, Slot], timeout: float, kind: str = "reward") -> dict[str, Any]:
+        """Compile and run a program's top level: a reward program, or with ``kind`` "fitness" a fitness program
+        (``fitness(episode)`` and an optional ``SOLVED``, which the reply carries)."""
         self.function = None
+        self.kind = kind
         self.state = GuardState(int(self.limits.get("print_cap", 4096)))
         self.view = make_view_class(fields)
+        self.layout = fields
         compiled: list[Any] = []
         names = list(fields)
-        error = self._run_guarded(lambda: compiled.append(compile_reward(source, names, self.compile_limits)),
+        error = self._run_guarded(lambda: compiled.append(compile_reward(source, names, self.compile_limits, kind)),
                                   timeout, "module_error", "compiling the program")
         if error is not None:
             return {"ok": False, "issues": [error.to_dict()]}
@@ -435,6 +445,8 @@ class _Worker:
         if error is not None:
             return {"ok": False, "issues": [i.to_dict() for i in issues] + [error.to_dict()],
                     "printed": self.state.take_printed()}
+        if kind == "fitness":
+            return self._loaded_fitness(namespace, issues)
         function = namespace.get("compute_reward")
         if not callable(function):
             issue = Issue("no_compute_reward", "compute_reward is not a function after the module ran")
@@ -442,8 +454,61 @@ class _Worker:
         self.function = function
         return {"ok": True, "issues": [i.to_dict() for i in issues], "printed": self.state.take_printed()}
 
+    def _loaded_fitness(self, namespace: dict[str, Any], issues: list[Issue]) -> dict[str, Any]:
+        """The fitness function and ``SOLVED`` of a fitness program whose top level ran."""
+        found = [i.to_dict() for i in issues]
+        function = namespace.get("fitness")
+        if not callable(function):
+            issue = Issue("no_fitness", "fitness is not a function after the module ran")
+            return {"ok": False, "issues": found + [issue.to_dict()]}
+        solved = namespace.get("SOLVED")
+        if solved is not None:
+            number = None
+            if isinstance(solved, (int, float, np.integer, np.floating)) and not isinstance(solved, (bool, np.bool_)):
+                try:
+                    number = float(solved)
+                except OverflowError:
+                    number = None
+            if number is None or not math.isfinite(number):
+                shown = _short(solved, 60) if isinstance(solved, (int, float, str)) else type(solved).__name__
+                issue = Issue("bad_solved", f"SOLVED must be a finite number (the mean fitness that counts as "
+                                            f"solved), or left out; it is {shown}")
+                return {"ok": False, "issues": found + [issue.to_dict()]}
+            solved = number
+        self.function = function
+        return {"ok": True, "issues": found, "solved": solved, "printed": self.state.take_printed()}
+
+    def score(self, request: dict[str, Any], blob: bytes, timeout: float) -> dict[str, Any]:
+        """The loaded fitness program's value of one episode (``rewardsmith.sandbox.fitness`` encodes it)."""
+        if self.function is None or self.kind != "fitness":
+            return self._failed(0, Issue("no_fitness", "no fitness program is loaded"))
+        try:
+            episode = _decode_episode(self.layout, request, blob)
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._failed(0, Issue("worker_crashed", f"a malformed episode: {_short(exc, 200)}"))
+        function = self.function
+        _arm(timeout)
+        try:
+            try:
+                value = _to_float(function(episode), "the fitness")
+            except _Deadline:
+                return self.timed_out(f"fitness did not return within {timeout:g} s for an episode of "
+                                      f"{len(episode)} steps (an endless loop, or far too much work)")
+            except BaseException as exc:  # noqa: BLE001 - untrusted code may raise anything
+                return self._failed(0, self._describe_error(exc))
+            if self.state.violations:
+                return self._failed(0, self.state.take_violation())  # type: ignore[arg-type]
+        except _Deadline:
+            return self.timed_out("fitness ran past its deadline")
+        finally:
+            self._end_request()
+        if _Alarm.fired:
+            return self.timed_out(f"fitness ran past its {timeout:g} s deadline (it caught the timer's exception; "
+                                  "do not catch BaseException)")
+        return {"ok": True, "value": value, "printed": self.state.take_printed()}
+
     def call(self, request: dict[str, Any], blob: bytes, timeout: float) -> tuple[dict[str, Any], bytes]:
-        if self.function is None or self.view is None:
+        if self.function is None or self.view is None or self.kind != "reward":
             return self._failed(0, Issue("no_compute_reward", "no program is loaded")), b""
         view, function, violations = self.view, self.function, self.state.violations
         n, d, width = int(request["n"]), int(request["d"]), int(request["a"])
@@ -661,6 +726,26 @@ def _decode_batch(blob: bytes, n: int, d: int, width: int,
     info = np.frombuffer(blob, np.float64, 4 * n, 2 * floats + n * width * 8).reshape(4, n)
     columns = (info[0].tolist(), (info[1] > 0.5).tolist(), (info[2] > 0.5).tolist(), list(map(int, info[3].tolist())))
     return obs, next_obs, actions, columns
+
+
+def _decode_episode(layout: dict[str, Slot], header: dict[str, Any], blob: bytes) -> Episode:
+    """An episode from its frame: ``t`` steps, ``d`` values per observation, actions of shape ``as`` (int64 when
+    ``ai``), the flags ``term`` and ``trunc``; the blob holds the observations, the actions, then the rewards."""
+    steps, width = int(header["t"]), int(header["d"])
+    shape = tuple(int(n) for n in header["as"])
+    if steps < 0 or width < 0 or not shape or shape[0] != steps:
+        raise ValueError("the sizes do not agree")
+    n_obs, n_actions = (steps + 1) * width, math.prod(shape)
+    if len(blob) != 8 * (n_obs + n_actions + steps):
+        raise ValueError(f"{len(blob)} bytes do not hold the episode the header describes")
+    obs = np.frombuffer(blob, np.float64, n_obs, 0).reshape(steps + 1, width).copy()
+    actions = np.frombuffer(blob, np.int64 if header.get("ai") else np.float64, n_actions, 8 * n_obs)
+    actions = actions.reshape(shape).copy()
+    rewards = np.frombuffer(blob, np.float64, steps, 8 * (n_obs + n_actions)).copy()
+    for array in (obs, actions, rewards):
+        array.flags.writeable = False
+    return Episode(obs=NamedArrays(layout, obs), actions=actions, env_rewards=rewards,
+                   terminated=bool(header.get("term")), truncated=bool(header.get("trunc")))
 
 
 def _to_float(value: Any, what: str) -> float:
