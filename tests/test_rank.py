@@ -145,7 +145,7 @@ def test_rank_then_resume_puts_the_ranking_in_the_next_prompt_and_builds_on_the_
     env.pop("OPENAI_BASE_URL", None)
     env[KEY_ENV] = server.api_key
     server.push(Reply(variant(1)), Reply(variant(2)))
-    first = _cli("run", "keep the pole up", "--env", "cartpole", "--base-url", server.url, "--api-key-env", KEY_ENV,
+    first = _cli("run", "keep the pole up", "--env", "cartpole", "--task", "balance", "--base-url", server.url, "--api-key-env", KEY_ENV,
                  "--model", "test-model", "--iterations", "1", "--samples", "2", "--timesteps", "512",
                  "--workers", "2", "--no-media", "--out", str(tmp_path), env=env)
     assert first.returncode == 0, first.stderr
