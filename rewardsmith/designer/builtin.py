@@ -87,8 +87,9 @@ def render_genome(genome: Genome, hints: tuple[ShapingHint, ...], task_text: str
     needs_numpy = any("np." in h.expr for h in active)
     origin = (f"Composed by rewardsmith's built-in designer from the {env_name} spec's shaping hints."
               if probe is None else
-              f"Composed by rewardsmith's built-in designer from probing the task's fitness ({probe.calls} calls "
-              f"on constructed {env_name} episodes)\nand the spec's shaping hints that agree with it.")
+              f"Composed by rewardsmith's built-in designer from probing the task's fitness ({probe.calls} calls on "
+              f"recorded and constructed {env_name} episodes{_random_play(probe)})\nand the spec's shaping hints "
+              "that agree with it.")
     lines = [f'"""Reward for: {task_text.strip()}', "", origin, '"""', "import math", ""]
     if needs_numpy:
         lines[-1:] = ["import numpy as np", ""]
@@ -107,6 +108,10 @@ def render_genome(genome: Genome, hints: tuple[ShapingHint, ...], task_text: str
     names = ", ".join(f'"{h.name}": {h.name}' for h in active)
     lines += [f"    components = {{{names}}}", "    return sum(components.values()), components", ""]
     return "\n".join(lines)
+
+
+def _random_play(probe: FitnessProbe) -> str:
+    return "" if probe.random_fitness is None else f"; random play scores {probe.random_fitness:.4g}"
 
 
 _TEMP_DOC = {

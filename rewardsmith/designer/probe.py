@@ -1,7 +1,8 @@
 """Probing a fitness: what raises it, found by calling it on recorded and constructed episodes.
 
 A fitness is code, so the built-in designer can study it without reading it. It records a few
-random-policy episodes of the env, picks a typical recorded state, and builds episodes that hold
+random-policy episodes of the env (and scores them: what random play gets), picks a typical recorded
+state, and builds episodes that hold
 one state for a while with one field (or one angle, for a ``cos_X``/``sin_X`` pair) swept across its
 range; the fitness of each says where that field should be. A second round sweeps again from the
 best state the first found, so a field that matters only once another is right (the second link of a
@@ -142,6 +143,8 @@ class FitnessProbe:
     failed_calls: int = 0
     state: tuple[float, ...] = ()
     """The best observation found: the typical recorded one with every target applied."""
+    random_fitness: float | None = None
+    """The mean fitness of the recorded random-policy episodes."""
 
     @property
     def found(self) -> bool:
@@ -206,19 +209,18 @@ class _Caller:
 def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: TaskSpec, seed: int = 0,
                   max_calls: int = 400, episodes: int = 4) -> FitnessProbe:
     """Probe ``fitness`` on ``spec``'s env (with ``task``'s wrappers); deterministic for a seed."""
-    recorded = _random_episodes(spec, task, episodes, seed)
+    space = _action_space(spec, task)
+    recorded = _random_episodes(spec, task, space, episodes, seed)
     if not recorded:
         return FitnessProbe()
+    call = _Caller(fitness, max_calls)
+    scores = [v for v in (call(e) for e in recorded) if v is not None]
     rows = np.concatenate([e.obs.data for e in recorded])
     axes = _axes(spec, rows)
     layout = spec.field_layout
-    limit = max(len(e) for e in recorded) if any(e.truncated for e in recorded) else _time_limit(spec, task)
-    hold = max(2, min(HOLD, limit))
-    base = _typical_state(rows)
-    space = spec.make(task).action_space
+    hold = max(2, min(HOLD, int(spec.facts().get("max_episode_steps") or HOLD)))
     neutral = _neutral_action(space, recorded)
     reward = float(np.median(np.concatenate([e.env_rewards for e in recorded])))
-    call = _Caller(fitness, max_calls)
 
     def held(state: np.ndarray, length: int = hold, action: np.ndarray = neutral, terminated: bool = False) -> Episode:
         data = np.repeat(state[None, :], length + 1, axis=0)
@@ -226,28 +228,23 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
                        np.full(length, reward), terminated, not terminated)
 
     sweeps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    best_state = base
-    call.max_calls = max(0, max_calls - RESERVED)  # the action and ending probes come after the sweeps
+    best_state = _typical_state(rows)
+    call.max_calls = max(call.calls, max_calls - RESERVED)  # the action and ending probes come after the sweeps
     try:
         for _ in range(2):
-            found_this_round: list[tuple[_Axis, float]] = []
+            found = []
             for axis in axes:
                 xs, ys = _sweep(axis, best_state, held, call)
-                if len(xs) and _moves(ys):
+                if _moves(ys):
                     sweeps[axis.label] = (xs, ys)
-                    found_this_round.append((axis, float(xs[int(np.argmax(ys))])))
-            if not found_this_round:
+                    found.append(axis)
+            if not found:
                 break
-            for axis, _ in found_this_round:
-                xs, ys = sweeps[axis.label]
-                best_state = axis.set(best_state, _plateau_middle(axis, xs, ys))
+            for axis in found:  # the next round sweeps from the best state this one found
+                best_state = axis.set(best_state, _plateau_middle(*sweeps[axis.label]))
     except _Budget:
         pass
-    targets, monotone = [], []
-    for axis in axes:
-        if axis.label in sweeps:
-            finding = _finding(axis, *sweeps[axis.label])
-            (targets if isinstance(finding, Target) else monotone).append(finding)
+    findings = [_finding(axis, *sweeps[axis.label]) for axis in axes if axis.label in sweeps]
     action_cost = endings = None
     call.max_calls = max_calls
     try:
@@ -255,12 +252,20 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
         endings = _endings(best_state, hold, held, call)
     except _Budget:
         pass
-    return FitnessProbe(targets, monotone, action_cost, endings, call.calls, call.failed,
-                        tuple(float(v) for v in best_state))
+    return FitnessProbe([f for f in findings if isinstance(f, Target)], [f for f in findings if isinstance(f, Monotone)],
+                        action_cost, endings, call.calls, call.failed, tuple(float(v) for v in best_state),
+                        float(np.mean(scores)) if scores else None)
 
 
-def _random_episodes(spec: EnvSpec, task: TaskSpec, count: int, seed: int) -> list[Episode]:
-    space = spec.make(task).action_space
+def _action_space(spec: EnvSpec, task: TaskSpec) -> gym.Space:
+    env = spec.make(task)
+    try:
+        return env.action_space
+    finally:
+        env.close()
+
+
+def _random_episodes(spec: EnvSpec, task: TaskSpec, space: gym.Space, count: int, seed: int) -> list[Episode]:
     space.seed(seed)
 
     def policy(batch: np.ndarray) -> np.ndarray:
@@ -268,10 +273,6 @@ def _random_episodes(spec: EnvSpec, task: TaskSpec, count: int, seed: int) -> li
 
     episodes, _ = record_episodes(policy, spec, task, count, seed)
     return episodes
-
-
-def _time_limit(spec: EnvSpec, task: TaskSpec) -> int:
-    return int(spec.facts().get("max_episode_steps") or HOLD)
 
 
 def _axes(spec: EnvSpec, rows: np.ndarray) -> list[_Axis]:
@@ -380,7 +381,7 @@ def _half_region(ys: np.ndarray) -> tuple[int, int]:
     return lo, hi
 
 
-def _plateau_middle(axis: _Axis, xs: np.ndarray, ys: np.ndarray) -> float:
+def _plateau_middle(xs: np.ndarray, ys: np.ndarray) -> float:
     """The middle of the peak's plateau (within ``TOP`` of the peak), contiguous around its centre point."""
     floor, peak = float(np.min(ys)), float(np.max(ys))
     near = ys >= peak - TOP * (peak - floor)
@@ -402,7 +403,7 @@ def _finding(axis: _Axis, xs: np.ndarray, ys: np.ndarray) -> Target | Monotone:
         threshold = float(xs[lo] if direction > 0 else xs[hi])
         return Monotone(axis.label, axis.expr, direction, axis.low, axis.high, abs(float(ys[-1] - ys[0])), threshold,
                         axis.columns)
-    value = _plateau_middle(axis, xs, ys)
+    value = _plateau_middle(xs, ys)
     if axis.angle:
         value = math.remainder(value, 2 * math.pi)
     gaps = np.diff(xs) if len(xs) > 1 else np.asarray([axis.high - axis.low])

@@ -104,7 +104,7 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
     e = probe.endings
     if e is not None and can_end:
         if e.survival > 0:
-            terms.append((ShapingHint("alive", "1.0", "constant", weight=0.2, optional=bool(probe.targets)),
+            terms.append((ShapingHint("alive", "1.0", "constant", weight=0.2, optional=True),
                           e.describe_survival(), "survival"))
         if e.hurry > 0:
             terms.append((ShapingHint("clock", "1.0", "constant", weight=-CLOCK), e.describe_hurry(), "hurry"))
