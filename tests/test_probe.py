@@ -215,3 +215,15 @@ def test_the_default_task_scored_by_the_env_return_is_not_probed():
     (proposal,) = BuiltinDesigner().propose(DesignContext(resolved, 0, 1, 0, [], None))
     assert "# probe" not in proposal.source
     assert "from the cartpole spec's shaping hints" in proposal.source
+
+
+def test_a_users_fitness_file_is_probed(tmp_path):
+    """``--fitness FILE.py:FUNCTION`` on the default task: the designer composes what the user's fitness asks."""
+    path = tmp_path / "parked.py"
+    path.write_text("import numpy as np\n\n\ndef parked(episode):\n"
+                    "    return float(np.sum(np.abs(episode.obs.cart_position[1:] + 1.5) < 0.2))\n")
+    resolved = TaskRef("cartpole", "park the cart at x = -1.5", fitness=f"{path}:parked").resolve()
+    (proposal,) = BuiltinDesigner().propose(DesignContext(resolved, 0, 1, 0, [], None))
+    assert re.search(r"# probe: fitness peaks at cart_position ≈ -1\.[45]", proposal.source)
+    assert "W_NEAR_CART_POSITION" in proposal.source
+    assert "W_CENTRED" not in proposal.source  # the default task's pull to the centre contradicts it: dropped
