@@ -227,3 +227,12 @@ def test_a_users_fitness_file_is_probed(tmp_path):
     assert re.search(r"# probe: fitness peaks at cart_position ≈ -1\.[45]", proposal.source)
     assert "W_NEAR_CART_POSITION" in proposal.source
     assert "W_CENTRED" not in proposal.source  # the default task's pull to the centre contradicts it: dropped
+
+
+def test_a_hint_that_cannot_be_evaluated_on_an_observation_is_kept_without_a_claim():
+    spec, task = _task("cartpole", "hold-right")
+    odd = ShapingHint("odd", "abs(next_obs.cart_position - info['goal'])", "error")  # reads an info key we lack
+    probe = probe_fitness(task.fitness, spec, task, seed=0)
+    terms, notes = compose_terms(probe, (odd,), spec, task)
+    assert "odd" in {t.name for t in terms} and "odd" not in notes
+    assert "near_cart_position" in notes  # the probe's own term for the target it found is still composed

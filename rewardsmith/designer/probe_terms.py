@@ -23,6 +23,7 @@ own terms for it are left out and the hint carries the note instead. Hints the p
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,8 @@ MAX_END_STEPS = 200
 """A termination flag is worth at most this many steps of the per-step rate."""
 GRID = 81
 """Points at which a spec hint is evaluated across a found target's range to find its own optimum."""
+_BUILTINS = {f.__name__: f for f in (abs, bool, float, int, len, max, min, pow, round, sum)}
+"""What a hint expression may call besides ``math`` and ``np``, when it is evaluated here."""
 
 
 def compose_terms(probe: FitnessProbe, hints: tuple[ShapingHint, ...], spec: EnvSpec,
@@ -61,9 +64,8 @@ def compose_terms(probe: FitnessProbe, hints: tuple[ShapingHint, ...], spec: Env
     for term, note, finding in _probe_terms(probe, can_end):
         if finding in covered:
             continue
-        if term.name in names:
-            term = ShapingHint(f"{term.name}_probe", term.expr, term.kind, term.scale, term.weight, term.optional,
-                               term.doc)
+        if term.name in names:  # a spec hint of that name that says something else
+            term = replace(term, name=f"{term.name}_probe")
         kept.append(term)
         names.add(term.name)
         notes[term.name] = f"probe: {note}"
@@ -145,16 +147,19 @@ def _judge(hint: ShapingHint, probe: FitnessProbe, spec: EnvSpec,
                 if read & {name for name, slot in layout.items() if slot.index in f.columns}]
     if not findings or not probe.state:
         return None, "", set()
-    for finding in findings:
-        if not _hint_optimum_agrees(hint, finding, probe.state, spec):
-            return False, "", set()
+    verdicts = [_hint_optimum_agrees(hint, finding, probe.state, spec) for finding in findings]
+    if False in verdicts:
+        return False, "", set()
+    if None in verdicts:
+        return None, "", set()
     key = {f"target:{f.label}" if isinstance(f, Target) else f"monotone:{f.label}" for f in findings}
     return True, "; ".join(f.describe() for f in findings), key
 
 
 def _hint_optimum_agrees(hint: ShapingHint, finding: Target | Monotone, state: tuple[float, ...],
-                         spec: EnvSpec) -> bool:
-    """Whether ``hint``'s own best values of the finding's field lie where the probe says fitness is best."""
+                         spec: EnvSpec) -> bool | None:
+    """Whether ``hint``'s own best values of the finding's field lie where the probe says fitness is best; None
+    where the hint cannot be evaluated on an observation alone."""
     if isinstance(finding, Target):
         xs = finding.value + np.linspace(-finding.span / 2, finding.span / 2, GRID)
     else:
@@ -163,7 +168,7 @@ def _hint_optimum_agrees(hint: ShapingHint, finding: Target | Monotone, state: t
     for x in xs:
         value = _evaluate(hint.expr, with_value(np.asarray(state), finding.columns, float(x)), spec)
         if value is None:
-            return True  # a hint the probe cannot evaluate is not contradicted by it
+            return None
         values.append(value)
     ys = np.asarray(values)
     better = -ys if hint.kind == "error" or (hint.kind == "flag" and hint.weight < 0) else ys
@@ -183,6 +188,6 @@ def _evaluate(expr: str, state: np.ndarray, spec: EnvSpec) -> float | None:
     scope: dict[str, Any] = {"obs": obs, "next_obs": obs, "action": np.zeros(1), "math": math, "np": np,
                              "info": {"terminated": False, "truncated": False, "env_reward": 0.0}}
     try:
-        return float(eval(expr, {"__builtins__": {"abs": abs, "min": min, "max": max, "float": float}}, scope))
+        return float(eval(expr, {"__builtins__": _BUILTINS}, scope))
     except Exception:  # a hint that needs more than an observation to evaluate
         return None
