@@ -68,6 +68,15 @@ def test_finds_the_coupled_links_of_keep_above():
     assert set(by_label) == {"theta1", "theta2"}
     assert _wrapped(by_label["theta1"].value, math.pi) < 0.2
     assert _wrapped(by_label["theta2"].value, 0.0) < 0.3
+    assert not by_label["theta1"].conditional and by_label["theta2"].conditional
+    terms, notes = compose_terms(probe, (), spec, task)
+    names = {t.name for t in terms}
+    # in line while hanging is not what the fitness wants: the second link gets a small sharp bonus, no broad pull
+    assert {"near_theta1", "toward_theta1", "near_theta2"} <= names and "toward_theta2" not in names
+    weights = {t.name: t.weight for t in terms}
+    assert weights["near_theta2"] < weights["near_theta1"]
+    assert "once the other targets are met" in notes["near_theta2"]
+    assert "+ 3.1" in next(t.expr for t in terms if t.name == "near_theta1")  # -3.13 rendered as "+ 3.13"
 
 
 def test_finds_that_race_to_flag_wants_an_early_end():

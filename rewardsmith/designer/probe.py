@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gymnasium as gym
 import numpy as np
@@ -38,6 +38,7 @@ HALF = 0.5
 """A target's scale is the half-width of the region where fitness stays above halfway from floor to peak."""
 TOP = 0.05
 """The target itself is the middle of the plateau within 5 % (of peak minus floor) of the peak."""
+_ONCE = ", once the other targets are met"
 RESERVED = 9
 """Calls kept from the sweeps for the action probe (5) and the ending probe (4)."""
 
@@ -60,16 +61,19 @@ class Target:
     floor: float
     columns: tuple[int, ...] = ()
     """Where the field sits in the observation (cos, sin for an angle)."""
+    conditional: bool = False
+    """Found only in the second round: the field matters once the first round's targets are met."""
 
     def error_expr(self) -> str:
         """The distance from the target, wrapped for an angle."""
+        offset = "" if not self.value else f" - {self.value:.4g}" if self.value > 0 else f" + {-self.value:.4g}"
         if self.angle:
-            return f"abs(math.remainder({self.expr} - {self.value:.4g}, 2.0 * math.pi))"
-        return f"abs({self.expr} - {self.value:.4g})" if self.value else f"abs({self.expr})"
+            return f"abs(math.remainder({self.expr}{offset}, 2.0 * math.pi))"
+        return f"abs({self.expr}{offset})"
 
     def describe(self) -> str:
         return (f"fitness peaks at {self.label} ≈ {self.value:.3g} (±{self.scale:.2g}): "
-                f"{self.peak:.4g} there, {self.floor:.4g} at its floor")
+                f"{self.peak:.4g} there, {self.floor:.4g} at its floor{_ONCE if self.conditional else ''}")
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,14 @@ class Monotone:
     threshold: float
     """Where fitness crosses halfway from the worse end to the better."""
     columns: tuple[int, ...] = ()
+    conditional: bool = False
+    """Found only in the second round (see :attr:`Target.conditional`)."""
 
     def describe(self) -> str:
         way = "higher" if self.direction > 0 else "lower"
         side = "above" if self.direction > 0 else "below"
         return (f"fitness rises with {way} {self.label} across [{self.low:.3g}, {self.high:.3g}] "
-                f"(+{self.rise:.4g}, most of it {side} {self.threshold:.3g})")
+                f"(+{self.rise:.4g}, most of it {side} {self.threshold:.3g}){_ONCE if self.conditional else ''}")
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,7 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
                        np.full(length, reward), terminated, not terminated)
 
     sweeps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    first_round: set[str] = set()
     best_state = _typical_state(rows)
     call.max_calls = max(call.calls, max_calls - RESERVED)  # the action and ending probes come after the sweeps
     try:
@@ -240,11 +247,13 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
                     found.append(axis)
             if not found:
                 break
+            first_round = first_round or {axis.label for axis in found}
             for axis in found:  # the next round sweeps from the best state this one found
                 best_state = axis.set(best_state, _plateau_middle(*sweeps[axis.label]))
     except _Budget:
         pass
-    findings = [_finding(axis, *sweeps[axis.label]) for axis in axes if axis.label in sweeps]
+    findings = [replace(_finding(axis, *sweeps[axis.label]), conditional=axis.label not in first_round)
+                for axis in axes if axis.label in sweeps]
     action_cost = endings = None
     call.max_calls = max_calls
     try:

@@ -4,7 +4,8 @@ Each probe finding becomes one or two :class:`~rewardsmith.spec.ShapingHint` ter
 the finding (the program carries it as a comment):
 
 * a target (a field or angle where fitness peaks): ``near_X``, a sharp bonus at the probed scale, and
-  ``toward_X``, a broad pull from anywhere in the field's range (a quarter of it as scale);
+  ``toward_X``, a broad pull from anywhere in the field's range (a quarter of it as scale); a target that shows
+  only once others are met gets the sharp bonus alone, at a quarter of the weight (``CONDITIONAL``);
 * a monotone field: ``more_X`` or ``less_X``, a gain across the range, and ``past_X``, a flag beyond the
   point where fitness crosses halfway;
 * an action cost: ``effort``, the squared action;
@@ -34,6 +35,10 @@ from rewardsmith.spec import EnvSpec, ShapingHint, TaskSpec, _fields_read
 
 __all__ = ["compose_terms"]
 
+CONDITIONAL = 0.25
+"""A finding that shows only once other targets are met (a second link in line, once the first points up) gets a
+quarter of the weight and no broad pull: away from the other targets it would pay for a state the fitness does not
+care about (the links in line while hanging)."""
 CLOCK = 0.5
 """The per-step cost of a task where ending sooner pays (the reference races use it too)."""
 MAX_END_STEPS = 200
@@ -84,20 +89,22 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
     share = _strength(probe)
     terms: list[tuple[ShapingHint, str, str]] = []
     for t in probe.targets:
-        error, key = t.error_expr(), f"target:{t.label}"
-        terms.append((ShapingHint(f"near_{t.label}", error, "error", scale=_nice(t.scale),
-                                  weight=_nice(share[t.label])),
+        error, key, weight = t.error_expr(), f"target:{t.label}", share[t.label] * (CONDITIONAL if t.conditional else 1)
+        terms.append((ShapingHint(f"near_{t.label}", error, "error", scale=_nice(t.scale), weight=_nice(weight)),
                       f"{t.describe()}; a sharp bonus within that scale", key))
-        terms.append((ShapingHint(f"toward_{t.label}", error, "error", scale=_nice(t.span / 4),
-                                  weight=_nice(0.5 * share[t.label])),
-                      f"{t.describe()}; a broad pull from anywhere in its range", key))
+        if not t.conditional:
+            terms.append((ShapingHint(f"toward_{t.label}", error, "error", scale=_nice(t.span / 4),
+                                      weight=_nice(0.5 * weight)),
+                          f"{t.describe()}; a broad pull from anywhere in its range", key))
     for m in probe.monotone:
         key, way = f"monotone:{m.label}", ("more" if m.direction > 0 else "less")
+        weight = share[m.label] * (CONDITIONAL if m.conditional else 1)
         expr = m.expr if m.direction > 0 else f"-{m.expr}"
         past = f"{m.expr} >= {m.threshold:.4g}" if m.direction > 0 else f"{m.expr} <= {m.threshold:.4g}"
-        terms.append((ShapingHint(f"{way}_{m.label}", expr, "gain", scale=_nice((m.high - m.low) / 2),
-                                  weight=_nice(0.5 * share[m.label])), m.describe(), key))
-        terms.append((ShapingHint(f"past_{m.label}", past, "flag", weight=_nice(share[m.label])),
+        if not m.conditional:
+            terms.append((ShapingHint(f"{way}_{m.label}", expr, "gain", scale=_nice((m.high - m.low) / 2),
+                                      weight=_nice(0.5 * weight)), m.describe(), key))
+        terms.append((ShapingHint(f"past_{m.label}", past, "flag", weight=_nice(weight)),
                       f"{m.describe()}; paid past the halfway point", key))
     if probe.action_cost is not None:
         a = probe.action_cost
