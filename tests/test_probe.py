@@ -76,7 +76,7 @@ def test_finds_the_coupled_links_of_keep_above():
     weights = {t.name: t.weight for t in terms}
     assert weights["near_theta2"] < weights["near_theta1"]
     assert "once the other targets are met" in notes["near_theta2"]
-    assert "+ 3.1" in next(t.expr for t in terms if t.name == "near_theta1")  # -3.13 rendered as "+ 3.13"
+    assert all("- -" not in t.expr for t in terms)  # a negative target reads "+ 3.13", not "- -3.13"
 
 
 def test_finds_that_race_to_flag_wants_an_early_end():
