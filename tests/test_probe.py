@@ -216,7 +216,8 @@ def test_spec_hints_are_kept_where_they_agree_and_dropped_where_they_contradict(
     assert {"tilt", "on_target"} <= names  # their best angle is the probed one
     assert notes["tilt"].startswith("probe agrees: fitness peaks at theta")
     assert "near_theta" not in names  # covered by the agreeing hints
-    assert "spin" in names and "spin" not in notes  # the probe says nothing about it: kept, no claim
+    assert "spin" in names  # the probe says nothing about it: kept, and its comment claims nothing
+    assert notes["spin"] == "spec hint: the probe found nothing for or against it"
 
 
 def test_the_default_task_scored_by_the_env_return_is_not_probed():
@@ -243,5 +244,5 @@ def test_a_hint_that_cannot_be_evaluated_on_an_observation_is_kept_without_a_cla
     odd = ShapingHint("odd", "abs(next_obs.cart_position - info['goal'])", "error")  # reads an info key we lack
     probe = probe_fitness(task.fitness, spec, task, seed=0)
     terms, notes = compose_terms(probe, (odd,), spec, task)
-    assert "odd" in {t.name for t in terms} and "odd" not in notes
+    assert "odd" in {t.name for t in terms} and notes["odd"].startswith("spec hint: the probe found nothing")
     assert "near_cart_position" in notes  # the probe's own term for the target it found is still composed

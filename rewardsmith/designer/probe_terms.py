@@ -62,8 +62,7 @@ def compose_terms(probe: FitnessProbe, hints: tuple[ShapingHint, ...], spec: Env
         if agrees is False:
             continue
         kept.append(hint)
-        if note:
-            notes[hint.name] = f"probe agrees: {note}"
+        notes[hint.name] = f"probe agrees: {note}" if note else "spec hint: the probe found nothing for or against it"
         covered |= covers
     names = {h.name for h in kept}
     for term, note, finding in _probe_terms(probe, can_end):
