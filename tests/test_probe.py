@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import replace
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -246,3 +247,37 @@ def test_a_hint_that_cannot_be_evaluated_on_an_observation_is_kept_without_a_cla
     terms, notes = compose_terms(probe, (odd,), spec, task)
     assert "odd" in {t.name for t in terms} and notes["odd"].startswith("spec hint: the probe found nothing")
     assert "near_cart_position" in notes  # the probe's own term for the target it found is still composed
+
+
+class _Endless(gym.Env):
+    """A point on a line that no time limit ever stops."""
+
+    observation_space = gym.spaces.Box(-5.0, 5.0, shape=(1,), dtype=np.float32)
+    action_space = gym.spaces.Discrete(3)
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = 0.0
+        return np.array([self.x], dtype=np.float32), {}
+
+    def step(self, action):
+        self.x = float(np.clip(self.x + 0.1 * (int(action) - 1), -5, 5))
+        return np.array([self.x], dtype=np.float32), 0.0, False, False, {}
+
+
+def test_an_env_that_never_ends_is_still_probed():
+    env_id = "RewardsmithEndlessProbe-v0"
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=_Endless)
+    spec = load_spec(env_id)
+    field = spec.fields[0].name
+
+    def right(episode) -> float:
+        return float(np.sum(getattr(episode.obs, field)[1:] > 2.0))
+
+    probe = probe_fitness(right, spec, spec.default_task, seed=0)
+    (finding,) = probe.monotone
+    assert finding.direction == 1 and abs(finding.threshold - 2.0) < 0.5

@@ -22,11 +22,12 @@ import gymnasium as gym
 import numpy as np
 
 from rewardsmith.episode import Episode, NamedArrays
-from rewardsmith.rollouts import record_episodes
 from rewardsmith.spec import EnvSpec, TaskSpec
 
 __all__ = ["ActionCost", "Endings", "FitnessProbe", "Monotone", "Target", "probe_fitness", "with_value"]
 
+MAX_STEPS = 1000
+"""Steps a recorded random-policy episode runs at most (an env with no time limit would run forever)."""
 HOLD = 100
 """Steps a constructed episode holds its state (fewer where the env's time limit is shorter)."""
 COARSE = 33
@@ -216,7 +217,7 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
                   max_calls: int = 400, episodes: int = 4) -> FitnessProbe:
     """Probe ``fitness`` on ``spec``'s env (with ``task``'s wrappers); deterministic for a seed."""
     space = _action_space(spec, task)
-    recorded = _random_episodes(spec, task, space, episodes, seed)
+    recorded = [e for e in _random_episodes(spec, task, space, episodes, seed) if len(e)]
     if not recorded:
         return FitnessProbe()
     call = _Caller(fitness, max_calls)
@@ -275,12 +276,25 @@ def _action_space(spec: EnvSpec, task: TaskSpec) -> gym.Space:
 
 
 def _random_episodes(spec: EnvSpec, task: TaskSpec, space: gym.Space, count: int, seed: int) -> list[Episode]:
+    """Random-policy episodes, each cut at ``MAX_STEPS`` where the env itself never ends it."""
     space.seed(seed)
-
-    def policy(batch: np.ndarray) -> np.ndarray:
-        return np.asarray([space.sample() for _ in range(len(batch))])
-
-    episodes, _ = record_episodes(policy, spec, task, count, seed)
+    env = spec.make(task)
+    episodes = []
+    try:
+        for i in range(count):
+            obs, _ = env.reset(seed=seed + i)
+            rows, actions, rewards = [np.asarray(obs, dtype=np.float64).ravel()], [], []
+            terminated = truncated = False
+            while not (terminated or truncated) and len(actions) < MAX_STEPS:
+                action = space.sample()
+                obs, reward, terminated, truncated, _ = env.step(action)
+                rows.append(np.asarray(obs, dtype=np.float64).ravel())
+                actions.append(np.asarray(action))
+                rewards.append(float(reward))
+            episodes.append(Episode(NamedArrays(spec.field_layout, np.asarray(rows)), np.asarray(actions),
+                                    np.asarray(rewards), bool(terminated), not terminated))
+    finally:
+        env.close()
     return episodes
 
 
