@@ -2,9 +2,8 @@
 
 A fitness is code, so the built-in designer can study it without reading it. It records a few
 random-policy episodes of the env (and scores them: what random play gets), picks a typical recorded
-state, and builds episodes that hold
-one state for a while with one field (or one angle, for a ``cos_X``/``sin_X`` pair) swept across its
-range; the fitness of each says where that field should be. A second round sweeps again from the
+state, and builds episodes that hold one state for a while with one field (or one angle, for a
+``cos_X``/``sin_X`` pair) swept across its range; the fitness of each says where that field should be. A second round sweeps again from the
 best state the first found, so a field that matters only once another is right (the second link of a
 chain, once the first points up) shows too. Then, at the best state: constant actions of growing
 magnitude (an action cost), and episodes of two lengths ended by termination or by the time limit (a
@@ -239,16 +238,17 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
     best_state = _typical_state(rows)
     call.max_calls = max(call.calls, max_calls - RESERVED)  # the action and ending probes come after the sweeps
     try:
-        for _ in range(2):
+        for round_number in range(2):
             found = []
             for axis in axes:
                 xs, ys = _sweep(axis, best_state, held, call)
                 if _moves(ys):
                     sweeps[axis.label] = (xs, ys)
                     found.append(axis)
+                    if round_number == 0:
+                        first_round.add(axis.label)
             if not found:
                 break
-            first_round = first_round or {axis.label for axis in found}
             for axis in found:  # the next round sweeps from the best state this one found
                 best_state = axis.set(best_state, _plateau_middle(*sweeps[axis.label]))
     except _Budget:
