@@ -61,6 +61,14 @@ def test_finds_the_tilted_angle_of_hold_tilted_as_one_angle_of_the_cos_sin_pair(
     assert "math.atan2(next_obs.sin_theta, next_obs.cos_theta)" in target.expr
 
 
+def _bonus(hint: ShapingHint, spec, theta1: float, theta2: float) -> float:
+    """An error term's exp bonus at the acrobot state with these link angles, at rest."""
+    from rewardsmith.episode import NamedValues
+
+    obs = NamedValues(spec.field_layout, [math.cos(theta1), math.sin(theta1), math.cos(theta2), math.sin(theta2), 0, 0])
+    return math.exp(-eval(hint.expr, {"math": math}, {"next_obs": obs}) / hint.scale)
+
+
 def test_finds_the_coupled_links_of_keep_above():
     """The tip's height needs both links: the first pointing up, then (swept from there) the second in line."""
     spec, task = _task("acrobot", "keep-above")
@@ -72,11 +80,13 @@ def test_finds_the_coupled_links_of_keep_above():
     assert not by_label["theta1"].conditional and by_label["theta2"].conditional
     terms, notes = compose_terms(probe, (), spec, task)
     names = {t.name for t in terms}
-    # in line while hanging is not what the fitness wants: the second link gets a small sharp bonus, no broad pull
+    # in line while hanging is not what the fitness wants: the second link's bonus pays only near the first's target
     assert {"near_theta1", "toward_theta1", "near_theta2"} <= names and "toward_theta2" not in names
-    weights = {t.name: t.weight for t in terms}
-    assert weights["near_theta2"] < weights["near_theta1"]
-    assert "once the other targets are met" in notes["near_theta2"]
+    second = next(t for t in terms if t.name == "near_theta2")
+    assert "next_obs.sin_theta1" in second.expr
+    assert "once the other targets are met" in notes["near_theta2"] and "only near the other targets" in notes["near_theta2"]
+    hanging, up = _bonus(second, spec, 0.0, 0.0), _bonus(second, spec, math.pi, 0.0)
+    assert hanging < 0.1 * up  # links in line: next to nothing while hanging, the full bonus pointing up
     assert all("- -" not in t.expr for t in terms)  # a negative target reads "+ 3.13", not "- -3.13"
 
 

@@ -4,10 +4,12 @@ Each probe finding becomes one or two :class:`~rewardsmith.spec.ShapingHint` ter
 the finding (the program carries it as a comment):
 
 * a target (a field or angle where fitness peaks): ``near_X``, a sharp bonus at the probed scale, and
-  ``toward_X``, a broad pull from anywhere in the field's range (a quarter of it as scale); a target that shows
-  only once others are met gets the sharp bonus alone, at a quarter of the weight (``CONDITIONAL``);
+  ``toward_X``, a broad pull from anywhere in the field's range (a quarter of it as scale). A target that shows
+  only once others are met (a second link in line, once the first points up) gets the sharp bonus alone, and
+  only near those others (its error adds theirs, scaled): paid everywhere, it would reward a state the fitness
+  does not care about (the links in line while hanging), and a policy can farm that instead of the task;
 * a monotone field: ``more_X`` or ``less_X``, a gain across the range, and ``past_X``, a flag beyond the
-  point where fitness crosses halfway;
+  point where fitness crosses halfway (a conditional one: the flag alone, and only near the other targets);
 * an action cost: ``effort``, the squared action;
 * endings, where the task's episodes can end early: ``alive`` (surviving pays), ``clock`` (a per-step cost:
   ending sooner pays) and ``ended``, a flag on termination worth what the probe measured in steps
@@ -35,10 +37,7 @@ from rewardsmith.spec import EnvSpec, ShapingHint, TaskSpec, _fields_read
 
 __all__ = ["compose_terms"]
 
-CONDITIONAL = 0.25
-"""A finding that shows only once other targets are met (a second link in line, once the first points up) gets a
-quarter of the weight and no broad pull: away from the other targets it would pay for a state the fitness does not
-care about (the links in line while hanging)."""
+_GATED = ", and only near the other targets"
 CLOCK = 0.5
 """The per-step cost of a task where ending sooner pays (the reference races use it too)."""
 MAX_END_STEPS = 200
@@ -86,25 +85,29 @@ def _strength(probe: FitnessProbe) -> dict[str, float]:
 def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, str, str]]:
     """(term, note, the finding it stands for)."""
     share = _strength(probe)
+    anchors = [t for t in probe.targets if not t.conditional]
     terms: list[tuple[ShapingHint, str, str]] = []
     for t in probe.targets:
-        error, key, weight = t.error_expr(), f"target:{t.label}", share[t.label] * (CONDITIONAL if t.conditional else 1)
+        error, key, weight = t.error_expr(), f"target:{t.label}", share[t.label]
+        if t.conditional and anchors:  # exp(-(e + k * e_anchor) / scale): the bonus times the anchors' own
+            error = " + ".join([error, *(f"{_nice(t.scale / a.scale)} * {a.error_expr()}" for a in anchors)])
         terms.append((ShapingHint(f"near_{t.label}", error, "error", scale=_nice(t.scale), weight=_nice(weight)),
-                      f"{t.describe()}; a sharp bonus within that scale", key))
+                      f"{t.describe()}; a sharp bonus within that scale{_GATED if t.conditional else ''}", key))
         if not t.conditional:
             terms.append((ShapingHint(f"toward_{t.label}", error, "error", scale=_nice(t.span / 4),
                                       weight=_nice(0.5 * weight)),
                           f"{t.describe()}; a broad pull from anywhere in its range", key))
     for m in probe.monotone:
         key, way = f"monotone:{m.label}", ("more" if m.direction > 0 else "less")
-        weight = share[m.label] * (CONDITIONAL if m.conditional else 1)
         expr = m.expr if m.direction > 0 else f"-{m.expr}"
         past = f"{m.expr} >= {m.threshold:.4g}" if m.direction > 0 else f"{m.expr} <= {m.threshold:.4g}"
-        if not m.conditional:
+        if m.conditional and anchors:
+            past = " and ".join([past, *(f"{a.error_expr()} < {_nice(a.scale)}" for a in anchors)])
+        else:
             terms.append((ShapingHint(f"{way}_{m.label}", expr, "gain", scale=_nice((m.high - m.low) / 2),
-                                      weight=_nice(0.5 * weight)), m.describe(), key))
-        terms.append((ShapingHint(f"past_{m.label}", past, "flag", weight=_nice(weight)),
-                      f"{m.describe()}; paid past the halfway point", key))
+                                      weight=_nice(0.5 * share[m.label])), m.describe(), key))
+        terms.append((ShapingHint(f"past_{m.label}", past, "flag", weight=_nice(share[m.label])),
+                      f"{m.describe()}; paid past the halfway point{_GATED if m.conditional else ''}", key))
     if probe.action_cost is not None:
         a = probe.action_cost
         terms.append((ShapingHint("effort", a.expr, "error", scale=_nice(a.scale), weight=0.1, optional=True),
