@@ -5,8 +5,9 @@ the finding (the program carries it as a comment):
 
 * a target (a field or angle where fitness peaks): ``near_X``, a sharp bonus at the probed scale, and
   ``toward_X``, a broad pull from anywhere in the field's range (a quarter of it as scale). A target that shows
-  only once others are met (a second link in line, once the first points up) gets the sharp bonus alone, and
-  only near those others (its error adds theirs, scaled): paid everywhere, it would reward a state the fitness
+  only once other targets are met (a second link in line, once the first points up) gets the sharp bonus alone,
+  and only near those targets (its error adds theirs, scaled; where the first round found only monotone fields,
+  it is composed like any target): paid everywhere, it would reward a state the fitness
   does not care about (the links in line while hanging), and a policy can farm that instead of the task;
 * a monotone field: ``more_X`` or ``less_X``, a gain across the range, and ``past_X``, a flag beyond the
   point where fitness crosses halfway (a conditional one: the flag alone, and only near the other targets);
@@ -89,11 +90,12 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
     terms: list[tuple[ShapingHint, str, str]] = []
     for t in probe.targets:
         error, key, weight = t.error_expr(), f"target:{t.label}", share[t.label]
-        if t.conditional and anchors:  # exp(-(e + k * e_anchor) / scale): the bonus times the anchors' own
+        gated = t.conditional and bool(anchors)
+        if gated:  # exp(-(e + k * e_anchor) / scale): the bonus times the anchors' own
             error = " + ".join([error, *(f"{_nice(t.scale / a.scale)} * {a.error_expr()}" for a in anchors)])
         terms.append((ShapingHint(f"near_{t.label}", error, "error", scale=_nice(t.scale), weight=_nice(weight)),
-                      f"{t.describe()}; a sharp bonus within that scale{_GATED if t.conditional else ''}", key))
-        if not t.conditional:
+                      f"{t.describe()}; a sharp bonus within that scale{_GATED if gated else ''}", key))
+        if not gated:
             terms.append((ShapingHint(f"toward_{t.label}", error, "error", scale=_nice(t.span / 4),
                                       weight=_nice(0.5 * weight)),
                           f"{t.describe()}; a broad pull from anywhere in its range", key))
@@ -101,13 +103,14 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
         key, way = f"monotone:{m.label}", ("more" if m.direction > 0 else "less")
         expr = m.expr if m.direction > 0 else f"-{m.expr}"
         past = f"{m.expr} >= {m.threshold:.4g}" if m.direction > 0 else f"{m.expr} <= {m.threshold:.4g}"
-        if m.conditional and anchors:
+        gated = m.conditional and bool(anchors)
+        if gated:
             past = " and ".join([past, *(f"{a.error_expr()} < {_nice(a.scale)}" for a in anchors)])
         else:
             terms.append((ShapingHint(f"{way}_{m.label}", expr, "gain", scale=_nice((m.high - m.low) / 2),
                                       weight=_nice(0.5 * share[m.label])), m.describe(), key))
         terms.append((ShapingHint(f"past_{m.label}", past, "flag", weight=_nice(share[m.label])),
-                      f"{m.describe()}; paid past the halfway point{_GATED if m.conditional else ''}", key))
+                      f"{m.describe()}; paid past the halfway point{_GATED if gated else ''}", key))
     if probe.action_cost is not None:
         a = probe.action_cost
         terms.append((ShapingHint("effort", a.expr, "error", scale=_nice(a.scale), weight=0.1, optional=True),
