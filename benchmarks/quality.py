@@ -8,6 +8,14 @@ Eureka's human-normalised score and steps to the solved threshold.
 
     python benchmarks/quality.py                         # every env and task
     python benchmarks/quality.py --envs cartpole pendulum --iterations 3 --samples 4 --seeds 3
+
+``--hidden-hints``: for each bundled novel task, the built-in designer gets only the task's fitness (as a
+user with their own fitness file would): the task's own shaping hints and description are hidden (the
+spec's generic, env-level hints stay; the task text is a neutral sentence), so whatever it writes comes
+from probing the fitness. Its export, the env's own reward, the sparse signal and the reference reward then
+train on fresh seeds with the task's budget; the table gives each seed's fitness and a verdict.
+
+    python benchmarks/quality.py --hidden-hints --seeds 2 --tasks cartpole/hold-right pendulum/hold-tilted
 """
 
 from __future__ import annotations
@@ -17,20 +25,90 @@ import math
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from rewardsmith.designer import BuiltinDesigner
-from rewardsmith.evaluate import evaluate_rewards
+from rewardsmith.designer import BuiltinDesigner, DesignContext, Proposal
+from rewardsmith.evaluate import Arm, evaluate_rewards
 from rewardsmith.executors import default_workers
 from rewardsmith.loop import SearchConfig, run_search
 from rewardsmith.runs import RunDir
 from rewardsmith.spec import load_spec
-from rewardsmith.task import TaskRef
+from rewardsmith.task import ResolvedTask, TaskRef
 
 CLASSIC = ("cartpole", "mountaincar", "mountaincar-continuous", "pendulum", "acrobot")
+NOVEL = ("mountaincar-continuous/race-to-flag", "cartpole/hold-right", "pendulum/hold-tilted", "acrobot/keep-above",
+         "mountaincar/left-hill", "lunarlander/hover")
+"""The bundled novel tasks, cheapest first."""
+NEUTRAL = "Do well on the task's fitness."
+"""The task text the designer gets in the hidden-hints mode: nothing about the goal."""
+MATCH = 0.05
+"""The export *matches* the reference when its mean fitness is within 5 % of the reference-to-sparse gap below it."""
+
+
+def hidden(task: ResolvedTask) -> ResolvedTask:
+    """``task`` as a user with only its fitness would pose it: no task hints, a neutral description and text."""
+    return replace(task, ref=replace(task.ref, text=NEUTRAL),
+                   task_spec=replace(task.task_spec, hints=(), description=NEUTRAL))
+
+
+class HiddenHints:
+    """The built-in designer, shown each task with its own hints and description hidden (:func:`hidden`)."""
+
+    name = "builtin"
+
+    def __init__(self) -> None:
+        self.inner = BuiltinDesigner()
+        self.usage = self.inner.usage
+
+    def propose(self, ctx: DesignContext) -> list[Proposal]:
+        return self.inner.propose(replace(ctx, task=hidden(ctx.task)))
+
+    def repair(self, ctx: DesignContext, source: str, problem: str, attempt: int) -> Proposal | None:
+        return self.inner.repair(replace(ctx, task=hidden(ctx.task)), source, problem, attempt)
+
+
+def hidden_hints(args: argparse.Namespace, console: Console, out: Path) -> None:
+    """The ``--hidden-hints`` benchmark: see the module docstring."""
+    table = Table(title=f"built-in designer on the fitness alone ({args.iterations}×{args.samples}, hints and "
+                        f"description hidden) vs the env's own, sparse and reference rewards; fitness per fresh "
+                        f"seed")
+    for column in ("task", "budget", "export", "env's own", "sparse", "reference", "beats env & sparse on every seed",
+                   "≥ reference (mean)"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for label in args.tasks:
+        env, _, task_name = label.partition("/")
+        started = time.monotonic()
+        ref = TaskRef(env, NEUTRAL, task=task_name)
+        config = SearchConfig(iterations=args.iterations, samples=args.samples, timesteps=args.timesteps,
+                              workers=args.workers, media=False)
+        run = RunDir.create(out, env, f"{task_name}-hidden")
+        best = run_search(run, ref, HiddenHints(), config).best
+        if best is None:
+            table.add_row(label, "", "no candidate scored", "", "", "", "no", "no")
+            continue
+        evaluation = evaluate_rewards(ref, {"export": best.source, "env": None}, args.seeds, args.timesteps,
+                                      args.workers)
+        arms = {a.label: a for a in evaluation.arms}
+        export, own, sparse, human = (arms.get(name) for name in ("export", "env", "sparse", "human"))
+        beats = export is not None and own is not None and sparse is not None and all(
+            e > max(o, s) for e, o, s in zip(export.fitness, own.fitness, sparse.fitness, strict=True))
+        gap = abs(human.mean - sparse.mean) if human and sparse else 0.0
+        matches = export is not None and human is not None and export.mean >= human.mean - MATCH * gap
+        row = (label, str(evaluation.timesteps), *(_per_seed(arm) for arm in (export, own, sparse, human)),
+               "yes" if beats else "no", "yes" if matches else "no")
+        table.add_row(*row)
+        console.print(" | ".join(row), f"(done in {time.monotonic() - started:.0f}s, run: {run.root})")
+    console.print(table)
+
+
+def _per_seed(arm: Arm | None) -> str:
+    if arm is None:
+        return "–"
+    return " / ".join(f"{v:.4g}" for v in arm.fitness) + f" (mean {arm.mean:.4g})"
 
 
 def _steps(solved_at: list[int | None]) -> str:
@@ -49,9 +127,15 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=None, help="default: each spec's budget")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temp dir)")
+    parser.add_argument("--hidden-hints", action="store_true",
+                        help="the built-in designer gets each novel task's fitness alone (see above)")
+    parser.add_argument("--tasks", nargs="*", default=list(NOVEL), help="ENV/TASK, for --hidden-hints")
     args = parser.parse_args()
     console = Console()
     out = args.out or Path(tempfile.mkdtemp(prefix="rewardsmith-quality-"))
+    if args.hidden_hints:
+        hidden_hints(args, console, out)
+        return
     table = Table(title=f"built-in designer ({args.iterations}×{args.samples}) vs human and sparse rewards, "
                         f"{args.seeds} fresh seeds each")
     for column in ("env", "task", "solved at", "budget", "search best", "designed", "human", "sparse",

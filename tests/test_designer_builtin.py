@@ -141,7 +141,7 @@ def test_a_hint_for_discrete_actions_is_skipped_on_the_continuous_variant():
 def test_a_hint_reading_a_field_the_env_lacks_is_skipped(hold_right):
     from dataclasses import replace
 
-    from rewardsmith.spec import ShapingHint, usable_hints
+    from rewardsmith.spec import ShapingHint, env_reward_fitness, usable_hints
 
     lacking = ShapingHint("fuel", "next_obs.fuel_left", "gain", optional=True)
     declared = ShapingHint("still", "abs(next_obs.cart_velocity)", "error", requires=("pole_tip_height",))
@@ -150,10 +150,16 @@ def test_a_hint_reading_a_field_the_env_lacks_is_skipped(hold_right):
     assert "pole_tip_height" in declared.misfit(hold_right.spec)
     names = {h.name for h in usable_hints(hold_right.spec, task)}
     assert names == {h.name for h in hold_right.task_spec.hints}
-    only_misfits = replace(hold_right, task_spec=replace(task, hints=(lacking,)), spec=replace(hold_right.spec, hints=()))
+    # scored by the env's own return (nothing to probe): with no hint that fits, the env's own reward is composed
+    only_misfits = replace(hold_right, task_spec=replace(task, hints=(lacking,)), spec=replace(hold_right.spec, hints=()),
+                           fitness=env_reward_fitness)
     proposals = BuiltinDesigner().propose(_ctx(only_misfits, samples=2))
     with Critic(only_misfits.spec, only_misfits.task_spec) as critic:
         for proposal in proposals:  # nothing fits: the env's own reward is composed instead
             verdict = critic.check(proposal.source)
             assert verdict.accepted, verdict.explain()
             assert set(verdict.components) == {"env_reward"}
+    # scored by the task's own fitness, the designer composes what probing it found instead (tests/test_probe.py)
+    probed = replace(only_misfits, fitness=hold_right.fitness)
+    (proposal,) = BuiltinDesigner().propose(_ctx(probed, samples=1))
+    assert "near_cart_position" in proposal.source and "env_reward" not in proposal.source

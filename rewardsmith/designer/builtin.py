@@ -16,6 +16,11 @@ the one a person chose) and steer the mutation with the analyzer's findings:
 * human feedback that names a component with "more/stronger/increase" doubles it,
   "less/weaker/decrease" halves it, "remove/drop/without" switches it off.
 
+Where the task's fitness is not simply the env's own return, the designer first probes it
+(:mod:`rewardsmith.designer.probe`: which fields, values, actions and endings raise it) and composes from
+what it finds (:mod:`rewardsmith.designer.probe_terms`), keeping the spec's hints that agree; every term the
+probe speaks for carries a ``# probe: …`` comment naming the result it came from.
+
 It emits source in the same contract an LLM would.
 """
 
@@ -30,7 +35,9 @@ import numpy as np
 
 from rewardsmith.candidate import source_hash
 from rewardsmith.designer.base import DesignContext, Proposal, Usage
-from rewardsmith.spec import ShapingHint, usable_hints
+from rewardsmith.designer.probe import FitnessProbe, probe_fitness
+from rewardsmith.designer.probe_terms import compose_terms
+from rewardsmith.spec import ShapingHint, env_reward_fitness, usable_hints
 
 __all__ = ["BuiltinDesigner", "Gene", "render_genome"]
 
@@ -38,6 +45,8 @@ _FORMS = {"error": ("exp", "linear", "square"), "gain": ("linear", "tanh"), "fla
           "constant": ("constant",)}
 _ENV_REWARD = ShapingHint("env_reward", 'info["env_reward"]', "gain", doc="the env's own reward")
 """Composed alone where none of the spec's hints fits the env."""
+PROBE_CALLS = 400
+"""Calls of the fitness a probe may make (an LLM-proposed fitness runs in the sandbox, so each costs)."""
 _ALIGNED = 0.5
 """An unflagged component whose per-step value correlates with fitness across the parent's episodes at
 r ≥ 0.5 (the analyzer's ``corr_fitness``) gets 1.5× its weight: the evidence says more of it is better."""
@@ -69,19 +78,27 @@ def _default_genome(hints: tuple[ShapingHint, ...]) -> Genome:
     return {h.name: Gene(True, h.weight, h.scale, _FORMS[h.kind][0]) for h in hints}
 
 
-def render_genome(genome: Genome, hints: tuple[ShapingHint, ...], task_text: str, env_name: str) -> str:
-    """The reward program a genome stands for."""
+def render_genome(genome: Genome, hints: tuple[ShapingHint, ...], task_text: str, env_name: str,
+                  notes: dict[str, str] | None = None, probe: FitnessProbe | None = None) -> str:
+    """The reward program a genome stands for; ``notes`` (term name → the probe result it came from) become
+    comments above the terms' weights."""
+    notes = notes or {}
     active = [h for h in hints if genome[h.name].on]
     needs_numpy = any("np." in h.expr for h in active)
-    lines = [f'"""Reward for: {task_text.strip()}', "",
-             f"Composed by rewardsmith's built-in designer from the {env_name} spec's shaping hints.", '"""',
-             "import math", ""]
+    origin = (f"Composed by rewardsmith's built-in designer from the {env_name} spec's shaping hints."
+              if probe is None else
+              f"Composed by rewardsmith's built-in designer from probing the task's fitness ({probe.calls} calls on "
+              f"recorded and constructed {env_name} episodes{_random_play(probe)})\nand the spec's shaping hints "
+              "that agree with it.")
+    lines = [f'"""Reward for: {task_text.strip()}', "", origin, '"""', "import math", ""]
     if needs_numpy:
         lines[-1:] = ["import numpy as np", ""]
         lines.insert(-2, "")
     for h in active:
         gene = genome[h.name]
         tag = h.name.upper()
+        if h.name in notes:
+            lines.append(f"# {notes[h.name]}")
         lines.append(f"W_{tag} = {_round(gene.weight)!r}")
         if gene.form not in ("flag", "constant"):
             lines.append(f"T_{tag} = {_round(gene.temp)!r}  # {_TEMP_DOC[gene.form]}")
@@ -91,6 +108,10 @@ def render_genome(genome: Genome, hints: tuple[ShapingHint, ...], task_text: str
     names = ", ".join(f'"{h.name}": {h.name}' for h in active)
     lines += [f"    components = {{{names}}}", "    return sum(components.values()), components", ""]
     return "\n".join(lines)
+
+
+def _random_play(probe: FitnessProbe) -> str:
+    return "" if probe.random_fitness is None else f"; random play scores {probe.random_fitness:.4g}"
 
 
 _TEMP_DOC = {
@@ -124,12 +145,36 @@ class BuiltinDesigner:
 
     name = "builtin"
 
-    def __init__(self, sigma: float = 0.6) -> None:
+    def __init__(self, sigma: float = 0.6, probe_calls: int = PROBE_CALLS) -> None:
         self.sigma = sigma
+        self.probe_calls = probe_calls
         self.usage = Usage()
+        self._probes: dict[tuple[str, str, str, int], FitnessProbe | None] = {}
+
+    def terms(self, ctx: DesignContext) -> tuple[tuple[ShapingHint, ...], dict[str, str], FitnessProbe | None]:
+        """The terms to compose, the probe note of each term it speaks for, and the probe (None where the
+        fitness is the env's own return, which the spec's hints were written for, or where probing found
+        nothing)."""
+        task = ctx.task
+        hints = usable_hints(task.spec, task.task_spec)
+        probe = self._probe(ctx)
+        if probe is None:
+            return hints or (_ENV_REWARD,), {}, None
+        composed, notes = compose_terms(probe, hints, task.spec, task.task_spec)
+        return composed or (_ENV_REWARD,), notes, probe
+
+    def _probe(self, ctx: DesignContext) -> FitnessProbe | None:
+        task = ctx.task
+        if task.fitness is env_reward_fitness:
+            return None
+        key = (task.spec.name, task.task_spec.name, task.fitness_label, ctx.seed)
+        if key not in self._probes:
+            probe = probe_fitness(task.fitness, task.spec, task.task_spec, seed=ctx.seed, max_calls=self.probe_calls)
+            self._probes[key] = probe if probe.found else None
+        return self._probes[key]
 
     def propose(self, ctx: DesignContext) -> list[Proposal]:
-        hints = usable_hints(ctx.task.spec, ctx.task.task_spec) or (_ENV_REWARD,)
+        hints, notes, probe = self.terms(ctx)
         rng = np.random.default_rng([ctx.seed, ctx.iteration, 20261126])
         seen = {source_hash(c.source) for c in ctx.history}
         parent_genome, parent_id = self._parent_genome(ctx, hints)
@@ -145,13 +190,13 @@ class BuiltinDesigner:
             else:
                 genome = self._mutate(guided, hints, rng, strength=1.0)
                 move = "random mutation"
-            source = render_genome(genome, hints, ctx.task.text, ctx.task.spec.name)
+            source = render_genome(genome, hints, ctx.task.text, ctx.task.spec.name, notes, probe)
             for _ in range(20):
                 if source_hash(source) not in seen:
                     break
                 genome = self._mutate(genome, hints, rng, strength=1.0)
                 move = move or "guided, then mutated (the guided program was already tried)"
-                source = render_genome(genome, hints, ctx.task.text, ctx.task.spec.name)
+                source = render_genome(genome, hints, ctx.task.text, ctx.task.spec.name, notes, probe)
             seen.add(source_hash(source))
             note = _change_note(parent_genome, genome, guided, reasons, move, from_defaults=parent_id is None)
             origin = {"designer": self.name, "parent": parent_id, "note": note,
