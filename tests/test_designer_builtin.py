@@ -163,3 +163,14 @@ def test_a_hint_reading_a_field_the_env_lacks_is_skipped(hold_right):
     probed = replace(only_misfits, fitness=hold_right.fitness)
     (proposal,) = BuiltinDesigner().propose(_ctx(probed, samples=1))
     assert "near_cart_position" in proposal.source and "env_reward" not in proposal.source
+
+
+@pytest.mark.parametrize("sentence", ['hold at x=1 \x1b[2J\x07 now', 'say """ then "quote"', r"C:\Users\new \N{x} \x",
+                                      "line one\rline two\u202e"])
+def test_a_sentence_with_quotes_backslashes_or_control_characters_still_gives_programs_the_critic_accepts(sentence):
+    task = TaskRef("cartpole", sentence, task="hold-right").resolve()
+    proposals = BuiltinDesigner().propose(_ctx(task, samples=2))
+    with Critic(task.spec, task.task_spec) as critic:
+        for proposal in proposals:
+            verdict = critic.check(proposal.source)
+            assert verdict.accepted, verdict.explain()

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from rewardsmith.candidate import source_hash
+from rewardsmith.safetext import sanitize
 from rewardsmith.designer.base import DesignContext, Proposal, Usage
 from rewardsmith.designer.probe import FitnessProbe, probe_fitness
 from rewardsmith.designer.probe_terms import compose_terms
@@ -78,6 +79,12 @@ def _default_genome(hints: tuple[ShapingHint, ...]) -> Genome:
     return {h.name: Gene(True, h.weight, h.scale, _FORMS[h.kind][0]) for h in hints}
 
 
+def _docstring_text(text: str) -> str:
+    """The person's sentence as docstring text that cannot end the docstring, break its escapes or hold a control
+    character (the critic refuses a program with one): backslashes and quotes escaped, controls shown as escapes."""
+    return sanitize(text.strip().replace("\\", "\\\\").replace('"', '\\"'))
+
+
 def render_genome(genome: Genome, hints: tuple[ShapingHint, ...], task_text: str, env_name: str,
                   notes: dict[str, str] | None = None, probe: FitnessProbe | None = None) -> str:
     """The reward program a genome stands for; ``notes`` (term name → the probe result it came from) become
@@ -90,7 +97,7 @@ def render_genome(genome: Genome, hints: tuple[ShapingHint, ...], task_text: str
               f"Composed by rewardsmith's built-in designer from probing the task's fitness ({probe.calls} calls on "
               f"recorded and constructed {env_name} episodes{_random_play(probe)})\nand the spec's shaping hints "
               "that agree with it.")
-    lines = [f'"""Reward for: {task_text.strip()}', "", origin, '"""', "import math", ""]
+    lines = [f'"""Reward for: {_docstring_text(task_text)}', "", origin, '"""', "import math", ""]
     if needs_numpy:
         lines[-1:] = ["import numpy as np", ""]
         lines.insert(-2, "")
