@@ -277,3 +277,29 @@ def test_the_next_prompt_names_candidates_stopped_early_with_their_rung_fitness_
     stopped = state.candidates[decision["stopped"][0]]
     assert f"Trained {decision['steps']:,} of the full 1,536 steps" in stopped.analysis["reflection"]
     assert "of the full" not in state.candidates[survivor].analysis["reflection"]
+
+
+def test_a_rung_continues_in_another_process_on_an_env_whose_spec_defines_a_wrapper(tmp_path):
+    """acrobot/keep-above wraps its env in a class of the spec file (``IgnoreTermination``), which the paused
+    state pickles by reference to the spec's module. Each rung runs in a fresh worker process (its own string
+    hash seed), which must import the spec under the same module name, or the state cannot be loaded."""
+    from rewardsmith.executors import ProcessPool
+    from rewardsmith.jobs import train_candidate_job
+    from rewardsmith.runs import CandidatePaths
+    from rewardsmith.spec import load_spec
+    from rewardsmith.task import TaskRef
+
+    spec = load_spec("acrobot")
+    rollout = spec.ppo.rollout(8192)
+    ref = TaskRef("acrobot", "keep the tip above the bar", task="keep-above").to_dict()
+    config = TrainConfig(timesteps=2 * rollout, seed=0, **TINY)
+    paths = CandidatePaths(tmp_path / "cand")
+    paths.root.mkdir()
+    legs = [RungLeg(stop_at=rollout, save_to=Path("rung-0.state")), RungLeg(resume_from=Path("rung-0.state"))]
+    results = []
+    for leg in legs:
+        with ProcessPool(1) as pool:  # a new process for each rung, as on resume or another Ray worker
+            results.append(pool.submit(train_candidate_job, ref, spec.task("keep-above").reference_reward, config,
+                                       paths, "00-00", leg).result())
+    assert [r["result"]["status"] for r in results] == ["scored", "scored"], results[1]["result"].get("reason")
+    assert [r["result"]["steps"] for r in results] == [rollout, 2 * rollout]
