@@ -163,11 +163,14 @@ def analyze_candidate(
     seed: int = STOCHASTIC_SEED,
     candidate_id: str | None = None,
     prompts_dir: Path | None = None,
+    budget: int | None = None,
 ) -> Analysis:
     """Analyse a scored training (runs in the worker, before ``trained.close()``).
 
     Records ``stochastic_episodes`` sampled-policy episodes, scores their reward components in
-    ``trained.sandbox`` and analyses them with the final deterministic episodes.
+    ``trained.sandbox`` and analyses them with the final deterministic episodes. ``budget`` is the full
+    budget of a training that paused short of it (a successive-halving rung): the reflection then says
+    that its numbers are an early look, not a final result.
 
     Returns:
         The analysis dict (see the module docstring), ready for ``analysis.json``.
@@ -185,8 +188,10 @@ def analyze_candidate(
                 warnings.append(f"the reward failed on a sampled episode ({clip(exc.issue.message, TEXT_SHOWN)}); "
                                 "only the deterministic episodes are analysed")
                 stochastic = []
+    steps = trained.result.steps
     analysis = analyze(task.spec, task.fitness, task.solved, trained.episodes, stochastic,
-                       trained.result.checkpoints, candidate_id=candidate_id, prompts_dir=prompts_dir)
+                       trained.result.checkpoints, candidate_id=candidate_id, prompts_dir=prompts_dir,
+                       partial=(steps, budget) if budget is not None and steps < budget else None)
     if warnings:
         analysis["warnings"] = warnings
     return analysis
@@ -216,8 +221,11 @@ def analyze(
     *,
     candidate_id: str | None = None,
     prompts_dir: Path | None = None,
+    partial: tuple[int, int] | None = None,
 ) -> Analysis:
-    """The analysis of recorded episodes (components filled) and a training's checkpoints."""
+    """The analysis of recorded episodes (components filled) and a training's checkpoints.
+
+    ``partial``: (steps trained, full budget) of a training paused at a successive-halving rung."""
     episodes = list(deterministic) + list(stochastic)
     values = np.asarray([_finite(fitness(e)) for e in episodes], dtype=np.float64)
     det_values = values[: len(deterministic)]
@@ -233,6 +241,8 @@ def analyze(
         "episode_length": _summary(lengths),
         "training": _training_series(checkpoints),
     }
+    if partial is not None:
+        analysis["partial"] = {"steps": partial[0], "budget": partial[1]}
     components = component_stats(episodes, values, checkpoints, spec)
     final_fitness = float(np.nanmean(det_values)) if np.isfinite(det_values).any() else None
     hacking = detect_hacking(checkpoints, components, solved, values, final_fitness)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +50,14 @@ class Candidate:
         if self.status == "scored" and self.result is not None:
             return self.result.fitness
         return None
+
+    @property
+    def merit(self) -> tuple[bool, float]:
+        """How candidates rank for best and parent: one trained to the full budget before one stopped at a rung
+        (successive halving), then by fitness. A rung's fitness is measured after a fraction of the budget, so
+        it says where the candidate was, not where it would have ended."""
+        fitness = self.fitness
+        return self.stopped_at_rung is None, fitness if fitness is not None else -math.inf
 
     @property
     def parent(self) -> str | None:

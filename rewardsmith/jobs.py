@@ -38,7 +38,9 @@ def train_candidate_job(task_ref: dict[str, Any], source: str | None, config: Tr
         outcome: dict[str, Any] = {"result": trained.result.to_dict(), "analysis": None}
         if trained.result.status == "scored":
             try:
-                outcome["analysis"] = analyze_candidate(task, trained, candidate_id=candidate)
+                paused = leg is not None and leg.stop_at is not None  # a rung short of the full budget
+                outcome["analysis"] = analyze_candidate(task, trained, candidate_id=candidate,
+                                                        budget=config.timesteps if paused else None)
             except Exception as exc:  # noqa: BLE001 - an analyzer bug must not throw away a scored training
                 outcome["analysis"] = analyzer_failure(exc)
     finally:

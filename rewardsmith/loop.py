@@ -183,7 +183,7 @@ def _context(state: SearchState, iteration: int) -> DesignContext:
     return DesignContext(
         task=state.task, iteration=iteration, samples=state.config.samples, seed=state.config.seed,
         history=history, parent=state.parent_for(iteration), feedback=list(state.feedback.get(iteration, [])),
-        ranking=state.ranking_for(iteration), repairs=state.config.repairs,
+        ranking=state.ranking_for(iteration), repairs=state.config.repairs, budget=state.budget,
     )
 
 

@@ -15,6 +15,12 @@ Progress: jobs push reports into an actor pinned to the driver's node (the node 
 is attached to, which the run cannot outlive anyway), so losing any other node never loses it. Progress
 is advisory: a report that cannot be delivered is dropped and never fails the job.
 
+Warm-up: Ray starts a worker process when a task first needs one, and that worker then imports the
+training stack; for two first trainings that took 8-12 s on a loaded 2-core machine. The process pool
+starts its workers when it is made, so they are ready by the time the designer and critic are done. The
+executor does the same: one warm-up task per worker as soon as Ray is up (start the worker, import what a
+training imports), never waited for; a later job reuses the warm worker.
+
 Retries: a task whose worker or node is lost is run once more (``max_retries=1``). A training is
 deterministic in its seed and writes only into its own temporary folder, so a second run is
 idempotent and gives the result the first would have; one retry absorbs a lost node (a preempted
@@ -150,6 +156,14 @@ def _run_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
     return result, outputs
 
 
+def _warm_up(threads: int) -> None:
+    """Runs as a Ray task when the executor starts: a worker started and the training stack imported before the
+    first job needs them."""
+    executors.limit_threads(threads)
+    import rewardsmith.analyzer  # noqa: F401
+    import rewardsmith.training  # noqa: F401
+
+
 def _flush(pushes: list[Any]) -> None:
     """Wait for the last progress report to land (before the result, as on the process pool's pipe);
     if the progress actor is unreachable the report is dropped: progress never fails a job."""
@@ -195,6 +209,8 @@ class RayExecutor:
             raise UsageError(f"--device {device}: the Ray cluster has no GPU; use --device cpu or auto")
         self._remote = ray.remote(_run_job).options(
             num_cpus=1, num_gpus=self._gpus, max_retries=MAX_RETRIES, retry_exceptions=False, name="rewardsmith-job")
+        warm = ray.remote(_warm_up).options(num_cpus=1, num_gpus=self._gpus, max_retries=0, name="rewardsmith-warm-up")
+        self._warming = [warm.remote(threads) for _ in range(workers)]  # kept so Ray runs them; never waited for
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         self._box = ray.remote(_ProgressBox).options(num_cpus=0, scheduling_strategy=here).remote()
         self._lock = threading.Lock()

@@ -6,6 +6,7 @@ an editable install or a bare checkout reads them from the repository's top leve
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -43,11 +44,14 @@ def template_env(override: Path | None = None) -> jinja2.Environment:
 def import_file(path: Path, prefix: str) -> ModuleType | None:
     """Import a trusted Python file (an env spec, a fitness) as a uniquely named module.
 
-    The module is registered in ``sys.modules`` so that functions defined in it pickle across
+    The module is registered in ``sys.modules`` so that functions and classes defined in it pickle across
     processes; it is removed again if the file fails to run, whose exception propagates. None when
-    Python has no loader for the file.
+    Python has no loader for the file. The name comes from the file's content, so every process (a pool
+    worker, a Ray worker on another machine) that imports the same file names it alike: a paused rung's
+    state, which refers to the spec's wrapper classes by module name, loads in any of them.
     """
-    name = f"{prefix}_{path.stem}_{abs(hash(str(path.resolve())))}"
+    digest = hashlib.sha256(path.read_bytes() if path.is_file() else str(path.resolve()).encode()).hexdigest()[:16]
+    name = f"{prefix}_{path.stem}_{digest}"
     loader_spec = importlib.util.spec_from_file_location(name, path)
     if loader_spec is None or loader_spec.loader is None:
         return None

@@ -152,7 +152,7 @@ class SearchState:
     @property
     def best(self) -> Candidate | None:
         scored = [c for c in self.candidates.values() if c.status == "scored"]
-        return max(scored, key=lambda c: (c.fitness, -c.iteration, -c.index)) if scored else None
+        return max(scored, key=lambda c: (*c.merit, -c.iteration, -c.index)) if scored else None
 
     @property
     def no_progress(self) -> bool:
@@ -177,12 +177,13 @@ class SearchState:
 
     def parent_for(self, iteration: int) -> Candidate | None:
         """The parent of ``iteration``'s proposals: the one a person chose (or ranked first), else the best of
-        earlier iterations."""
+        earlier iterations (by :attr:`Candidate.merit`: a candidate stopped early never outranks one trained to the
+        full budget)."""
         chosen = self.parents.get(iteration)
         if chosen and chosen in self.candidates:
             return self.candidates[chosen]
         earlier = [c for c in self.candidates.values() if c.status == "scored" and c.iteration < iteration]
-        return max(earlier, key=lambda c: (c.fitness, -c.iteration, -c.index)) if earlier else None
+        return max(earlier, key=lambda c: (*c.merit, -c.iteration, -c.index)) if earlier else None
 
 
 def load_state(run: RunDir, read_only: bool = False) -> SearchState:

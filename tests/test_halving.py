@@ -201,3 +201,105 @@ def test_bad_halving_options_are_usage_errors(args, message, tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------ what the designer is told
+
+
+def _scored(cid: str, iteration: int, fitness: float, steps: int, stopped_at_rung: int | None = None):
+    from rewardsmith.candidate import Candidate
+    from rewardsmith.results import TrainingResult
+
+    return Candidate(cid, iteration, int(cid[3:]), "def compute_reward(obs, action, next_obs, info):\n    return 0.0\n",
+                     status="scored", result=TrainingResult("scored", fitness, steps=steps),
+                     stopped_at_rung=stopped_at_rung)
+
+
+def test_a_candidate_stopped_at_a_rung_never_outranks_one_trained_to_the_full_budget():
+    """Its rung fitness was measured after a fraction of the budget: not a parent over a full training, not the
+    best, whatever the number (the built-in designer takes ``parent_for`` as its parent)."""
+    from rewardsmith.state import SearchConfig, SearchState
+
+    state = SearchState(run=None, task=None, config=SearchConfig(schedule="halving"), designer="builtin",  # type: ignore[arg-type]
+                        budget=9216)
+    early = _scored("00-00", 0, 480.0, 1024, stopped_at_rung=0)
+    full = _scored("00-01", 0, 120.0, 9216)
+    state.candidates = {c.id: c for c in (early, full)}
+    assert state.parent_for(1) is full and state.best is full
+    full.status, full.result = "failed", None
+    assert state.parent_for(1) is early and state.best is early  # nothing trained to the end: the rung is all there is
+
+
+@pytest.mark.slow
+def test_the_next_prompt_names_candidates_stopped_early_with_their_rung_fitness_and_steps(tmp_path, monkeypatch):
+    """A halving search with the LLM designer on the scripted server: the second round's request lists the
+    candidates stopped at rung 0 with their rung fitness and the steps they got out of the full budget, and the
+    analyzer's reflection of a stopped candidate says its numbers are an early look."""
+    import itertools
+
+    from rewardsmith.designer.endpoint import LLMOptions
+    from rewardsmith.designer.llm import LLMDesigner
+    from rewardsmith.loop import SearchConfig, run_search
+    from rewardsmith.runs import RunDir
+    from rewardsmith.task import TaskRef
+    from tests.llm_replies import variant
+    from tests.llm_server import Reply, ScriptedLLM, last_user_text, purpose_of
+
+    task = TaskRef("cartpole", "Keep the pole balanced upright for as long as possible.")
+    config = SearchConfig(iterations=2, samples=3, timesteps=1536, checkpoints=2, eval_episodes=2, final_episodes=2,
+                          media=False, workers=2, schedule="halving", eta=3)
+    with ScriptedLLM() as server:
+        monkeypatch.setenv("REWARDSMITH_TEST_KEY", server.api_key)
+        monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+        counter = itertools.count()
+        server.route = lambda request: Reply(variant(next(counter)))
+        run = RunDir.create(tmp_path / "runs", "cartpole", task.text)
+        options = LLMOptions(model="test-model", base_url=server.url, api_key_env="REWARDSMITH_TEST_KEY",
+                             backoff=0.01, timeout=5.0)
+        state = run_search(run, task, LLMDesigner(options, run), config)
+        proposals = [r for r in server.chats if purpose_of(r) == "propose"]
+    assert state.status == "finished"
+    decision = next(e for e in _events(run.root) if e["kind"] == "rung_decided" and e["iteration"] == 0)
+    assert decision["rung"] == 0 and len(decision["stopped"]) == 2, decision
+    assert len(proposals) == 2
+    first, second = last_user_text(proposals[0]), last_user_text(proposals[1])
+    assert "Stopped early" not in first
+    section = second.split("## Stopped early (successive halving)", 1)[1]
+    assert "not a final result" in section and "full 1,536 steps" in section
+    for cid in decision["stopped"]:
+        line = (f"- {cid}: stopped at rung 0 with fitness {decision['fitness'][cid]:.4g} after "
+                f"{decision['steps']:,} of 1,536 steps")
+        assert line in section, section
+        assert f"{cid} " in second.split("## The other programs", 1)[1] and "at rung 0, stopped early" in second
+    survivor = decision["kept"][0]
+    assert f"## The program to improve: {survivor} (fitness" in second  # the one trained to the full budget
+    assert f"{survivor}: stopped" not in section
+    stopped = state.candidates[decision["stopped"][0]]
+    assert f"Trained {decision['steps']:,} of the full 1,536 steps" in stopped.analysis["reflection"]
+    assert "of the full" not in state.candidates[survivor].analysis["reflection"]
+
+
+def test_a_rung_continues_in_another_process_on_an_env_whose_spec_defines_a_wrapper(tmp_path):
+    """acrobot/keep-above wraps its env in a class of the spec file (``IgnoreTermination``), which the paused
+    state pickles by reference to the spec's module. Each rung runs in a fresh worker process (its own string
+    hash seed), which must import the spec under the same module name, or the state cannot be loaded."""
+    from rewardsmith.executors import ProcessPool
+    from rewardsmith.jobs import train_candidate_job
+    from rewardsmith.runs import CandidatePaths
+    from rewardsmith.spec import load_spec
+    from rewardsmith.task import TaskRef
+
+    spec = load_spec("acrobot")
+    rollout = spec.ppo.rollout(8192)
+    ref = TaskRef("acrobot", "keep the tip above the bar", task="keep-above").to_dict()
+    config = TrainConfig(timesteps=2 * rollout, seed=0, **TINY)
+    paths = CandidatePaths(tmp_path / "cand")
+    paths.root.mkdir()
+    legs = [RungLeg(stop_at=rollout, save_to=Path("rung-0.state")), RungLeg(resume_from=Path("rung-0.state"))]
+    results = []
+    for leg in legs:
+        with ProcessPool(1) as pool:  # a new process for each rung, as on resume or another Ray worker
+            results.append(pool.submit(train_candidate_job, ref, spec.task("keep-above").reference_reward, config,
+                                       paths, "00-00", leg).result())
+    assert [r["result"]["status"] for r in results] == ["scored", "scored"], results[1]["result"].get("reason")
+    assert [r["result"]["steps"] for r in results] == [rollout, 2 * rollout]

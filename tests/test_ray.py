@@ -191,3 +191,77 @@ def test_a_cluster_search_survives_a_lost_node_and_resumes_after_the_cli_is_kill
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         cluster.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, ray_installed):
+    """A head and a second node on loopback, one CPU each, torn down after the test."""
+    started = Cluster(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_a_halving_search_on_the_cluster_resumes_mid_rung_from_its_saved_state(tmp_path, cluster):
+    """Killed while a survivor trains its second rung: the resume trains it on from the state its first rung
+    saved (shipped to whichever node runs it), never from scratch, and the run ends with every rung decided."""
+    out = tmp_path / "runs"
+    log = tmp_path / "halving.log"
+    proc = _cli(["run", "keep the pole upright", "--env", "cartpole", "--schedule", "halving", "--eta", "3",
+                 "--iterations", "1", "--samples", "3", "--timesteps", "24576", "--workers", "2", "--no-media",
+                 "--executor", "ray", "--ray-address", cluster.address, "--out", str(out)], log)
+    try:
+        def second_rung_running() -> bool:
+            logs = list(out.glob("*/events.jsonl"))
+            return bool(logs) and any(e["kind"] == "candidate_training" and e.get("rung") == 1
+                                      for e in _events(logs[0].parent))
+
+        _wait(second_rung_running, "the second rung", proc, timeout=300)
+        _wait(lambda: cluster.head.worker_pids("rewardsmith-job") or cluster.second.worker_pids("rewardsmith-job"),
+              "the second rung's job on a node", proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    run_dir = next(out.iterdir())
+    before = _events(run_dir)
+    assert not any(e["kind"] == "run_finished" for e in before), "killed too late to resume mid-rung"
+    first = next(e for e in before if e["kind"] == "rung_decided")
+    assert first["rung"] == 0 and len(first["kept"]) == 1 and len(first["stopped"]) == 2
+    survivor = first["kept"][0]
+    paused = run_dir / f"iter-00/cand-{int(survivor[3:]):02d}/rung-0.state"
+    assert paused.is_file(), "the survivor's first rung saved its state in the run directory"
+
+    log2 = tmp_path / "resume.log"
+    resumed = _cli(["resume", str(run_dir)], log2)
+    try:
+        assert resumed.wait(timeout=600) == 0, log2.read_text()
+    finally:
+        if resumed.poll() is None:
+            os.killpg(resumed.pid, signal.SIGKILL)
+            resumed.wait()
+    events = _events(run_dir)
+    at = next(i for i, e in enumerate(events) if e["kind"] == "run_resumed")
+    again = [e for e in events[at:] if e["kind"] == "candidate_training"]
+    # only the survivor trains again, and from its saved rung on, never rung 0
+    assert again and {e["id"] for e in again} == {survivor} and all(e["rung"] >= 1 for e in again), again
+    assert [e["rung"] for e in events if e["kind"] == "rung_decided"] == [0, 1]
+    state = load_state(RunDir.open(run_dir), read_only=True)
+    assert state.status == "finished" and state.config.executor == "ray"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = {row["id"]: row for row in summary["candidates"]}
+    assert {cid: row["status"] for cid, row in rows.items()} == dict.fromkeys(rows, "scored")
+    for cid in first["stopped"]:
+        assert rows[cid]["stopped_at_rung"] == 0 and rows[cid]["steps"] == first["steps"]
+    budget = json.loads((run_dir / "run.json").read_text())["budget"]
+    curves = json.loads((paused.parent / "curves.json").read_text())
+    assert "stopped_at_rung" not in rows[survivor] and curves["steps"] == budget
+    assert not list(run_dir.glob("iter-*/cand-*/rung-*.state")), "finished candidates keep no paused state"

@@ -97,6 +97,8 @@ class DesignContext:
     """Repairs that candidate has had so far: which version of it a review reads."""
     repairs: int | None = None
     """The search's ``--repairs``: how many repairs a candidate may have (a repair prompt says so)."""
+    budget: int | None = None
+    """PPO steps of a full training (a candidate stopped early by successive halving got fewer)."""
 
     @property
     def scored(self) -> list[Candidate]:

@@ -224,7 +224,7 @@ class BuiltinDesigner:
 
     def _second_genome(self, ctx: DesignContext, hints: tuple[ShapingHint, ...], parent_id: str | None) -> Genome | None:
         others = sorted((c for c in ctx.scored if c.id != parent_id and "genome" in c.origin),
-                        key=lambda c: c.fitness or -math.inf, reverse=True)
+                        key=lambda c: c.merit, reverse=True)
         return _genome_from(others[0].origin["genome"], hints) if others else None
 
     def _guidance(self, ctx: DesignContext, genome: Genome,

@@ -95,10 +95,12 @@ class Prompts:
         shown, omitted = _select(others, self.history)
         return self._render(
             "reflection.j2", iteration=ctx.iteration, tried=len(ctx.history),
-            parent=_parent_view(parent) if parent is not None else None,
+            parent=_parent_view(parent, ctx.budget) if parent is not None else None,
             others=[_summary(c) for c in shown], omitted=omitted, feedback=list(ctx.feedback),
             ranking=[_ranked(c) for c in ctx.ranking], ranked_round=ctx.iteration, unranked=_unranked(ctx),
             solved=ctx.task.solved_or_none,
+            stopped=[_stopped_view(c, ctx.budget) for c in [*([parent] if parent else []), *shown]
+                     if c.stopped_at_rung is not None and c.status == "scored"],
         )
 
     def repair(self, source: str, problem: str, attempt: int, max_attempts: int | None = None) -> str:
@@ -167,8 +169,16 @@ def _repair_heading(source: str, problem: str) -> str:
     return "The program was refused before training."
 
 
-def _parent_view(cand: Candidate) -> dict[str, Any]:
+def _stopped_view(cand: Candidate, budget: int | None) -> dict[str, Any]:
+    """A candidate successive halving stopped early: its rung, fitness there and the steps it got."""
+    steps = cand.result.steps if cand.result is not None else None
+    return {"id": cand.id, "rung": cand.stopped_at_rung, "fitness": cand.fitness,
+            "steps": f"{steps:,}" if steps is not None else "–", "budget": f"{budget:,}" if budget else None}
+
+
+def _parent_view(cand: Candidate, budget: int | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {"id": cand.id, "source": clip(cand.source, SOURCE_SHOWN), "fitness": cand.fitness,
+                            "stopped": _stopped_view(cand, budget) if cand.stopped_at_rung is not None else None,
                             "reflection": None,
                             "steps": [], "fitness_curve": [], "success_curve": [], "length_curve": [],
                             "shaped_curve": [], "env_curve": [], "components": {}, "flags": []}
@@ -209,6 +219,8 @@ def _outcome(cand: Candidate) -> str:
         text = f"fitness {_num(cand.fitness)}"
         if cand.result is not None and cand.result.success_rate:
             text += f", success {_pct(cand.result.success_rate)}"
+        if cand.stopped_at_rung is not None:
+            text += f" at rung {cand.stopped_at_rung}, stopped early"
     elif cand.status == "rejected":
         text = f"refused: {_short(str(cand.reason or 'refused'))}"
     elif cand.status == "failed":
@@ -251,7 +263,7 @@ def _select(cands: list[Candidate], limit: int) -> tuple[list[Candidate], int]:
     """At most ``limit`` candidates: the best scored ones and the most recent others, in run order."""
     if len(cands) <= limit:
         return cands, 0
-    scored = sorted((c for c in cands if c.status == "scored"), key=lambda c: c.fitness or -math.inf, reverse=True)
+    scored = sorted((c for c in cands if c.status == "scored"), key=lambda c: c.merit, reverse=True)
     keep = {c.id for c in scored[: limit // 2]}
     for cand in reversed(cands):
         if len(keep) >= limit:
