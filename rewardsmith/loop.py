@@ -30,7 +30,8 @@ from rewardsmith.jobs import render_media_job, train_candidate_job
 from rewardsmith.results import FailureReason, TrainingResult
 from rewardsmith.runs import RunDir, atomic_write_text
 from rewardsmith.sandbox import Issue
-from rewardsmith.state import SearchConfig, SearchState, add_ranking, best_manifest, load_state, summary_of
+from rewardsmith.state import (SearchConfig, SearchState, add_ranking, best_manifest, load_state, record_event,
+                               summary_of)
 from rewardsmith.task import TaskRef
 from rewardsmith.training import RungLeg, TrainConfig
 
@@ -167,15 +168,13 @@ def _finish_run(state: SearchState, designer: Designer) -> None:
 def _apply_decision(state: SearchState, decision: IterationDecision, next_iteration: int) -> None:
     for text in decision.feedback:
         if text.strip():
-            state.run.append_event("feedback", iteration=next_iteration, text=text)
-            state.feedback.setdefault(next_iteration, []).append(text)
+            record_event(state, "feedback", iteration=next_iteration, text=text)
     if decision.ranking:  # before the parent: a parent chosen with the ranking overrides its first
         add_ranking(state, next_iteration - 1, decision.ranking)
     if decision.parent:
         if decision.parent not in state.candidates:
             raise UsageError(f"no candidate {decision.parent!r} in this run")
-        state.run.append_event("parent_chosen", iteration=next_iteration, id=decision.parent)
-        state.parents[next_iteration] = decision.parent
+        record_event(state, "parent_chosen", iteration=next_iteration, id=decision.parent)
 
 
 def _context(state: SearchState, iteration: int) -> DesignContext:

@@ -20,7 +20,8 @@ from rewardsmith.runs import RunDir
 from rewardsmith.task import ResolvedTask, TaskRef, is_solved
 
 __all__ = ["Guidance", "Rejection", "SearchConfig", "SearchState", "add_ranking", "best_manifest", "check_ranking",
-           "default_workers", "load_state", "ranking_text", "record_feedback", "record_ranking", "summary_of"]
+           "default_workers", "load_state", "ranking_text", "record_event", "record_feedback", "record_ranking",
+           "summary_of"]
 
 
 def default_workers() -> int:
@@ -274,7 +275,13 @@ def record_ranking(run: RunDir, ids: list[str]) -> int:
 def add_ranking(state: SearchState, iteration: int, ids: list[str]) -> None:
     """Check a ranking of ``iteration`` (:func:`check_ranking`), record it as an event and apply it to ``state``."""
     check_ranking(state, iteration, ids)
-    _apply_event(state, state.run.append_event("ranking", iteration=iteration, ids=list(ids)))
+    record_event(state, "ranking", iteration=iteration, ids=list(ids))
+
+
+def record_event(state: SearchState, kind: str, **fields: Any) -> None:
+    """Append an event to the run's log and apply it to ``state`` the way a replay would, so the state in memory
+    (what the report written at the end reads) and the state a later command loads agree."""
+    _apply_event(state, state.run.append_event(kind, **fields))
 
 
 def ranking_text(ids: list[str]) -> str:

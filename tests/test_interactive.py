@@ -83,6 +83,8 @@ def test_feedback_typed_at_the_prompt_reaches_the_next_round(tmp_path):
     notes = [e["origin"]["note"] for e in events if e["kind"] == "candidate_proposed" and e["iteration"] == 1]
     assert any("feedback: doubled near_target" in n for n in notes)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+    # the report written as the run ends holds the feedback too (not only one rebuilt from the event log)
+    assert "The cart wanders off: more near_target" in (run_dir / "report.html").read_text()
 
 
 def test_use_id_sets_the_parent_of_the_next_round(tmp_path):
