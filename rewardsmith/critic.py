@@ -17,7 +17,7 @@ import numpy as np
 from rewardsmith.bounds import TEXT_SHOWN, clip
 from rewardsmith.rollouts import episode_transitions, record_episodes
 from rewardsmith.safetext import control_characters
-from rewardsmith.sandbox import Issue, RewardCallError, RewardSandbox, SandboxLimits, Transitions
+from rewardsmith.sandbox import Issue, IssueList, RewardCallError, RewardSandbox, SandboxLimits, Transitions
 from rewardsmith.spec import EnvSpec, TaskSpec
 
 __all__ = ["Critic", "Verdict", "check", "probe_transitions"]
@@ -30,7 +30,7 @@ MAX_CONTROL_FINDINGS = 5
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(IssueList):
     """The critic's decision: accepted or not, every issue found, and what the dry run measured."""
 
     accepted: bool
@@ -44,16 +44,8 @@ class Verdict:
     """The reward on the first probe transition: total and components."""
 
     @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-    @property
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == "warning"]
-
-    def explain(self) -> str:
-        """Every issue, one per line, as a person or an LLM would read it to fix the code."""
-        return "\n".join(str(i) for i in self.issues) or "accepted"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -28,7 +28,7 @@ from gymnasium import spaces
 from rewardsmith.episode import Episode, NamedArrays
 from rewardsmith.rollouts import record_episodes
 from rewardsmith.safetext import control_characters
-from rewardsmith.sandbox import Issue, RewardCallError, SandboxLimits
+from rewardsmith.sandbox import Issue, IssueList, RewardCallError, SandboxLimits
 from rewardsmith.sandbox.fitness import FitnessSandbox
 from rewardsmith.spec import EnvSpec, TaskSpec
 
@@ -47,7 +47,7 @@ CONSTRUCTED = " (constructed)"
 
 
 @dataclass(frozen=True)
-class FitnessVerdict:
+class FitnessVerdict(IssueList):
     """The critic's decision on a fitness program, with what it measured."""
 
     accepted: bool
@@ -60,14 +60,6 @@ class FitnessVerdict:
     """The lowest and highest fitness of the constructed episodes (a field held low or high)."""
     call_ms: float | None = None
     """Mean wall time per episode, IPC included."""
-
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-    def explain(self) -> str:
-        """Every issue, one per line, as a person or an LLM would read it to fix the code."""
-        return "\n".join(str(i) for i in self.issues) or "accepted"
 
     def to_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "issues": [i.to_dict() for i in self.issues], "solved": self.solved,

@@ -30,8 +30,15 @@ from rewardsmith.jobs import render_media_job, train_candidate_job
 from rewardsmith.results import FailureReason, TrainingResult
 from rewardsmith.runs import RunDir, atomic_write_text
 from rewardsmith.sandbox import Issue
-from rewardsmith.state import (SearchConfig, SearchState, add_ranking, best_manifest, load_state, record_event,
-                               summary_of)
+from rewardsmith.state import (
+    SearchConfig,
+    SearchState,
+    add_ranking,
+    best_manifest,
+    load_state,
+    record_event,
+    summary_of,
+)
 from rewardsmith.task import TaskRef
 from rewardsmith.training import RungLeg, TrainConfig
 

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from rewardsmith.candidate import source_hash
-from rewardsmith.safetext import sanitize
 from rewardsmith.designer.base import DesignContext, Proposal, Usage
 from rewardsmith.designer.probe import FitnessProbe, probe_fitness
 from rewardsmith.designer.probe_terms import compose_terms
+from rewardsmith.safetext import sanitize
 from rewardsmith.spec import ShapingHint, env_reward_fitness, usable_hints
 
 __all__ = ["BuiltinDesigner", "Gene", "render_genome"]

@@ -13,12 +13,13 @@ from rewardsmith.sandbox.client import (
     Transitions,
     plain_info,
 )
-from rewardsmith.sandbox.issues import CODES, Issue
+from rewardsmith.sandbox.issues import CODES, Issue, IssueList
 
 __all__ = [
     "CODES",
     "BatchResult",
     "Issue",
+    "IssueList",
     "LoadResult",
     "RewardCallError",
     "RewardSandbox",

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["CODES", "Issue", "sanitize"]
+__all__ = ["CODES", "Issue", "IssueList", "sanitize"]
 
 # C0 controls but tab and newline, DEL, C1 controls, the bidirectional overrides and isolates
 # ("Trojan Source"), and lone surrogates (which no terminal encoding can print): a message from
@@ -78,3 +78,17 @@ class Issue:
             line=int(line) if isinstance(line, int) else None,
             severity="warning" if data.get("severity") == "warning" else "error",
         )
+
+
+class IssueList:
+    """What a verdict holding ``issues`` says of them (shared by the reward critic's and the fitness critic's)."""
+
+    issues: tuple[Issue, ...]
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    def explain(self) -> str:
+        """Every issue, one per line, as a person or an LLM would read it to fix the code."""
+        return "\n".join(str(i) for i in self.issues) or "accepted"
