@@ -23,7 +23,7 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperCommand
 from typer.exceptions import TyperException
 
-from rewardsmith.errors import RewardsmithError, UsageError
+from rewardsmith.errors import AgreementInterrupted, RewardsmithError, UsageError
 from rewardsmith.safetext import control_characters, literal
 
 app = typer.Typer(
@@ -354,7 +354,12 @@ def run(
                       f"1/{config.eta} of each rung go on", style="dim", highlight=False)
     chosen = make_designer(name, llm_options, run_dir)
     if propose:
-        ref = _agree_fitness(ref, resolved, chosen, run_dir, yes, seed)
+        try:
+            ref = _agree_fitness(ref, resolved, chosen, run_dir, yes, seed)
+        except KeyboardInterrupt:
+            raise AgreementInterrupted(f"interrupted while agreeing on a fitness: nothing was trained, so there is "
+                                       f"nothing to resume; start again with `rewardsmith run` ({run_dir.root} "
+                                       "keeps what was offered in events.jsonl)") from None
     elif ref.proposed is not None and ref.proposed.source is not None:  # --fitness RUN: another run's agreed fitness
         _save_fitness(run_dir, ref)
     hooks = InteractiveProgress(console) if interactive else LiveProgress(console)

@@ -17,6 +17,7 @@ gets a traceback (without locals, so keys never leak).
 from __future__ import annotations
 
 __all__ = [
+    "AgreementInterrupted",
     "BudgetExceeded",
     "EndpointDown",
     "LLMError",
@@ -57,6 +58,12 @@ class RunDirError(RewardsmithError):
     """A run directory that is missing, damaged or not ours."""
 
     exit_code = 2
+
+
+class AgreementInterrupted(RewardsmithError):
+    """Ctrl-C while agreeing on a fitness: no search has started, so there is nothing to resume."""
+
+    exit_code = 130
 
 
 class LLMError(RewardsmithError):

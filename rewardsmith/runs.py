@@ -135,6 +135,10 @@ class RunDir:
     def open(cls, path: str | Path) -> RunDir:
         root = Path(path)
         if not (root / "run.json").is_file():
+            if (root / "events.jsonl").is_file():  # events come before run.json only while agreeing on a fitness
+                raise RunDirError(f"{root} stopped before its search started (while agreeing on a fitness with the "
+                                  "LLM): nothing was trained, so there is nothing to resume; start it again with "
+                                  "`rewardsmith run` (its events.jsonl keeps what was offered)")
             raise RunDirError(f"{root} is not a rewardsmith run (no run.json)")
         return cls(root)
 

@@ -50,3 +50,10 @@ def test_open_refuses_a_directory_that_is_not_a_run(tmp_path):
     run.write_json(run.run_json, {"status": "running"})
     run.update_run(status="finished")
     assert json.loads(run.run_json.read_text()) == {"status": "finished"}
+
+
+def test_a_run_stopped_while_agreeing_on_a_fitness_says_there_is_nothing_to_resume(tmp_path):
+    run = RunDir.create(tmp_path, "cartpole", "keep the cart left")
+    run.append_event("fitness_offered", offer={"attempt": 1})  # what the agreement records before run.json exists
+    with pytest.raises(RunDirError, match="while agreeing on a fitness.*nothing was trained.*rewardsmith run"):
+        RunDir.open(run.root)
