@@ -19,7 +19,9 @@ the one a person chose) and steer the mutation with the analyzer's findings:
 Where the task's fitness is not simply the env's own return, the designer first probes it
 (:mod:`rewardsmith.designer.probe`: which fields, values, actions and endings raise it) and composes from
 what it finds (:mod:`rewardsmith.designer.probe_terms`), keeping the spec's hints that agree; every term the
-probe speaks for carries a ``# probe: …`` comment naming the result it came from.
+probe speaks for carries a ``# probe: …`` comment naming the result it came from. Where the probe cannot
+tell whether the env's own reward goes with the fitness, that term starts off and the first iteration's
+second candidate turns it on, so the search decides by fitness.
 
 It emits source in the same contract an LLM would.
 """
@@ -46,8 +48,9 @@ _FORMS = {"error": ("exp", "linear", "square"), "gain": ("linear", "tanh"), "fla
           "constant": ("constant",)}
 _ENV_REWARD = ShapingHint("env_reward", 'info["env_reward"]', "gain", doc="the env's own reward")
 """Composed alone where none of the spec's hints fits the env."""
-PROBE_CALLS = 400
-"""Calls of the fitness a probe may make (an LLM-proposed fitness runs in the sandbox, so each costs)."""
+PROBE_CALLS = 432
+"""Calls of the fitness a probe may make (an LLM-proposed fitness runs in the sandbox, so each costs): 400 for
+the sweeps, actions and endings, 32 for the agreement with the env's reward."""
 _ALIGNED = 0.5
 """An unflagged component whose per-step value correlates with fitness across the parent's episodes at
 r ≥ 0.5 (the analyzer's ``corr_fitness``) gets 1.5× its weight: the evidence says more of it is better."""
@@ -75,8 +78,16 @@ def _round(x: float) -> float:
     return float(f"{x:.3g}")
 
 
-def _default_genome(hints: tuple[ShapingHint, ...]) -> Genome:
-    return {h.name: Gene(True, h.weight, h.scale, _FORMS[h.kind][0]) for h in hints}
+def _default_genome(hints: tuple[ShapingHint, ...], off: frozenset[str] = frozenset()) -> Genome:
+    return {h.name: Gene(h.name not in off, h.weight, h.scale, _FORMS[h.kind][0]) for h in hints}
+
+
+def _starts_off(hints: tuple[ShapingHint, ...], probe: FitnessProbe | None) -> frozenset[str]:
+    """The env's own reward, composed as optional because its agreement with the fitness is unsure: it
+    starts off, and the first iteration's second candidate turns it on (the search then picks by fitness)."""
+    if probe is None or probe.agreement is None or probe.agreement.verdict != "unsure":
+        return frozenset()
+    return frozenset(h.name for h in hints if h.optional and h.expr == 'info["env_reward"]')
 
 
 def _docstring_text(text: str) -> str:
@@ -184,8 +195,9 @@ class BuiltinDesigner:
         hints, notes, probe = self.terms(ctx)
         rng = np.random.default_rng([ctx.seed, ctx.iteration, 20261126])
         seen = {source_hash(c.source) for c in ctx.history}
-        parent_genome, parent_id = self._parent_genome(ctx, hints)
-        guided, reasons = self._guidance(ctx, parent_genome, hints)
+        off = _starts_off(hints, probe)
+        parent_genome, parent_id = self._parent_genome(ctx, hints, off)
+        guided, reasons = self._guidance(ctx, parent_genome, hints, off)
         second = self._second_genome(ctx, hints, parent_id)
         proposals = []
         for k in range(ctx.samples):
@@ -194,6 +206,9 @@ class BuiltinDesigner:
             elif k == 1 and second is not None:
                 genome = self._mutate(self._crossover(guided, second, rng), hints, rng, strength=0.5)
                 move = "crossover of the two best, lightly mutated"
+            elif k == 1 and off and not any(guided[name].on for name in off):
+                genome = {name: replace(gene, on=True) if name in off else gene for name, gene in guided.items()}
+                move = f"the same terms with {', '.join(sorted(off))} on (its agreement with the fitness is unsure)"
             else:
                 genome = self._mutate(guided, hints, rng, strength=1.0)
                 move = "random mutation"
@@ -216,19 +231,20 @@ class BuiltinDesigner:
 
     # -- parents and guidance ------------------------------------------------------------------
 
-    def _parent_genome(self, ctx: DesignContext, hints: tuple[ShapingHint, ...]) -> tuple[Genome, str | None]:
+    def _parent_genome(self, ctx: DesignContext, hints: tuple[ShapingHint, ...],
+                       off: frozenset[str] = frozenset()) -> tuple[Genome, str | None]:
         parent = ctx.parent
         if parent is not None and "genome" in parent.origin:
-            return _genome_from(parent.origin["genome"], hints), parent.id
-        return _default_genome(hints), None
+            return _genome_from(parent.origin["genome"], hints, off), parent.id
+        return _default_genome(hints, off), None
 
     def _second_genome(self, ctx: DesignContext, hints: tuple[ShapingHint, ...], parent_id: str | None) -> Genome | None:
         others = sorted((c for c in ctx.scored if c.id != parent_id and "genome" in c.origin),
                         key=lambda c: c.merit, reverse=True)
         return _genome_from(others[0].origin["genome"], hints) if others else None
 
-    def _guidance(self, ctx: DesignContext, genome: Genome,
-                  hints: tuple[ShapingHint, ...]) -> tuple[Genome, list[tuple[str, str]]]:
+    def _guidance(self, ctx: DesignContext, genome: Genome, hints: tuple[ShapingHint, ...],
+                  off: frozenset[str] = frozenset()) -> tuple[Genome, list[tuple[str, str]]]:
         """The parent steered by its analysis and the feedback, and each change as (component, why)."""
         genome = dict(genome)
         notes: list[tuple[str, str]] = []
@@ -287,7 +303,7 @@ class BuiltinDesigner:
                         genome[name] = replace(gene, weight=gene.weight * 0.5)
                         notes.append((name, f"feedback: halved {name}"))
         if not any(g.on for g in genome.values()):
-            return _default_genome(hints), []
+            return _default_genome(hints, off), []
         return genome, notes
 
     # -- variation -----------------------------------------------------------------------------
@@ -364,8 +380,8 @@ def _failed_moves(ctx: DesignContext) -> str:
                       if c.parent == parent.id and (c.fitness is None or c.fitness <= bar))
 
 
-def _genome_from(data: dict[str, Any], hints: tuple[ShapingHint, ...]) -> Genome:
-    genome = _default_genome(hints)
+def _genome_from(data: dict[str, Any], hints: tuple[ShapingHint, ...], off: frozenset[str] = frozenset()) -> Genome:
+    genome = _default_genome(hints, off)
     for name, gene in data.items():
         if name in genome:
             genome[name] = Gene(**gene)

@@ -7,7 +7,9 @@ state, and builds episodes that hold one state for a while with one field (or on
 best state the first found, so a field that matters only once another is right (the second link of a
 chain, once the first points up) shows too. Then, at the best state: constant actions of growing
 magnitude (an action cost), and episodes of two lengths ended by termination or by the time limit (a
-preference for surviving, or for ending soon). The fitness is a black box called at most
+preference for surviving, or for ending soon). Last, what the recorded random play says beyond the sweeps
+(:mod:`rewardsmith.designer.probe_play`): how the env's own reward goes with the fitness, and which targets
+random play never reached and what field drives them. The fitness is a black box called at most
 ``max_calls`` times; a call that raises or returns a non-number counts as no answer.
 """
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import gymnasium as gym
 import numpy as np
 
+from rewardsmith.designer.probe_play import CUTS, Agreement, Momentum, measure_agreement, momentum_findings
 from rewardsmith.episode import Episode, NamedArrays
 from rewardsmith.spec import EnvSpec, TaskSpec
 
@@ -40,7 +43,8 @@ TOP = 0.05
 """The target itself is the middle of the plateau within 5 % (of peak minus floor) of the peak."""
 _ONCE = ", once the other targets are met"
 RESERVED = 9
-"""Calls kept from the sweeps for the action probe (5) and the ending probe (4)."""
+"""Calls kept from the sweeps for the action probe (5) and the ending probe (4); the agreement's prefixes
+keep up to ``CUTS`` per recorded episode more (a tenth of the budget at most)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,10 @@ class FitnessProbe:
     """The best observation found: the typical recorded one with every target applied."""
     random_fitness: float | None = None
     """The mean fitness of the recorded random-policy episodes."""
+    agreement: Agreement | None = None
+    """How the env's own reward goes with the fitness over random play (None: no calls were left for it)."""
+    momentum: list[Momentum] = field(default_factory=list)
+    """Targets random play never reached, each with the field that drives it."""
 
     @property
     def found(self) -> bool:
@@ -236,7 +244,8 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
     sweeps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     first_round: set[str] = set()
     best_state = _typical_state(rows)
-    call.max_calls = max(call.calls, max_calls - RESERVED)  # the action and ending probes come after the sweeps
+    kept = RESERVED + min(CUTS * len(recorded), max_calls // 10)  # for the action, ending and agreement probes
+    call.max_calls = max(call.calls, max_calls - kept)
     try:
         for round_number in range(2):
             found = []
@@ -262,9 +271,12 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
         endings = _endings(best_state, hold, held, call)
     except _Budget:
         pass
+    cuts = min(CUTS, (max_calls - call.calls) // len(recorded))
+    agreement = measure_agreement(call, recorded, cuts) if cuts >= 2 else None
     return FitnessProbe([f for f in findings if isinstance(f, Target)], [f for f in findings if isinstance(f, Monotone)],
                         action_cost, endings, call.calls, call.failed, tuple(float(v) for v in best_state),
-                        float(np.mean(scores)) if scores else None)
+                        float(np.mean(scores)) if scores else None, agreement,
+                        momentum_findings(findings, recorded, spec))
 
 
 def _action_space(spec: EnvSpec, task: TaskSpec) -> gym.Space:

@@ -11,6 +11,11 @@ the finding (the program carries it as a comment):
   does not care about (the links in line while hanging), and a policy can farm that instead of the task;
 * a monotone field: ``more_X`` or ``less_X``, a gain across the range, and ``past_X``, a flag beyond the
   point where fitness crosses halfway (a conditional one: the flag alone, and only near the other targets);
+* a target random play never reached, in episodes that ran their full length, with a field that drives it:
+  ``momentum_V``, a gain on that field's magnitude (energy shaping, see :mod:`rewardsmith.designer.probe_play`);
+* the env's own reward, by its agreement with the fitness over random play: ``env_reward`` from the start
+  where they agree, optional where it is unsure or unmeasured (the designer starts it off and turns it on
+  in some candidates), left out where they disagree, and left out where a spec hint agrees with the probe;
 * an action cost: ``effort``, the squared action;
 * endings, where the task's episodes can end early: ``alive`` (surviving pays), ``clock`` (a per-step cost:
   ending sooner pays) and ``ended``, a flag on termination worth what the probe measured in steps
@@ -21,7 +26,7 @@ A term's weight is scaled by the share of the largest finding's fitness range it
 A spec hint that reads a field the probe found a target for is kept where its own optimum sits on that
 target (within twice the probed scale) and dropped where it does not; a constant or a termination flag is
 kept where its sign agrees with the probed endings. A kept hint that agrees covers the finding: the probe's
-own terms for it are left out and the hint carries the note instead. Hints the probe says nothing about stay.
+own terms for it (its momentum term too) are left out and the hint carries the note instead. Hints the probe says nothing about stay.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from rewardsmith.spec import EnvSpec, ShapingHint, TaskSpec, _fields_read
 __all__ = ["compose_terms"]
 
 _GATED = ", and only near the other targets"
+ENV_REWARD = "env_reward"
+"""The finding key of the env's own reward: composed only where no spec hint agrees with the probe (where one
+does, the spec's hints are the shaping written for this fitness, and the search varies those)."""
 CLOCK = 0.5
 """The per-step cost of a task where ending sooner pays (the reference races use it too)."""
 MAX_END_STEPS = 200
@@ -66,7 +74,7 @@ def compose_terms(probe: FitnessProbe, hints: tuple[ShapingHint, ...], spec: Env
         covered |= covers
     names = {h.name for h in kept}
     for term, note, finding in _probe_terms(probe, can_end):
-        if finding in covered:
+        if finding in covered or (finding == ENV_REWARD and covered):
             continue
         if term.name in names:  # a spec hint of that name that says something else
             term = replace(term, name=f"{term.name}_probe")
@@ -111,6 +119,18 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
                                       weight=_nice(0.5 * share[m.label])), m.describe(), key))
         terms.append((ShapingHint(f"past_{m.label}", past, "flag", weight=_nice(share[m.label])),
                       f"{m.describe()}; paid past the halfway point{_GATED if gated else ''}", key))
+    keys = {t.label: f"target:{t.label}" for t in probe.targets} | {m.label: f"monotone:{m.label}" for m in probe.monotone}
+    for p in probe.momentum:  # a spec hint that covers the target was written knowing how to get there
+        terms.append((ShapingHint(f"momentum_{p.driver}", f"abs(next_obs.{p.driver})", "gain", scale=_nice(p.bound),
+                                  weight=_nice(0.5 * share.get(p.label, 1.0))), p.describe(), keys.get(p.label, "")))
+    agreement = probe.agreement
+    if agreement is not None and agreement.verdict != "disagrees":
+        unsure = agreement.verdict == "unsure"
+        how = "; on in some candidates only: the search decides" if unsure else "; they agree"
+        terms.append((ShapingHint("env_reward", 'info["env_reward"]', "gain", scale=_nice(agreement.scale), weight=0.5,
+                                  optional=unsure),
+                      f"{agreement.describe()}{how} (scaled by random play's {_nice(agreement.scale):g} per step)",
+                      ENV_REWARD))
     if probe.action_cost is not None:
         a = probe.action_cost
         terms.append((ShapingHint("effort", a.expr, "error", scale=_nice(a.scale), weight=0.1, optional=True),
