@@ -16,6 +16,9 @@ from probing the fitness. Its export, the env's own reward, the sparse signal an
 train on fresh seeds with the task's budget; the table gives each seed's fitness and a verdict.
 
     python benchmarks/quality.py --hidden-hints --seeds 2 --tasks cartpole/hold-right pendulum/hold-tilted
+
+``--choose-seeds N`` exports what ``--final-eval`` would: the search's top ``--top`` candidates re-trained on N
+seeds of their own (never the table's), the best mean; without it, the search's best (one training seed each).
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from rewardsmith.candidate import Candidate
 from rewardsmith.designer import BuiltinDesigner, DesignContext, Proposal
 from rewardsmith.evaluate import Arm, evaluate_rewards
 from rewardsmith.executors import default_workers
 from rewardsmith.loop import SearchConfig, run_search
 from rewardsmith.runs import RunDir
+from rewardsmith.seeds import EVALUATION_TRAINING_SEED
 from rewardsmith.spec import load_spec
+from rewardsmith.state import SearchState
 from rewardsmith.task import ResolvedTask, TaskRef
 
 CLASSIC = ("cartpole", "mountaincar", "mountaincar-continuous", "pendulum", "acrobot")
@@ -45,6 +51,8 @@ NOVEL = ("mountaincar-continuous/race-to-flag", "cartpole/hold-right", "pendulum
 """The bundled novel tasks, cheapest first."""
 NEUTRAL = "Do well on the task's fitness."
 """The task text the designer gets in the hidden-hints mode: nothing about the goal."""
+CHOOSE_SEED = EVALUATION_TRAINING_SEED + 100
+"""First training seed of ``--choose-seeds``: apart from the table's (``EVALUATION_TRAINING_SEED, …``)."""
 MATCH = 0.05
 """The export *matches* the reference when its mean fitness is within 5 % of the reference-to-sparse gap below it."""
 
@@ -86,10 +94,15 @@ def hidden_hints(args: argparse.Namespace, console: Console, out: Path) -> None:
         config = SearchConfig(iterations=args.iterations, samples=args.samples, timesteps=args.timesteps,
                               workers=args.workers, media=False)
         run = RunDir.create(out, env, f"{task_name}-hidden")
-        best = run_search(run, ref, HiddenHints(), config).best
+        state = run_search(run, ref, HiddenHints(), config)
+        best = state.best
         if best is None:
             table.add_row(label, "", "no candidate scored", "", "", "", "no", "no")
             continue
+        if args.choose_seeds:
+            best = _choose(state, args)
+            console.print(f"{label}: exported {best.id}, the best mean of the top {args.top} re-trained on "
+                          f"{args.choose_seeds} seeds from {CHOOSE_SEED}")
         evaluation = evaluate_rewards(ref, {"export": best.source, "env": None}, args.seeds, args.timesteps,
                                       args.workers)
         arms = {a.label: a for a in evaluation.arms}
@@ -103,6 +116,17 @@ def hidden_hints(args: argparse.Namespace, console: Console, out: Path) -> None:
         table.add_row(*row)
         console.print(" | ".join(row), f"(done in {time.monotonic() - started:.0f}s, run: {run.root})")
     console.print(table)
+
+
+def _choose(state: SearchState, args: argparse.Namespace) -> Candidate:
+    """What ``--final-eval`` does (the search's top candidates re-trained, the best mean exported), on training
+    seeds of its own (``CHOOSE_SEED, …``), so the table's seeds stay fresh for the choice."""
+    scored = sorted((c for c in state.candidates.values() if c.status == "scored"), key=lambda c: c.merit,
+                    reverse=True)[:args.top]
+    evaluation = evaluate_rewards(state.task.ref, {c.id: c.source for c in scored}, args.choose_seeds,
+                                  args.timesteps, args.workers, with_baselines=False, first_seed=CHOOSE_SEED)
+    means = {arm.label: arm.mean for arm in evaluation.arms}
+    return max(scored, key=lambda c: means[c.id])  # ties: the search's order (the earlier is the better merit)
 
 
 def _per_seed(arm: Arm | None) -> str:
@@ -130,6 +154,10 @@ def main() -> None:
     parser.add_argument("--hidden-hints", action="store_true",
                         help="the built-in designer gets each novel task's fitness alone (see above)")
     parser.add_argument("--tasks", nargs="*", default=list(NOVEL), help="ENV/TASK, for --hidden-hints")
+    parser.add_argument("--choose-seeds", type=int, default=0,
+                        help="--hidden-hints: export the best mean of the top candidates re-trained on this many "
+                             "seeds of their own, as --final-eval does (0: the search's best)")
+    parser.add_argument("--top", type=int, default=3, help="candidates --choose-seeds re-trains")
     args = parser.parse_args()
     console = Console()
     out = args.out or Path(tempfile.mkdtemp(prefix="rewardsmith-quality-"))

@@ -231,11 +231,14 @@ def evaluate_rewards(
     on_result: Callable[[str, int, dict[str, Any]], None] | None = None,
     budget: int | None = None,
     human: str | None = None,
+    first_seed: int = EVALUATION_TRAINING_SEED,
 ) -> Evaluation:
     """Train each reward (label → program; None is the env's own) on ``seeds`` seeds, beside the baselines that
     exist for the task's fitness (:func:`baselines`; ``human`` is a human reference program).
 
-    ``budget`` (a run's recorded steps per training) wins over ``timesteps`` (rounded to whole rollouts)."""
+    ``budget`` (a run's recorded steps per training) wins over ``timesteps`` (rounded to whole rollouts).
+    ``first_seed``: the training seeds are ``first_seed, first_seed + 1, …`` (a benchmark that chooses among
+    rewards on some seeds and measures the choice on others passes seeds of its own)."""
     task = task_ref.resolve()
     budget = budget if budget is not None else task.budget(timesteps)
     arms = [Arm(label, source) for label, source in rewards.items()]
@@ -247,7 +250,7 @@ def evaluate_rewards(
     with ProcessPool(workers) as pool:
         for seed in range(seeds):
             for arm in arms:
-                seeded = TrainConfig.for_evaluation(budget, device, EVALUATION_TRAINING_SEED + seed)
+                seeded = TrainConfig.for_evaluation(budget, device, first_seed + seed)
                 jobs[pool.submit(evaluation_job, task_ref.to_dict(), arm.source, seeded,
                                  arm.sparse_from_fitness)] = (arm, seed)
         for future, (arm, seed) in jobs.items():
