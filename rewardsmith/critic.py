@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rewardsmith.bounds import TEXT_SHOWN, clip
-from rewardsmith.rollouts import episode_transitions, record_episodes
+from rewardsmith.rollouts import episode_transitions, random_policy, record_episodes
 from rewardsmith.safetext import control_characters
 from rewardsmith.sandbox import Issue, IssueList, RewardCallError, RewardSandbox, SandboxLimits, Transitions
 from rewardsmith.spec import EnvSpec, TaskSpec
@@ -84,15 +84,7 @@ def probe_transitions(spec: EnvSpec, task: TaskSpec, count: int = 64, seed: int 
 
 
 def _random_probes(spec: EnvSpec, task: TaskSpec, count: int, seed: int) -> Transitions:
-    env = spec.make(task)
-    space = env.action_space
-    env.close()
-    space.seed(seed)
-
-    def random_policy(batch: np.ndarray) -> np.ndarray:
-        return np.asarray([space.sample() for _ in range(len(batch))])
-
-    episodes, _ = record_episodes(random_policy, spec, task, episodes=3, seed=seed)
+    episodes, _ = record_episodes(random_policy(spec, task, seed), spec, task, episodes=3, seed=seed)
     batches = [episode_transitions(e) for e in episodes]
     rng = np.random.default_rng(seed)
     keep: list[tuple[int, int]] = []

@@ -26,7 +26,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rewardsmith.episode import Episode, NamedArrays
-from rewardsmith.rollouts import record_episodes
+from rewardsmith.rollouts import random_policy, record_episodes
 from rewardsmith.safetext import control_characters
 from rewardsmith.sandbox import Issue, IssueList, RewardCallError, SandboxLimits
 from rewardsmith.sandbox.fitness import FitnessSandbox
@@ -93,15 +93,10 @@ def behaviour_episodes(spec: EnvSpec, task: TaskSpec, seed: int = 0) -> list[tup
 
 
 def _record_behaviours(spec: EnvSpec, task: TaskSpec, seed: int) -> list[tuple[str, Episode]]:
+    found, _ = record_episodes(random_policy(spec, task, seed), spec, task, episodes=RANDOM_SEEDS, seed=seed)
     env = spec.make(task)
     space = env.action_space
     env.close()
-    space.seed(seed)
-
-    def random_policy(batch: np.ndarray) -> np.ndarray:
-        return np.asarray([space.sample() for _ in range(len(batch))])
-
-    found, _ = record_episodes(random_policy, spec, task, episodes=RANDOM_SEEDS, seed=seed)
     out = [(f"random actions (seed {seed + i})", e) for i, e in enumerate(found)]
     for label, action in _action_behaviours(space):
         def constant(batch: np.ndarray, action: Any = action) -> np.ndarray:

@@ -20,6 +20,7 @@ __all__ = [
     "Policy",
     "annotate_components",
     "episode_transitions",
+    "random_policy",
     "record_episodes",
     "score_episodes",
 ]
@@ -35,6 +36,19 @@ class FitnessSummary:
     success_rate: float
     values: tuple[float, ...]
     episode_length: float
+
+
+def random_policy(spec: EnvSpec, task: TaskSpec, seed: int) -> Policy:
+    """Uniformly random actions from the task's env's action space, seeded: the critics' dry-run behaviour."""
+    env = spec.make(task)
+    space = env.action_space
+    env.close()
+    space.seed(seed)
+
+    def policy(batch: np.ndarray) -> np.ndarray:
+        return np.asarray([space.sample() for _ in range(len(batch))])
+
+    return policy
 
 
 def record_episodes(
