@@ -19,6 +19,7 @@ __all__ = [
     "FitnessSummary",
     "Policy",
     "annotate_components",
+    "build_episode",
     "episode_transitions",
     "random_policy",
     "record_episodes",
@@ -97,7 +98,7 @@ def record_episodes(
                 if render_first and i == 0:
                     frames.append(envs[0].render())
                 if terminated or truncated:
-                    finished[i] = _episode(spec, task, obs_rows[i], actions[i], rewards[i], infos[i], terminated,
+                    finished[i] = build_episode(spec, task, obs_rows[i], actions[i], rewards[i], infos[i], terminated,
                                            truncated, info)
                 else:
                     still.append(i)
@@ -122,8 +123,11 @@ def _step_info(info: dict) -> dict:
     return plain_info(info, step=True) if info else _EMPTY
 
 
-def _episode(spec: EnvSpec, task: TaskSpec, obs: Sequence[np.ndarray], actions: Sequence[np.ndarray],
-             rewards: Sequence[float], infos: list[dict], terminated: bool, truncated: bool, info: dict) -> Episode:
+def build_episode(spec: EnvSpec, task: TaskSpec, obs: Sequence[np.ndarray], actions: Sequence[np.ndarray],
+                  rewards: Sequence[float], infos: list[dict], terminated: bool, truncated: bool,
+                  info: dict) -> Episode:
+    """An episode as a fitness reads it, from its rows (the reset observation first), with its termination cause
+    if it has ended (``info``: the last step's); one still running (a prefix) has none."""
     episode = Episode(
         obs=NamedArrays(spec.field_layout, np.asarray(obs).reshape(len(obs), -1)),
         actions=np.asarray(actions),
@@ -133,7 +137,8 @@ def _episode(spec: EnvSpec, task: TaskSpec, obs: Sequence[np.ndarray], actions: 
         final_info=plain_info(info),
         infos=infos if any(infos) else None,
     )
-    episode.cause = spec.termination_cause(episode.final, episode.final_info, episode.truncated, task)
+    if terminated or truncated:
+        episode.cause = spec.termination_cause(episode.final, episode.final_info, episode.truncated, task)
     return episode
 
 

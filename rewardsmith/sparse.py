@@ -20,7 +20,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rewardsmith.episode import Episode, NamedArrays
+from rewardsmith.episode import Episode
+from rewardsmith.rollouts import build_episode
 from rewardsmith.sandbox import plain_info
 from rewardsmith.spec import EnvSpec, TaskSpec
 
@@ -68,19 +69,8 @@ class SparseFromFitness(gym.Wrapper):
 
     def running_episode(self, terminated: bool, truncated: bool, info: dict[str, Any]) -> Episode:
         """The episode so far, as a fitness reads a recorded one."""
-        episode = Episode(
-            obs=NamedArrays(self.env_spec.field_layout, np.asarray(self._obs)),
-            actions=np.asarray(self._actions),
-            env_rewards=np.asarray(self._rewards, dtype=np.float64),
-            terminated=bool(terminated),
-            truncated=bool(truncated and not terminated),
-            final_info=plain_info(info),
-            infos=list(self._infos) if any(self._infos) else None,
-        )
-        if terminated or truncated:
-            episode.cause = self.env_spec.termination_cause(episode.final, episode.final_info, episode.truncated,
-                                                            self.task_spec)
-        return episode
+        return build_episode(self.env_spec, self.task_spec, self._obs, self._actions, self._rewards,
+                             list(self._infos), terminated, truncated, info)
 
 
 def sparse_problem(spec: EnvSpec, task: TaskSpec, fitness: Callable[[Episode], float], solved: float,
