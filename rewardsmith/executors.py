@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from rewardsmith.errors import UsageError
 
-__all__ = ["EXECUTORS", "Executor", "JobFailed", "ProcessPool", "WorkerDied", "default_workers", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "JobFailed", "ProcessPool", "WorkerDied", "default_workers", "drain",
+           "make_executor"]
 
 EXECUTORS = ("local", "ray")
 
@@ -71,6 +72,16 @@ def make_executor(kind: str, workers: int, address: str | None = None, device: s
             raise UsageError(f"--executor ray needs Ray: pip install 'rewardsmith[ray]' ({exc})") from None
         return RayExecutor(workers, address, device)
     raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
+
+
+def drain(reports: queue.Queue) -> list[Any]:
+    """Everything ``reports`` holds now, without waiting (an executor's progress reports)."""
+    items = []
+    while True:
+        try:
+            items.append(reports.get_nowait())
+        except queue.Empty:
+            return items
 
 
 def limit_threads(threads: int) -> None:
@@ -186,12 +197,7 @@ class ProcessPool:
 
     def drain_progress(self) -> list[tuple[Future, Any]]:
         """Progress reports received so far, as (future of the job, data)."""
-        items = []
-        while True:
-            try:
-                items.append(self._progress.get_nowait())
-            except queue.Empty:
-                return items
+        return drain(self._progress)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the pool; with ``wait=False`` running jobs are killed at once (Ctrl-C, errors)."""

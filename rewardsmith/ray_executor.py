@@ -49,7 +49,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rewardsmith import executors
 from rewardsmith.errors import UsageError
-from rewardsmith.executors import JobFailed, WorkerDied
+from rewardsmith.executors import JobFailed, WorkerDied, drain
 from rewardsmith.runs import CandidatePaths, atomic_write_bytes
 
 __all__ = ["GPU_FRACTION", "RayExecutor"]
@@ -248,12 +248,7 @@ class RayExecutor:
     def drain_progress(self) -> list[tuple[Future, Any]]:
         """Progress reports received so far, as (future of the job, data)."""
         self._pull_progress()
-        items = []
-        while True:
-            try:
-                items.append(self._progress.get_nowait())
-            except queue.Empty:
-                return items
+        return drain(self._progress)
 
     def _pull_progress(self) -> None:
         """Move the reports in the progress actor to the local queue (before a job's result is set)."""
