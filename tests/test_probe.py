@@ -15,7 +15,7 @@ from rewardsmith.critic import Critic
 from rewardsmith.designer import BuiltinDesigner, DesignContext
 from rewardsmith.designer.probe import probe_fitness
 from rewardsmith.designer.probe_terms import compose_terms
-from rewardsmith.spec import ShapingHint, load_spec
+from rewardsmith.spec import ShapingHint, TerminationCause, load_spec
 from rewardsmith.task import ResolvedTask, TaskRef
 
 
@@ -93,11 +93,31 @@ def test_finds_the_coupled_links_of_keep_above():
 def test_finds_that_race_to_flag_wants_an_early_end():
     spec, task = _task("mountaincar-continuous", "race-to-flag")
     probe = probe_fitness(task.fitness, spec, task, seed=0)
-    assert not probe.targets and not probe.monotone  # the fitness reads no observation
+    assert not probe.targets  # the fitness reads no observation ...
+    assert all(m.ending for m in probe.monotone)  # ... only where the episode ends (the next test)
     assert probe.endings.hurry > 0  # a shorter ended episode scores higher
     assert probe.endings.end_gain > 0  # ending beats running into the time limit
     assert probe.endings.survival == 0
 
+
+
+def test_race_to_flag_finds_where_the_env_ends_an_episode_and_pulls_there_without_paying_to_linger():
+    spec, task = _task("mountaincar-continuous", "race-to-flag")
+    probe = probe_fitness(task.fitness, spec, task, seed=0)
+    (region,) = probe.monotone  # not a field the fitness reads: where the episode it wants to end, ends
+    assert region.ending == "reached_goal" and region.label == "position" and region.direction == 1
+    assert 0.45 <= region.threshold < 0.452  # the flag, narrowed past the coarse sweep's grid
+    assert region.rise == probe.endings.end_gain
+    (momentum,) = probe.momentum  # random play never got near the flag; velocity drives position
+    assert momentum.label == "position" and momentum.driver == "velocity"
+    terms, notes = compose_terms(probe, (), spec, task)
+    by_name = {t.name: t for t in terms}
+    assert "more_position" not in by_name and "past_position" not in by_name
+    assert "(reached_goal) once position >= 0.45" in notes["reach_position"]
+    clock = -by_name["clock"].weight
+    state_terms = [by_name["reach_position"], by_name["momentum_velocity"]]
+    assert sum(t.weight for t in state_terms) <= clock / 2  # together they never outweigh the cost of a step
+    assert "half the clock" in notes["momentum_velocity"]
 
 def test_finds_that_left_hill_wants_the_car_low_on_the_track():
     spec, task = _task("mountaincar", "left-hill")
@@ -157,6 +177,29 @@ def test_a_preference_for_ending_early_becomes_a_clock_and_an_end_bonus():
     assert notes["clock"].startswith("probe: each step sooner")
 
 
+def _two_sided_track(spec):
+    """CartPole whose only causes of termination are running off either end of the track (one cause each)."""
+    return replace(spec, terminations=(
+        TerminationCause("off_left", "the cart ran off the left end", lambda o, info: o.cart_position < -2.4),
+        TerminationCause("off_right", "the cart ran off the right end", lambda o, info: o.cart_position > 2.4)))
+
+
+def _quick_right(episode) -> float:
+    """Ending sooner pays, but only off the right end of the track."""
+    ended_right = episode.terminated and episode.obs.cart_position[-1] > 0
+    return -float(len(episode)) if ended_right else -1000.0
+
+
+def test_of_two_places_an_episode_ends_the_fitness_picks_the_one_it_pays_for():
+    spec, task = _task("cartpole")
+    spec = _two_sided_track(spec)
+    (region,) = probe_fitness(_quick_right, spec, task, seed=0).monotone
+    assert region.ending == "off_right" and region.direction == 1 and abs(region.threshold - 2.4) < 0.01
+    assert not probe_fitness(_quick, spec, task, seed=0).monotone  # pays both ends alike: it cannot say which
+    assert not probe_fitness(_quick_right, _task("cartpole")[0], task, seed=0).monotone  # the spec's own
+    # causes fire at both ends of a field (|cart_position|, |pole_angle|): no one side to pull toward
+
+
 def test_a_crashing_fitness_finds_nothing_and_the_designer_keeps_the_spec_hints():
     spec, task = _task("cartpole", "hold-right")
     probe = probe_fitness(_crashes, spec, task, seed=0, max_calls=50)
@@ -193,7 +236,8 @@ def test_probing_is_deterministic_for_a_seed():
     ("cartpole", "hold-right", {"near_cart_position", "toward_cart_position", "alive"},
      r"# probe: fitness peaks at cart_position ≈ (0\.9\d|1\.0)"),
     ("pendulum", "hold-tilted", {"near_theta", "toward_theta"}, r"# probe: fitness peaks at theta ≈ 0\.26"),
-    ("mountaincar-continuous", "race-to-flag", {"clock", "ended"}, r"# probe: each step sooner that an episode ends"),
+    ("mountaincar-continuous", "race-to-flag", {"clock", "ended", "reach_position", "momentum_velocity"},
+     r"# probe: each step sooner that an episode ends"),
 ])
 def test_hidden_hints_programs_carry_the_probed_terms_with_comments_and_pass_the_critic(env, task, terms, comment):
     resolved = _hidden(env, task)

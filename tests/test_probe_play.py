@@ -56,6 +56,26 @@ def test_agreement_is_unmeasured_where_random_play_never_moves_the_fitness():
     assert "unmeasured" in agreement.describe()
 
 
+
+def _race_with_fuel(episode) -> float:
+    """race-to-flag's fitness, less the fuel the env's own reward charges: actions now cost it too."""
+    race = -float(len(episode)) if episode.terminated else -999.0
+    return race - 0.1 * float(np.sum(np.square(episode.actions)))
+
+
+def test_an_env_reward_that_charges_for_actions_the_fitness_does_not_charge_for_disagrees():
+    spec, task = _task("mountaincar-continuous", "race-to-flag")
+    agreement = probe_fitness(task.fitness, spec, task, seed=0).agreement
+    assert agreement.r is None  # random play never reached the flag: the fitness never moved ...
+    assert agreement.action_charge < -0.9 and agreement.verdict == "disagrees"  # ... but the fuel charge shows
+    assert "full-scale actions cost the fitness nothing" in agreement.describe()
+    terms, _ = compose_terms(probe_fitness(task.fitness, spec, task, seed=0), (), spec, task)
+    assert "env_reward" not in {t.name for t in terms}
+    charged = probe_fitness(_race_with_fuel, spec, task, seed=0)
+    assert charged.action_cost is not None and charged.agreement.action_charge is None  # the fitness charges too
+    spec, task = _task("pendulum", "hold-tilted")  # its reward is mostly the angle, not the torque
+    assert probe_fitness(task.fitness, spec, task, seed=0).agreement.action_charge is None
+
 def test_agreement_stretches_are_cut_from_prefixes_ended_by_the_time_limit():
     spec, task = _task("pendulum")
     seen: list[tuple[int, bool, bool]] = []

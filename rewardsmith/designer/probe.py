@@ -7,7 +7,10 @@ state, and builds episodes that hold one state for a while with one field (or on
 best state the first found, so a field that matters only once another is right (the second link of a
 chain, once the first points up) shows too. Then, at the best state: constant actions of growing
 magnitude (an action cost), and episodes of two lengths ended by termination or by the time limit (a
-preference for surviving, or for ending soon). Last, what the recorded random play says beyond the sweeps
+preference for surviving, or for ending soon). Where ending pays, the env's documented termination causes are
+tested across each field (no fitness calls: they are the spec's own predicates) to find where an episode ends,
+and the fitness, given episodes ending in each such region, says which end it wants. Last, what the recorded
+random play says beyond the sweeps
 (:mod:`rewardsmith.designer.probe_play`): how the env's own reward goes with the fitness, and which targets
 random play never reached and what field drives them. The fitness is a black box called at most
 ``max_calls`` times; a call that raises or returns a non-number counts as no answer.
@@ -22,9 +25,10 @@ from dataclasses import dataclass, field, replace
 import gymnasium as gym
 import numpy as np
 
-from rewardsmith.designer.probe_play import CUTS, Agreement, Momentum, measure_agreement, momentum_findings
-from rewardsmith.episode import Episode, NamedArrays
-from rewardsmith.spec import EnvSpec, TaskSpec
+from rewardsmith.designer.probe_play import (CUTS, Agreement, Momentum, action_charge, measure_agreement,
+                                             momentum_findings)
+from rewardsmith.episode import Episode, NamedArrays, NamedValues
+from rewardsmith.spec import EnvSpec, TaskSpec, TerminationCause
 
 __all__ = ["ActionCost", "Endings", "FitnessProbe", "Monotone", "Target", "probe_fitness", "with_value"]
 
@@ -96,10 +100,17 @@ class Monotone:
     columns: tuple[int, ...] = ()
     conditional: bool = False
     """Found only in the second round (see :attr:`Target.conditional`)."""
+    ending: str = ""
+    """Set for an end region (:func:`_end_regions`): the termination cause that fires past ``threshold``. The
+    fitness does not read the field: ending there is what raises it, by ``rise``."""
 
     def describe(self) -> str:
         way = "higher" if self.direction > 0 else "lower"
         side = "above" if self.direction > 0 else "below"
+        if self.ending:
+            sign = ">=" if self.direction > 0 else "<="
+            return (f"ending by termination raises fitness by {self.rise:.4g}, and the env ends an episode "
+                    f"({self.ending}) once {self.label} {sign} {self.threshold:.3g}")
         return (f"fitness rises with {way} {self.label} across [{self.low:.3g}, {self.high:.3g}] "
                 f"(+{self.rise:.4g}, most of it {side} {self.threshold:.3g}){_ONCE if self.conditional else ''}")
 
@@ -265,14 +276,21 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
     findings = [replace(_finding(axis, *sweeps[axis.label]), conditional=axis.label not in first_round)
                 for axis in axes if axis.label in sweeps]
     action_cost = endings = None
+    actions_free = False
     call.max_calls = max_calls
+    regions: list[Monotone] = []
     try:
-        action_cost = _action_cost(space, best_state, held, call)
+        action_cost, actions_free = _action_cost(space, best_state, held, call)
         endings = _endings(best_state, hold, held, call)
+        regions = _end_regions(spec, task, axes, best_state, endings, held, call)
     except _Budget:
         pass
+    findings += regions
     cuts = min(CUTS, (max_calls - call.calls) // len(recorded))
     agreement = measure_agreement(call, recorded, cuts) if cuts >= 2 else None
+    charge = action_charge(recorded) if actions_free else None
+    if agreement is not None and charge is not None:
+        agreement = replace(agreement, action_charge=charge)
     return FitnessProbe([f for f in findings if isinstance(f, Target)], [f for f in findings if isinstance(f, Monotone)],
                         action_cost, endings, call.calls, call.failed, tuple(float(v) for v in best_state),
                         float(np.mean(scores)) if scores else None, agreement,
@@ -454,14 +472,15 @@ def _monotone(ys: np.ndarray) -> bool:
 
 
 def _action_cost(space: gym.Space, state: np.ndarray, held: Callable[..., Episode],
-                 call: _Caller) -> ActionCost | None:
-    """At the best state: fitness with no action against half and full-scale actions, both signs."""
+                 call: _Caller) -> tuple[ActionCost | None, bool]:
+    """At the best state: fitness with no action against half and full-scale actions, both signs; and whether
+    that showed full-scale actions cost nothing (every comparison made, none lost fitness)."""
     if not isinstance(space, gym.spaces.Box) or not np.all(np.isfinite(space.high)):
-        return None
+        return None, False
     high = np.asarray(space.high, dtype=np.float64)
     none = call(held(state, action=np.clip(np.zeros_like(high), space.low, space.high)))
     if none is None:
-        return None
+        return None, False
     losses = []
     for fraction in (0.5, 1.0):
         for sign in (1.0, -1.0):
@@ -470,10 +489,11 @@ def _action_cost(space: gym.Space, state: np.ndarray, held: Callable[..., Episod
                 losses.append((fraction, none - value))
     full = [loss for fraction, loss in losses if fraction == 1.0]
     half = [loss for fraction, loss in losses if fraction == 0.5]
-    if not full or min(full) <= 1e-9 * max(1.0, abs(none)) or (half and min(half) > min(full)):
-        return None
+    tolerance = 1e-9 * max(1.0, abs(none))
+    if not full or min(full) <= tolerance or (half and min(half) > min(full)):
+        return None, len(losses) == 4 and all(abs(loss) <= tolerance for _, loss in losses)
     expr = "float(action[0]) ** 2" if high.size == 1 else "float(np.sum(np.square(action)))"
-    return ActionCost(expr, float(np.sum(high ** 2)), float(min(full)))
+    return ActionCost(expr, float(np.sum(high ** 2)), float(min(full))), False
 
 
 def _endings(state: np.ndarray, hold: int, held: Callable[..., Episode], call: _Caller) -> Endings | None:
@@ -490,3 +510,71 @@ def _endings(state: np.ndarray, hold: int, held: Callable[..., Episode], call: _
     if max(abs(survival), abs(hurry), abs(end_gain)) <= 1e-12:
         return None
     return Endings(float(survival), float(hurry), float(end_gain), hold)
+
+
+def _end_regions(spec: EnvSpec, task: TaskSpec, axes: list[_Axis], state: np.ndarray, endings: Endings | None,
+                 held: Callable[..., Episode], call: _Caller) -> list[Monotone]:
+    """Where ending pays: for each of the task's termination causes that does not fire at the best state, the
+    field past which it fires (one end of the field's range, every other field as at the best state). Where
+    several causes have a region, the fitness of an episode that ends in each says which it wants: only a
+    region with the highest value, and alone at it, is kept (the fitness cannot tell the rest apart)."""
+    if endings is None or endings.end_gain <= 0:
+        return []
+    layout = spec.field_layout
+    found: list[tuple[Monotone, np.ndarray]] = []
+    for cause in (c for c in spec.terminations if task.applies(c)):
+        if _fires(cause, state, layout):
+            continue
+        for axis in (a for a in axes if not a.angle):
+            edge = _edge(cause, axis, state, layout)
+            if edge is not None:
+                direction, threshold = edge
+                found.append((Monotone(axis.label, axis.expr, direction, axis.low, axis.high, endings.end_gain,
+                                       threshold, axis.columns, ending=cause.name), axis.set(state, threshold)))
+    if len(found) <= 1:
+        return [region for region, _ in found]
+    values = [call(_ending_in(held(state, terminated=True), end_state)) for _, end_state in found]
+    known = [v for v in values if v is not None]
+    if not known:
+        return []
+    top = max(known)
+    best = [region for (region, _), v in zip(found, values) if v is not None and v >= top - 1e-9 * max(1.0, abs(top))]
+    return best if len(best) == 1 else []
+
+
+def _fires(cause: TerminationCause, state: np.ndarray, layout: dict) -> bool:
+    try:
+        return bool(cause.test(NamedValues(layout, state), {}))
+    except Exception:  # a predicate that needs more than an observation says nothing here
+        return False
+
+
+def _edge(cause: TerminationCause, axis: _Axis, state: np.ndarray,
+          layout: dict) -> tuple[int, float] | None:
+    """(direction, threshold: the first value where it fires) where ``cause`` fires on one end of ``axis``'s range and not
+    the other, in one run; None otherwise. The threshold is narrowed by bisection to a thousandth of the range."""
+    xs = axis.points(COARSE)
+    fires = np.array([_fires(cause, axis.set(state, float(x)), layout) for x in xs])
+    if not fires.any() or fires.all() or fires[0] == fires[-1]:
+        return None
+    direction = 1 if fires[-1] else -1
+    run = fires if direction > 0 else fires[::-1]
+    first = int(np.argmax(run))
+    if not run[first:].all():
+        return None
+    ordered = xs if direction > 0 else xs[::-1]
+    outside, inside = float(ordered[first - 1]), float(ordered[first])
+    while abs(inside - outside) > 1e-3 * (axis.high - axis.low):
+        middle = (inside + outside) / 2
+        if _fires(cause, axis.set(state, middle), layout):
+            inside = middle
+        else:
+            outside = middle
+    return direction, inside
+
+
+def _ending_in(episode: Episode, end_state: np.ndarray) -> Episode:
+    """``episode`` with its last observation replaced by ``end_state``."""
+    data = np.array(episode.obs.data)
+    data[-1] = end_state
+    return replace(episode, obs=NamedArrays(episode.obs.layout, data))

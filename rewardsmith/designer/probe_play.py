@@ -4,6 +4,9 @@
   consecutive prefixes gives its gain over each stretch, and the env's own reward over the same stretch is
   set against it (Pearson r across stretches, both per step). Where the two go together, the env's reward is
   worth composing; where they do not, it is not; where either never moved in random play, nobody knows.
+  One disagreement shows without the fitness moving: where the env's reward over random play is a charge
+  on the (continuous) action (r <= -``DRIVES`` with its squared size) and the probe measured that
+  full-scale actions cost the fitness nothing, the env's reward charges for what the fitness does not.
 * **Momentum toward a target random play never reached.** Where every recorded episode ran its full length
   (nothing ended it early) and still never came near a probed target, force alone does not get there in the
   time given: the task needs momentum (an under-actuated system). The field that drives the target's field is
@@ -26,7 +29,8 @@ from rewardsmith.spec import EnvSpec
 if TYPE_CHECKING:
     from rewardsmith.designer.probe import Monotone, Target
 
-__all__ = ["AGREES", "DISAGREES", "DRIVES", "Agreement", "Momentum", "measure_agreement", "momentum_findings"]
+__all__ = ["AGREES", "DISAGREES", "DRIVES", "Agreement", "Momentum", "action_charge", "measure_agreement",
+           "momentum_findings"]
 
 AGREES = 0.7
 """r at or above which the env's own reward is composed as a term from the start."""
@@ -48,16 +52,24 @@ class Agreement:
     episodes: int
     scale: float = 1.0
     """The env's reward per step in random play, in magnitude (its mean absolute value; 1 where it was 0)."""
+    action_charge: float | None = None
+    """Set where the env's reward is a charge on the action that the fitness does not make (see the module
+    docstring): r between the env's reward and the squared action over random play."""
 
     @property
     def verdict(self) -> str:
         """``agrees``, ``disagrees`` or ``unsure`` (moderate, or unmeasured)."""
+        if self.action_charge is not None:
+            return "disagrees"
         if self.r is None:
             return "unsure"
         return "agrees" if self.r >= AGREES else "disagrees" if self.r < DISAGREES else "unsure"
 
     def describe(self) -> str:
         where = f"{self.stretches} stretches of {self.episodes} random-play episodes"
+        if self.action_charge is not None:
+            return (f"the env's reward charges for the action over {where} (r = {self.action_charge:+.2f} with "
+                    f"its squared size), while full-scale actions cost the fitness nothing")
         if self.r is None:
             return f"agreement with the fitness unmeasured: one of the two never moved over {where}"
         return f"r = {self.r:+.2f} between the env's reward and the fitness's gain over {where}"
@@ -100,6 +112,17 @@ def measure_agreement(call: Callable[[Episode], float | None], recorded: list[Ep
     typical = float(np.mean(np.abs(np.concatenate([e.env_rewards for e in recorded])))) if recorded else 0.0
     return Agreement(_pearson(np.asarray(rewards), np.asarray(gains)), len(gains), len(recorded),
                      typical if typical > 1e-9 else 1.0)
+
+
+def action_charge(recorded: list[Episode]) -> float | None:
+    """r between the env's reward and the squared size of a continuous action over random play, where it is at
+    most -``DRIVES`` (the reward is mostly a charge on the action); None otherwise."""
+    actions = [np.asarray(e.actions, dtype=np.float64).reshape(len(e), -1) for e in recorded if len(e)]
+    if not actions:
+        return None
+    size = np.concatenate([np.sum(np.square(a), axis=1) for a in actions])
+    r = _pearson(size, np.concatenate([e.env_rewards for e in recorded if len(e)]))
+    return r if r is not None and r <= -DRIVES else None
 
 
 def _prefix(episode: Episode, end: int) -> Episode:

@@ -11,6 +11,8 @@ the finding (the program carries it as a comment):
   does not care about (the links in line while hanging), and a policy can farm that instead of the task;
 * a monotone field: ``more_X`` or ``less_X``, a gain across the range, and ``past_X``, a flag beyond the
   point where fitness crosses halfway (a conditional one: the flag alone, and only near the other targets);
+* an end region (ending pays, and a termination cause fires past a value of a field): ``reach_X``, a gain
+  toward that end of the range (the ending itself is paid by ``ended``);
 * a target random play never reached, in episodes that ran their full length, with a field that drives it:
   ``momentum_V``, a gain on that field's magnitude (energy shaping, see :mod:`rewardsmith.designer.probe_play`);
 * the env's own reward, by its agreement with the fitness over random play: ``env_reward`` from the start
@@ -18,7 +20,8 @@ the finding (the program carries it as a comment):
   in some candidates), left out where they disagree, and left out where a spec hint agrees with the probe;
 * an action cost: ``effort``, the squared action;
 * endings, where the task's episodes can end early: ``alive`` (surviving pays), ``clock`` (a per-step cost:
-  ending sooner pays) and ``ended``, a flag on termination worth what the probe measured in steps
+  ending sooner pays; the terms above are then weighed to pay at most half of it a step together, so that
+  lingering never earns more than finishing) and ``ended``, a flag on termination worth what the probe measured in steps
   (capped at ``MAX_END_STEPS``).
 
 A term's weight is scaled by the share of the largest finding's fitness range it stands for.
@@ -110,6 +113,11 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
     for m in probe.monotone:
         key, way = f"monotone:{m.label}", ("more" if m.direction > 0 else "less")
         expr = m.expr if m.direction > 0 else f"-{m.expr}"
+        if m.ending:
+            terms.append((ShapingHint(f"reach_{m.label}", expr, "gain", scale=_nice((m.high - m.low) / 2),
+                                      weight=_nice(0.5 * share[m.label])),
+                          f"{m.describe()}; a gain toward it", key))
+            continue
         past = f"{m.expr} >= {m.threshold:.4g}" if m.direction > 0 else f"{m.expr} <= {m.threshold:.4g}"
         gated = m.conditional and bool(anchors)
         if gated:
@@ -123,6 +131,9 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
     for p in probe.momentum:  # a spec hint that covers the target was written knowing how to get there
         terms.append((ShapingHint(f"momentum_{p.driver}", f"abs(next_obs.{p.driver})", "gain", scale=_nice(p.bound),
                                   weight=_nice(0.5 * share.get(p.label, 1.0))), p.describe(), keys.get(p.label, "")))
+    e = probe.endings
+    if e is not None and can_end and e.hurry > 0:
+        terms = _below_the_clock(terms)
     agreement = probe.agreement
     if agreement is not None and agreement.verdict != "disagrees":
         unsure = agreement.verdict == "unsure"
@@ -135,7 +146,6 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
         a = probe.action_cost
         terms.append((ShapingHint("effort", a.expr, "error", scale=_nice(a.scale), weight=0.1, optional=True),
                       a.describe(), "action"))
-    e = probe.endings
     if e is not None and can_end:
         if e.survival > 0:
             terms.append((ShapingHint("alive", "1.0", "constant", weight=0.2, optional=True),
@@ -149,6 +159,19 @@ def _probe_terms(probe: FitnessProbe, can_end: bool) -> list[tuple[ShapingHint, 
             terms.append((ShapingHint("ended", 'info["terminated"]', "flag", weight=weight,
                                       optional=weight < 0), e.describe_end(), "end"))
     return terms
+
+
+def _below_the_clock(terms: list[tuple[ShapingHint, str, str]]) -> list[tuple[ShapingHint, str, str]]:
+    """The state terms scaled so that together they pay at most half the clock a step (each pays about its
+    weight at most): where ending sooner pays, a bonus for being somewhere must never outweigh the cost of
+    staying, or lingering there earns more than finishing."""
+    total = sum(abs(term.weight) for term, _, _ in terms)
+    if total <= CLOCK / 2:
+        return terms
+    factor = CLOCK / 2 / total
+    return [(replace(term, weight=_nice(term.weight * factor)),
+             f"{note}; weighed to pay at most half the clock a step with the other such terms", key)
+            for term, note, key in terms]
 
 
 def _nice(x: float) -> float:
