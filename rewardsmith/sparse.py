@@ -46,31 +46,52 @@ class SparseFromFitness(gym.Wrapper):
                  solved: float) -> None:
         super().__init__(env)
         self.env_spec, self.task_spec, self.fitness, self.solved = spec, task, fitness, solved
-        self._obs: list[np.ndarray] = []
-        self._actions: list[np.ndarray] = []
-        self._rewards: list[float] = []
+        self._obs, self._actions, self._rewards = _Rows(), _Rows(), _Rows()
         self._infos: list[dict[str, Any]] = []
         self.last_value = math.nan
         """The fitness of the episode so far at the last step."""
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
-        self._obs, self._actions, self._rewards, self._infos = [np.asarray(obs, dtype=np.float64).ravel()], [], [], []
+        self._obs, self._actions, self._rewards, self._infos = _Rows(), _Rows(), _Rows(), []
+        self._obs.append(np.asarray(obs, dtype=np.float64).ravel())
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._obs.append(np.asarray(obs, dtype=np.float64).ravel())
         self._actions.append(np.asarray(action))
-        self._rewards.append(float(reward))
+        self._rewards.append(np.float64(reward))
         self._infos.append(plain_info(info, step=True) if info else {})
         self.last_value = float(self.fitness(self.running_episode(terminated, truncated, info)))
         return obs, 1.0 if self.last_value >= self.solved else 0.0, terminated, truncated, info
 
     def running_episode(self, terminated: bool, truncated: bool, info: dict[str, Any]) -> Episode:
-        """The episode so far, as a fitness reads a recorded one."""
-        return build_episode(self.env_spec, self.task_spec, self._obs, self._actions, self._rewards,
-                             list(self._infos), terminated, truncated, info)
+        """The episode so far, as a fitness reads a recorded one (its arrays are views of this episode's rows)."""
+        return build_episode(self.env_spec, self.task_spec, self._obs.view(), self._actions.view(),
+                             self._rewards.view(), list(self._infos), terminated, truncated, info)
+
+
+class _Rows:
+    """Rows of one shape and type appended one at a time into a buffer that doubles as it fills, so that the
+    running episode reads the rows so far as a view instead of rebuilding an array of every row on every step.
+    A view's rows never change afterwards: later rows go past its end, and a grown buffer is a new array."""
+
+    def __init__(self) -> None:
+        self._buffer: np.ndarray | None = None
+        self._count = 0
+
+    def append(self, row: np.ndarray) -> None:
+        row = np.asarray(row)
+        if self._buffer is None:
+            self._buffer = np.empty((64, *row.shape), dtype=row.dtype)
+        elif self._count == len(self._buffer):
+            self._buffer = np.concatenate([self._buffer, np.empty_like(self._buffer)])
+        self._buffer[self._count] = row
+        self._count += 1
+
+    def view(self) -> np.ndarray:
+        return self._buffer[:self._count] if self._buffer is not None else np.empty(0)
 
 
 def sparse_problem(spec: EnvSpec, task: TaskSpec, fitness: Callable[[Episode], float], solved: float,
