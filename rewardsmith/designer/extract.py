@@ -71,7 +71,6 @@ def _def_pattern(name: str) -> re.Pattern[str]:
     return re.compile(r"^[ \t]*def[ \t]+" + re.escape(name) + r"[ \t]*\(", re.MULTILINE)
 
 
-_DEF = _def_pattern("compute_reward")
 _PYTHON_INFO = re.compile(r"^(?:py|python|ipython)[\d.]*$|^$", re.IGNORECASE)
 _THINK_TAGS = ("think", "thinking", "reasoning", "thought")
 _OPEN_THINK = re.compile(r"<(?P<tag>" + "|".join(_THINK_TAGS) + r")>", re.IGNORECASE)
@@ -365,7 +364,7 @@ def _note(prose: str) -> str:
 # ------------------------------------------------------------------------------------ unfenced code
 
 
-def _unfenced_region(text: str, definition: re.Pattern[str] = _DEF) -> tuple[str | None, bool]:
+def _unfenced_region(text: str, definition: re.Pattern[str]) -> tuple[str | None, bool]:
     """The code around the last ``def compute_reward`` (``definition``) in prose; (None, _) if none of it parses."""
     lines = text.split("\n")
     starts = [i for i, line in enumerate(lines) if definition.match(line)]
@@ -395,7 +394,7 @@ def _unfenced_region(text: str, definition: re.Pattern[str] = _DEF) -> tuple[str
     return None, reaches_end
 
 
-def _from_def(text: str, definition: re.Pattern[str] = _DEF) -> str:
+def _from_def(text: str, definition: re.Pattern[str]) -> str:
     match = list(definition.finditer(text))
     return textwrap.dedent(text[match[-1].start():]) if match else ""
 
@@ -403,7 +402,7 @@ def _from_def(text: str, definition: re.Pattern[str] = _DEF) -> str:
 # -------------------------------------------------------------------------------------- assembling
 
 
-def _assemble(code: str, others: list[str], note: str, name: str = "compute_reward") -> Extraction:
+def _assemble(code: str, others: list[str], note: str, name: str) -> Extraction:
     """``code`` with what it uses from the other blocks, cleaned of example calls (of ``name``)."""
     code = _strip_examples(code, name)
     tree = _parse(code)
@@ -450,7 +449,7 @@ def _assemble(code: str, others: list[str], note: str, name: str = "compute_rewa
     return Extraction("\n\n\n".join(parts) + "\n", None, note)
 
 
-def _strip_examples(code: str, name: str = "compute_reward") -> str:
+def _strip_examples(code: str, name: str) -> str:
     """Drop top-level statements that only demonstrate the function: calls, prints, ``__main__`` blocks."""
     tree = _parse(code)
     if tree is None:
@@ -466,7 +465,7 @@ def _strip_examples(code: str, name: str = "compute_reward") -> str:
     return "\n".join(lines)
 
 
-def _is_example(stmt: ast.stmt, name: str = "compute_reward") -> bool:
+def _is_example(stmt: ast.stmt, name: str) -> bool:
     if isinstance(stmt, ast.If):  # a walk, not ast.unparse: that recurses, and the tree may be deep
         return any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(stmt.test))
     if isinstance(stmt, ast.Expr):
