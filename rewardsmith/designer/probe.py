@@ -551,11 +551,12 @@ def _fires(cause: TerminationCause, state: np.ndarray, layout: dict) -> bool:
 
 def _edge(cause: TerminationCause, axis: _Axis, state: np.ndarray,
           layout: dict) -> tuple[int, float] | None:
-    """(direction, threshold: the first value where it fires) where ``cause`` fires on one end of ``axis``'s range and not
-    the other, in one run; None otherwise. The threshold is narrowed by bisection to a thousandth of the range."""
+    """(direction, threshold: the first value where it fires) where ``cause`` fires on one end of ``axis``'s
+    range and not the other, in one run; None otherwise. The threshold is narrowed by bisection to a
+    thousandth of the range."""
     xs = axis.points(COARSE)
     fires = np.array([_fires(cause, axis.set(state, float(x)), layout) for x in xs])
-    if not fires.any() or fires.all() or fires[0] == fires[-1]:
+    if fires[0] == fires[-1]:  # neither end, or both
         return None
     direction = 1 if fires[-1] else -1
     run = fires if direction > 0 else fires[::-1]
