@@ -32,10 +32,11 @@ from rewardsmith.task import ResolvedTask, TaskRef
 from rewardsmith.training import TrainConfig
 
 if TYPE_CHECKING:
+    from rewardsmith.candidate import Candidate
     from rewardsmith.state import SearchState
 
 __all__ = ["ENV_REWARD", "Arm", "Evaluation", "baselines", "evaluate_rewards", "evaluate_top_candidates",
-           "human_normalised", "mean_ci95"]
+           "human_normalised", "mean_ci95", "top_candidates"]
 
 ENV_REWARD = "env reward"
 """The env's own reward's row where it is not the human baseline (a fitness of the user's own)."""
@@ -268,23 +269,30 @@ def evaluate_rewards(
                       task.fitness_label, notes)
 
 
+def top_candidates(state: SearchState, top: int) -> list[Candidate]:
+    """The search's ``top`` scored candidates, best first by :attr:`Candidate.merit` (one stopped at a
+    successive-halving rung after every one trained to the full budget), ties to the earlier, as
+    :attr:`SearchState.best` ranks them."""
+    scored = [c for c in state.candidates.values() if c.status == "scored"]
+    return sorted(scored, key=lambda c: (*c.merit, -c.iteration, -c.index), reverse=True)[:top]
+
+
 def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,
                             on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> tuple[Evaluation, str]:
-    """Re-train the search's ``top`` candidates and the baselines on ``seeds`` fresh seeds.
+    """Re-train the search's ``top`` candidates (:func:`top_candidates`) and the baselines on ``seeds`` fresh seeds.
 
     One training seed decides a candidate's search fitness, so the search's best is partly luck
     (the winner's curse); the candidate with the best mean here is the one worth exporting.
 
     Returns:
-        The evaluation and the id of the candidate with the best mean fitness.
+        The evaluation and the id of the candidate with the best mean fitness (ties: the better ranked).
     """
-    scored = sorted((c for c in state.candidates.values() if c.status == "scored"),
-                    key=lambda c: c.fitness, reverse=True)[:top]
+    scored = top_candidates(state, top)
     if not scored:
         raise ValueError("no scored candidate to evaluate")
     config = state.config
     evaluation = evaluate_rewards(state.task.ref, {c.id: c.source for c in scored}, seeds,
                                   config.timesteps, config.workers, config.device, on_result=on_result,
                                   budget=state.budget)
-    chosen = max(scored, key=lambda c: (evaluation.arm(c.id).mean, c.fitness))
+    chosen = max(scored, key=lambda c: evaluation.arm(c.id).mean)  # max keeps the first of equal means
     return evaluation, chosen.id
