@@ -278,11 +278,16 @@ def top_candidates(state: SearchState, top: int) -> list[Candidate]:
 
 
 def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,
-                            on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> tuple[Evaluation, str]:
-    """Re-train the search's ``top`` candidates (:func:`top_candidates`) and the baselines on ``seeds`` fresh seeds.
+                            on_result: Callable[[str, int, dict[str, Any]], None] | None = None,
+                            with_baselines: bool = True,
+                            first_seed: int = EVALUATION_TRAINING_SEED) -> tuple[Evaluation, str]:
+    """Re-train the search's ``top`` candidates (:func:`top_candidates`) and the baselines on ``seeds`` fresh seeds,
+    each with the run's budget, workers and device.
 
     One training seed decides a candidate's search fitness, so the search's best is partly luck
     (the winner's curse); the candidate with the best mean here is the one worth exporting.
+    ``with_baselines`` and ``first_seed`` as in :func:`evaluate_rewards` (a benchmark makes this choice without
+    the baselines, on seeds apart from those it measures the choice on).
 
     Returns:
         The evaluation and the id of the candidate with the best mean fitness (ties: the better ranked).
@@ -293,6 +298,6 @@ def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,
     config = state.config
     evaluation = evaluate_rewards(state.task.ref, {c.id: c.source for c in scored}, seeds,
                                   config.timesteps, config.workers, config.device, on_result=on_result,
-                                  budget=state.budget)
+                                  budget=state.budget, with_baselines=with_baselines, first_seed=first_seed)
     chosen = max(scored, key=lambda c: evaluation.arm(c.id).mean)  # max keeps the first of equal means
     return evaluation, chosen.id
