@@ -77,8 +77,12 @@ class Arm:
     fitness: list[float] = field(default_factory=list)
     solved_at: list[int | None] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    sparse_from_fitness: bool = False
-    """Trained on the sparse reward the fitness's SOLVED defines (``source`` is None)."""
+
+    @property
+    def sparse_from_fitness(self) -> bool:
+        """Trains on the sparse reward the fitness's SOLVED defines: :func:`baselines` makes its sparse row so, with
+        no program (a spec task's sparse row has its own program)."""
+        return self.label == "sparse" and self.source is None
 
     @property
     def mean(self) -> float:
@@ -94,7 +98,6 @@ class Arm:
     def to_dict(self, threshold: float) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source")
-        data.pop("sparse_from_fitness")
         data.update(mean=self.mean, ci95=self.ci95, solved_rate=self.solved_rate(threshold))
         return data
 
@@ -217,7 +220,7 @@ def baselines(task: ResolvedTask, human: str | None = None) -> tuple[list[Arm], 
     problem = sparse_problem(task.spec, spec_task, task.fitness, task.solved, task.fitness_label)
     if problem is not None:
         return arms, [problem]
-    arms.append(Arm("sparse", None, sparse_from_fitness=True))
+    arms.append(Arm("sparse", None))
     return arms, [sparse_definition(task.fitness_label, task.solved)]
 
 
