@@ -36,7 +36,7 @@ from rich.table import Table
 
 from rewardsmith.candidate import Candidate
 from rewardsmith.designer import BuiltinDesigner, DesignContext, Proposal
-from rewardsmith.evaluate import Arm, evaluate_rewards
+from rewardsmith.evaluate import Arm, evaluate_rewards, evaluate_top_candidates
 from rewardsmith.executors import default_workers
 from rewardsmith.loop import SearchConfig, run_search
 from rewardsmith.runs import RunDir
@@ -121,12 +121,9 @@ def hidden_hints(args: argparse.Namespace, console: Console, out: Path) -> None:
 def _choose(state: SearchState, args: argparse.Namespace) -> Candidate:
     """What ``--final-eval`` does (the search's top candidates re-trained, the best mean exported), on training
     seeds of its own (``CHOOSE_SEED, …``), so the table's seeds stay fresh for the choice."""
-    scored = sorted((c for c in state.candidates.values() if c.status == "scored"), key=lambda c: c.merit,
-                    reverse=True)[:args.top]
-    evaluation = evaluate_rewards(state.task.ref, {c.id: c.source for c in scored}, args.choose_seeds,
-                                  args.timesteps, args.workers, with_baselines=False, first_seed=CHOOSE_SEED)
-    means = {arm.label: arm.mean for arm in evaluation.arms}
-    return max(scored, key=lambda c: means[c.id])  # ties: the search's order (the earlier is the better merit)
+    _, chosen = evaluate_top_candidates(state, args.choose_seeds, args.top, with_baselines=False,
+                                        first_seed=CHOOSE_SEED)
+    return state.candidates[chosen]
 
 
 def _per_seed(arm: Arm | None) -> str:

@@ -32,10 +32,11 @@ from rewardsmith.task import ResolvedTask, TaskRef
 from rewardsmith.training import TrainConfig
 
 if TYPE_CHECKING:
+    from rewardsmith.candidate import Candidate
     from rewardsmith.state import SearchState
 
 __all__ = ["ENV_REWARD", "Arm", "Evaluation", "baselines", "evaluate_rewards", "evaluate_top_candidates",
-           "human_normalised", "mean_ci95"]
+           "human_normalised", "mean_ci95", "top_candidates"]
 
 ENV_REWARD = "env reward"
 """The env's own reward's row where it is not the human baseline (a fitness of the user's own)."""
@@ -76,8 +77,12 @@ class Arm:
     fitness: list[float] = field(default_factory=list)
     solved_at: list[int | None] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    sparse_from_fitness: bool = False
-    """Trained on the sparse reward the fitness's SOLVED defines (``source`` is None)."""
+
+    @property
+    def sparse_from_fitness(self) -> bool:
+        """Trains on the sparse reward the fitness's SOLVED defines: :func:`baselines` makes its sparse row so, with
+        no program (a spec task's sparse row has its own program)."""
+        return self.label == "sparse" and self.source is None
 
     @property
     def mean(self) -> float:
@@ -93,7 +98,6 @@ class Arm:
     def to_dict(self, threshold: float) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source")
-        data.pop("sparse_from_fitness")
         data.update(mean=self.mean, ci95=self.ci95, solved_rate=self.solved_rate(threshold))
         return data
 
@@ -216,7 +220,7 @@ def baselines(task: ResolvedTask, human: str | None = None) -> tuple[list[Arm], 
     problem = sparse_problem(task.spec, spec_task, task.fitness, task.solved, task.fitness_label)
     if problem is not None:
         return arms, [problem]
-    arms.append(Arm("sparse", None, sparse_from_fitness=True))
+    arms.append(Arm("sparse", None))
     return arms, [sparse_definition(task.fitness_label, task.solved)]
 
 
@@ -268,23 +272,35 @@ def evaluate_rewards(
                       task.fitness_label, notes)
 
 
+def top_candidates(state: SearchState, top: int) -> list[Candidate]:
+    """The search's ``top`` scored candidates, best first by :attr:`Candidate.merit` (one stopped at a
+    successive-halving rung after every one trained to the full budget), ties to the earlier, as
+    :attr:`SearchState.best` ranks them."""
+    scored = [c for c in state.candidates.values() if c.status == "scored"]
+    return sorted(scored, key=lambda c: (*c.merit, -c.iteration, -c.index), reverse=True)[:top]
+
+
 def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,
-                            on_result: Callable[[str, int, dict[str, Any]], None] | None = None) -> tuple[Evaluation, str]:
-    """Re-train the search's ``top`` candidates and the baselines on ``seeds`` fresh seeds.
+                            on_result: Callable[[str, int, dict[str, Any]], None] | None = None,
+                            with_baselines: bool = True,
+                            first_seed: int = EVALUATION_TRAINING_SEED) -> tuple[Evaluation, str]:
+    """Re-train the search's ``top`` candidates (:func:`top_candidates`) and the baselines on ``seeds`` fresh seeds,
+    each with the run's budget, workers and device.
 
     One training seed decides a candidate's search fitness, so the search's best is partly luck
     (the winner's curse); the candidate with the best mean here is the one worth exporting.
+    ``with_baselines`` and ``first_seed`` as in :func:`evaluate_rewards` (a benchmark makes this choice without
+    the baselines, on seeds apart from those it measures the choice on).
 
     Returns:
-        The evaluation and the id of the candidate with the best mean fitness.
+        The evaluation and the id of the candidate with the best mean fitness (ties: the better ranked).
     """
-    scored = sorted((c for c in state.candidates.values() if c.status == "scored"),
-                    key=lambda c: c.fitness, reverse=True)[:top]
+    scored = top_candidates(state, top)
     if not scored:
         raise ValueError("no scored candidate to evaluate")
     config = state.config
     evaluation = evaluate_rewards(state.task.ref, {c.id: c.source for c in scored}, seeds,
                                   config.timesteps, config.workers, config.device, on_result=on_result,
-                                  budget=state.budget)
-    chosen = max(scored, key=lambda c: (evaluation.arm(c.id).mean, c.fitness))
+                                  budget=state.budget, with_baselines=with_baselines, first_seed=first_seed)
+    chosen = max(scored, key=lambda c: evaluation.arm(c.id).mean)  # max keeps the first of equal means
     return evaluation, chosen.id

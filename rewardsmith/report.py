@@ -377,7 +377,7 @@ def _rollout_rounds(state: SearchState, candidates: list[dict[str, Any]]) -> lis
     rounds = []
     for iteration in sorted({c["iteration"] for c in candidates if c["gif"]}):
         ranking = state.rankings.get(iteration, [])
-        shown = [dict(c, rank=ranking.index(c["id"]) + 1 if c["id"] in ranking else None)
+        shown = [dict(c, rank=state.ranked_place(iteration, c["id"]))
                  for c in candidates if c["iteration"] == iteration and c["gif"]]
         shown.sort(key=lambda c: c["rank"] or len(ranking) + 1)  # stable: the unranked keep their order
         rounds.append({"iteration": iteration, "ranking": list(ranking), "candidates": shown})

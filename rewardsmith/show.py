@@ -115,8 +115,8 @@ def run_overview(state: SearchState) -> RenderableType:
 
 def _place(state: SearchState, cand: Candidate) -> str:
     """``#2``: where a person ranked ``cand`` among its round's rollouts; empty when they did not rank it."""
-    ranking = state.rankings.get(cand.iteration, [])
-    return f"#{ranking.index(cand.id) + 1}" if cand.id in ranking else ""
+    place = state.ranked_place(cand.iteration, cand.id)
+    return f"#{place}" if place is not None else ""
 
 
 def _stopped_note(cand: Candidate) -> str:

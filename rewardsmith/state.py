@@ -176,6 +176,11 @@ class SearchState:
         """The ranking a person gave of the round before ``iteration`` (best first), for its proposals; or []."""
         return [self.candidates[cid] for cid in self.rankings.get(iteration - 1, []) if cid in self.candidates]
 
+    def ranked_place(self, iteration: int, candidate_id: str) -> int | None:
+        """Where a person ranked the candidate among ``iteration``'s rollouts (1 is best); None when unranked."""
+        ranking = self.rankings.get(iteration, [])
+        return ranking.index(candidate_id) + 1 if candidate_id in ranking else None
+
     def parent_for(self, iteration: int) -> Candidate | None:
         """The parent of ``iteration``'s proposals: the one a person chose (or ranked first), else the best of
         earlier iterations (by :attr:`Candidate.merit`: a candidate stopped early never outranks one trained to the

@@ -230,6 +230,21 @@ def test_a_candidate_stopped_at_a_rung_never_outranks_one_trained_to_the_full_bu
     assert state.parent_for(1) is early and state.best is early  # nothing trained to the end: the rung is all there is
 
 
+def test_the_final_evaluation_retrains_full_trainings_before_one_stopped_at_a_rung():
+    """``--final-eval``'s top is ranked as the best is: a rung's higher fitness does not push out a full training."""
+    from rewardsmith.evaluate import top_candidates
+    from rewardsmith.state import SearchConfig, SearchState
+
+    state = SearchState(run=None, task=None, config=SearchConfig(schedule="halving"), designer="builtin",  # type: ignore[arg-type]
+                        budget=9216)
+    early = _scored("00-00", 0, 480.0, 1024, stopped_at_rung=0)
+    full = _scored("00-01", 0, 120.0, 9216)
+    tied = _scored("00-02", 0, 120.0, 9216)
+    state.candidates = {c.id: c for c in (early, tied, full)}  # not in the search's order: ties go to the earlier
+    assert top_candidates(state, 1) == [full]
+    assert top_candidates(state, 3) == [full, tied, early]
+
+
 @pytest.mark.slow
 def test_the_next_prompt_names_candidates_stopped_early_with_their_rung_fitness_and_steps(tmp_path, monkeypatch):
     """A halving search with the LLM designer on the scripted server: the second round's request lists the
