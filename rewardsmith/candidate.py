@@ -52,12 +52,14 @@ class Candidate:
         return None
 
     @property
-    def merit(self) -> tuple[bool, float]:
-        """How candidates rank for best and parent: one trained to the full budget before one stopped at a rung
-        (successive halving), then by fitness. A rung's fitness is measured after a fraction of the budget, so
-        it says where the candidate was, not where it would have ended."""
+    def merit(self) -> tuple[bool, float, int, int]:
+        """How candidates rank (higher is better) for best, parent and top: one trained to the full budget before
+        one stopped at a rung (successive halving), then by fitness, then the earlier. A rung's fitness is
+        measured after a fraction of the budget, so it says where the candidate was, not where it would have
+        ended."""
         fitness = self.fitness
-        return self.stopped_at_rung is None, fitness if fitness is not None else -math.inf
+        return (self.stopped_at_rung is None, fitness if fitness is not None else -math.inf, -self.iteration,
+                -self.index)
 
     @property
     def parent(self) -> str | None:

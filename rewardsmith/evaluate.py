@@ -277,7 +277,7 @@ def top_candidates(state: SearchState, top: int) -> list[Candidate]:
     successive-halving rung after every one trained to the full budget), ties to the earlier, as
     :attr:`SearchState.best` ranks them."""
     scored = [c for c in state.candidates.values() if c.status == "scored"]
-    return sorted(scored, key=lambda c: (*c.merit, -c.iteration, -c.index), reverse=True)[:top]
+    return sorted(scored, key=lambda c: c.merit, reverse=True)[:top]
 
 
 def evaluate_top_candidates(state: SearchState, seeds: int, top: int = 3,

@@ -489,7 +489,7 @@ def _render_media(state: SearchState, pool: ProcessPool, iteration: int) -> None
     scored = [c for c in state.of_iteration(iteration) if c.status == "scored"]
     if not state.config.media or not scored:
         return
-    best = max(scored, key=lambda c: (*c.merit, -c.index))  # a rung's fitness never outranks a full training's
+    best = max(scored, key=lambda c: c.merit)  # a rung's fitness never outranks a full training's
     futures = [(cand, pool.submit(render_media_job, state.task.ref.to_dict(),
                                   state.run.candidate(cand.iteration, cand.index), mp4=cand.id == best.id))
                for cand in scored]

@@ -153,7 +153,7 @@ class SearchState:
     @property
     def best(self) -> Candidate | None:
         scored = [c for c in self.candidates.values() if c.status == "scored"]
-        return max(scored, key=lambda c: (*c.merit, -c.iteration, -c.index)) if scored else None
+        return max(scored, key=lambda c: c.merit) if scored else None
 
     @property
     def no_progress(self) -> bool:
@@ -189,7 +189,7 @@ class SearchState:
         if chosen and chosen in self.candidates:
             return self.candidates[chosen]
         earlier = [c for c in self.candidates.values() if c.status == "scored" and c.iteration < iteration]
-        return max(earlier, key=lambda c: (*c.merit, -c.iteration, -c.index)) if earlier else None
+        return max(earlier, key=lambda c: c.merit) if earlier else None
 
 
 def load_state(run: RunDir, read_only: bool = False) -> SearchState:
