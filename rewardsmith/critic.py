@@ -20,7 +20,7 @@ from rewardsmith.safetext import control_characters
 from rewardsmith.sandbox import Issue, IssueList, RewardCallError, RewardSandbox, SandboxLimits, Transitions
 from rewardsmith.spec import EnvSpec, TaskSpec
 
-__all__ = ["Critic", "Verdict", "check", "probe_transitions"]
+__all__ = ["Critic", "Verdict", "check", "control_issues", "probe_transitions"]
 
 MAX_MEAN_CALL_MS = 2.0
 """Mean time per call above which a reward is refused as too slow to train with."""
@@ -124,7 +124,7 @@ class Critic:
         """The verdict on one program."""
         if not source.strip():
             return Verdict(False, (Issue("no_compute_reward", "the program is empty; define compute_reward"),))
-        controls = _control_issues(source)
+        controls = control_issues(source)
         if controls:
             return Verdict(False, tuple(controls))
         loaded = self.sandbox.load(source)
@@ -158,15 +158,16 @@ def check(source: str, spec: EnvSpec, task: TaskSpec | None = None, limits: Sand
         return critic.check(source)
 
 
-def _control_issues(source: str) -> list[Issue]:
+def control_issues(source: str, kind: str = "reward") -> list[Issue]:
     """A ``control_character`` issue per offending character and line (the first few), before the sandbox.
 
-    Such a character has no use in reward code and, once the program is accepted, would act on
+    Such a character has no use in reward or fitness code and, once the program is accepted, would act on
     the terminal of whoever prints it (``export`` to stdout, ``--interactive``): clear the screen,
-    fake an "accepted" line, reorder code with a bidirectional override.
+    fake an "accepted" line, reorder code with a bidirectional override. ``kind`` names the code in the
+    message ("reward", "fitness").
     """
     found = list(dict.fromkeys(control_characters(source)))  # each character once per line
-    issues = [Issue("control_character", f"the source holds the control character {ascii(char)[1:-1]}; reward "
+    issues = [Issue("control_character", f"the source holds the control character {ascii(char)[1:-1]}; {kind} "
                                          "code needs none: delete it (inside a string, write it as an escape)", line)
               for line, char in found[:MAX_CONTROL_FINDINGS]]
     if len(found) > MAX_CONTROL_FINDINGS:

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from rewardsmith.critic import control_issues
 from rewardsmith.episode import Episode, NamedArrays
 from rewardsmith.rollouts import random_policy, record_episodes
-from rewardsmith.safetext import control_characters
 from rewardsmith.sandbox import Issue, IssueList, RewardCallError, SandboxLimits
 from rewardsmith.sandbox.fitness import FitnessSandbox
 from rewardsmith.spec import EnvSpec, TaskSpec
@@ -136,11 +136,9 @@ def check_fitness(source: str, spec: EnvSpec, task: TaskSpec, seed: int = 0,
     """The verdict on one fitness program for ``spec`` (its episodes come from ``task``'s env)."""
     if not source.strip():
         return FitnessVerdict(False, (Issue("no_fitness", "the program is empty; define fitness(episode)"),))
-    controls = [Issue("control_character", f"the source holds the control character {ascii(char)[1:-1]}; delete it "
-                                           "(inside a string, write it as an escape)", line)
-                for line, char in dict.fromkeys(control_characters(source))]
+    controls = control_issues(source, "fitness")
     if controls:
-        return FitnessVerdict(False, tuple(controls[:5]))
+        return FitnessVerdict(False, tuple(controls))
     with FitnessSandbox(spec.field_layout, limits) as box:
         loaded = box.load(source)
         if not loaded.ok:

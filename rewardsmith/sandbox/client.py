@@ -393,10 +393,7 @@ class RewardSandbox:
     def _call(self, batch: Transitions, want_print: bool) -> BatchResult:
         if self._source is None:
             raise RewardCallError(Issue("no_compute_reward", "no program loaded"))
-        if self._proc is None:  # a previous call killed the worker: start again with the same program
-            loaded = self._load(self._source)  # the same program: the names it returned still count
-            if not loaded.ok:
-                raise RewardCallError(loaded.issues[-1])
+        self._restart_if_killed(self._source)
         header, blob = batch.encode()
         timeout = self.limits.batch_timeout(len(batch))
         header.update(op="call", timeout=timeout, want_print=want_print)
@@ -412,6 +409,17 @@ class RewardSandbox:
         result = _parse_batch(reply, reply_blob, len(batch), printed)
         self._count_names(result.components)
         return result
+
+    def _restart_if_killed(self, source: str) -> None:
+        """Start a fresh worker with ``source`` (the loaded program) when a previous call killed the last one.
+
+        Raises:
+            RewardCallError: the program did not load again (its last issue).
+        """
+        if self._proc is None:
+            loaded = self._load(source)  # the same program: the names it returned still count
+            if not loaded.ok:
+                raise RewardCallError(loaded.issues[-1])
 
     def _count_names(self, rows: list[dict[str, float]]) -> None:
         """Refuse a program once it has returned more than ``MAX_COMPONENTS`` distinct names since it was loaded.

@@ -58,10 +58,7 @@ class FitnessSandbox(RewardSandbox):
         """
         if self._source is None:
             raise RewardCallError(Issue("no_fitness", "no fitness program loaded"))
-        if self._proc is None:  # a previous call killed the worker: start again with the same program
-            loaded = self._load(self._source)
-            if not loaded.ok:
-                raise RewardCallError(loaded.issues[-1])
+        self._restart_if_killed(self._source)
         header, blob = encode_episode(episode)
         if len(blob) > MAX_EXCHANGE_BYTES:
             raise RewardCallError(Issue("too_large", f"an episode of {len(episode)} steps takes {len(blob):,} bytes; "

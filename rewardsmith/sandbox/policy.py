@@ -120,6 +120,21 @@ def _ast_depth(tree: ast.AST) -> int:
     return deepest
 
 
+def _check_constructs(tree: ast.Module, where: str) -> list[Issue]:
+    """The imports, classes and async code anywhere in ``tree``; ``where`` (" in reward code" or "") follows
+    "is not allowed" in the messages."""
+    issues: list[Issue] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            issues.extend(_check_import(node))
+        elif isinstance(node, ast.ClassDef):
+            issues.append(Issue("forbidden_construct", f"class {node.name} is not allowed{where}; use functions and "
+                                                       "module-level constants instead", node.lineno))
+        elif isinstance(node, (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)):
+            issues.append(Issue("forbidden_construct", f"async code is not allowed{where}", node.lineno))
+    return issues
+
+
 def _check_tree(tree: ast.Module, fields: Sequence[str]) -> list[Issue]:
     issues: list[Issue] = []
     reward_fn = None
@@ -135,16 +150,7 @@ def _check_tree(tree: ast.Module, fields: Sequence[str]) -> list[Issue]:
                             f"returning (total, components){where}"))
     else:
         issues.extend(_check_signature(reward_fn))
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            issues.extend(_check_import(node))
-        elif isinstance(node, ast.ClassDef):
-            issues.append(Issue("forbidden_construct",
-                                f"class {node.name} is not allowed in reward code; use functions and "
-                                "module-level constants instead", node.lineno))
-        elif isinstance(node, (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)):
-            issues.append(Issue("forbidden_construct", "async code is not allowed in reward code",
-                                node.lineno))
+    issues.extend(_check_constructs(tree, " in reward code"))
     if reward_fn is not None and not any(i.code == "bad_signature" for i in issues):
         issues.extend(_check_fields(tree, reward_fn, fields))
         issues.extend(_check_reads_observations(reward_fn))
@@ -159,14 +165,7 @@ def _check_fitness_tree(tree: ast.Module, fields: Sequence[str]) -> list[Issue]:
     if not found:
         issues.append(Issue("no_fitness", "define a module-level function `def fitness(episode):` returning one "
                                           "number"))
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            issues.extend(_check_import(node))
-        elif isinstance(node, ast.ClassDef):
-            issues.append(Issue("forbidden_construct", f"class {node.name} is not allowed; use functions and "
-                                                       "module-level constants instead", node.lineno))
-        elif isinstance(node, (ast.AsyncFunctionDef, ast.Await, ast.AsyncFor, ast.AsyncWith)):
-            issues.append(Issue("forbidden_construct", "async code is not allowed", node.lineno))
+    issues.extend(_check_constructs(tree, ""))
     if not found:
         return issues
     fn = found[-1]

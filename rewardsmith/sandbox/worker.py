@@ -38,6 +38,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Sized
 from types import FrameType
 from typing import Any
 
@@ -487,8 +488,10 @@ class _Worker:
         except (KeyError, TypeError, ValueError) as exc:
             return self._failed(0, Issue("worker_crashed", f"a malformed episode: {_short(exc, 200)}"))
         function = self.function
-        _arm(timeout)
-        try:
+        value = 0.0
+
+        def run() -> dict[str, Any] | None:
+            nonlocal value
             try:
                 value = _to_float(function(episode), "the fitness")
             except _Deadline:
@@ -498,13 +501,11 @@ class _Worker:
                 return self._failed(0, self._describe_error(exc))
             if self.state.violations:
                 return self._failed(0, self.state.take_violation())  # type: ignore[arg-type]
-        except _Deadline:
-            return self.timed_out("fitness ran past its deadline")
-        finally:
-            self._end_request()
-        if _Alarm.fired:
-            return self.timed_out(f"fitness ran past its {timeout:g} s deadline (it caught the timer's exception; "
-                                  "do not catch BaseException)")
+            return None
+
+        failure = self._under_deadline("fitness", timeout, run, ())  # one call: every failure is at index 0
+        if failure is not None:
+            return failure
         return {"ok": True, "value": value, "printed": self.state.take_printed()}
 
     def call(self, request: dict[str, Any], blob: bytes, timeout: float) -> tuple[dict[str, Any], bytes]:
@@ -518,8 +519,9 @@ class _Worker:
         totals: list[float] = []
         rows: list[dict[str, float]] = []
         bare = False
-        _arm(timeout)
-        try:
+
+        def run() -> dict[str, Any] | None:
+            nonlocal bare
             for i in range(n):
                 step_info = {"env_reward": rewards[i], "terminated": terminated[i], "truncated": truncated[i],
                              "step": steps[i]}
@@ -530,21 +532,19 @@ class _Worker:
                                                                    step_info))
                 except _Deadline:
                     return self.timed_out(f"compute_reward did not return within {timeout:g} s for this batch "
-                                          "(an endless loop, or far too much work per step)", i), b""
+                                          "(an endless loop, or far too much work per step)", i)
                 except BaseException as exc:  # noqa: BLE001 - untrusted code may raise anything
-                    return self._failed(i, self._describe_error(exc)), b""
+                    return self._failed(i, self._describe_error(exc))
                 if violations:
-                    return self._failed(i, self.state.take_violation()), b""  # type: ignore[arg-type]
+                    return self._failed(i, self.state.take_violation())  # type: ignore[arg-type]
                 bare = bare or was_bare
                 totals.append(total)
                 rows.append(components)
-        except _Deadline:  # fired between calls
-            return self.timed_out("compute_reward ran past its deadline", len(totals)), b""
-        finally:
-            self._end_request()  # also after a failure: nothing of this batch outlives it
-        if _Alarm.fired:  # the code, or a generator it left unfinished, swallowed the timer's exception
-            return self.timed_out(f"compute_reward ran past its {timeout:g} s deadline (it caught the timer's "
-                                  "exception; do not catch BaseException)", max(len(totals) - 1, 0)), b""
+            return None
+
+        failure = self._under_deadline("compute_reward", timeout, run, totals)
+        if failure is not None:
+            return failure, b""
         keys = list(rows[0]) if rows else []
         reply: dict[str, Any] = {"ok": True, "k": keys, "bare": bare}
         values = np.asarray(totals, dtype=np.float64).tobytes()
@@ -615,6 +615,27 @@ class _Worker:
             "probes": probes,
             **self.report,
         }
+
+    def _under_deadline(self, what: str, timeout: float, run: Callable[[], dict[str, Any] | None],
+                        done: Sized) -> dict[str, Any] | None:
+        """Run ``run`` (the calls of one request; it returns its failure reply, or None) under the request's
+        timer, then free what it left; None when it finished in time, else the failure reply.
+
+        ``done`` holds the results of the calls that returned so far: a deadline that fires between calls
+        is reported at the next one, a swallowed one at the last.
+        """
+        _arm(timeout)
+        try:
+            failure = run()
+        except _Deadline:  # fired between calls
+            return self.timed_out(f"{what} ran past its deadline", len(done))
+        finally:
+            self._end_request()  # also after a failure: nothing of this request outlives it
+        # the code, or a generator it left unfinished, swallowed the timer's exception
+        if failure is None and _Alarm.fired:
+            return self.timed_out(f"{what} ran past its {timeout:g} s deadline (it caught the timer's exception; "
+                                  "do not catch BaseException)", max(len(done) - 1, 0))
+        return failure
 
     def _failed(self, index: int, issue: Issue) -> dict[str, Any]:
         self.state.take_violation()
