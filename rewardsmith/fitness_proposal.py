@@ -199,7 +199,7 @@ def _ask_person(task: ResolvedTask, offer: FitnessOffer, decide: Decide, seed: i
         _record(record, edit, decision)
         if verdict.accepted:
             return ProposedFitness(f"edited by the person (from {model}'s proposal)", offer.definition, edited,
-                                   verdict.solved), ""
+                                   verdict.solved, edited=True), ""
         decide(edit)  # shows why the edit was refused; the person answers the offer again
     raise FitnessProposalError(f"the critic refused {MAX_EDITS + 1} edits of the proposed fitness; pass --fitness "
                                "FILE.py:FUNCTION with your own, or --task NAME (see `rewardsmith envs`)")

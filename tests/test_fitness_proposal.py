@@ -293,6 +293,18 @@ def test_a_proposed_fitness_resolves_to_a_sandboxed_callable_that_pickles(cartpo
     good.close()
 
 
+def test_an_edited_fitness_is_recorded_as_such_and_older_run_json_still_says_so():
+    edited = ProposedFitness("edited by the person (from m's proposal)", "left", LEFT_PROGRAM, 1200.0, edited=True)
+    saved = TaskRef("cartpole", WORDS, proposed=edited).to_dict()
+    assert saved["proposed"]["edited"] is True
+    assert TaskRef.from_dict(json.loads(json.dumps(saved))).proposed == edited
+    older = {key: value for key, value in saved["proposed"].items() if key != "edited"}  # before `edited` was kept
+    assert ProposedFitness.from_dict(older).edited
+    assert not ProposedFitness.from_dict({**older, "origin": "proposed by m"}).edited
+    label = TaskRef.from_dict({**saved, "proposed": older}).resolve().fitness_label
+    assert label == "edited fitness (fitness.py)"
+
+
 def test_fitness_py_keeps_untrusted_words_inside_its_comments():
     words = "left\n\nimport os  # \x1b[2J and more\rcut"
     text = fitness_file_text(ProposedFitness("proposed by m\nx = 1", words, LEFT_PROGRAM, 1200.0), "go\nleft")
