@@ -242,8 +242,7 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
     ]
     if manifest.get("fitness_origin"):
         header.append(f"# scored by: the fitness agreed on from the task's words ({safe_line(manifest['fitness_origin'])})"
-                      + ("; its program is fitness.py in the run" if "fitness.py" in str(manifest.get("task_name"))
-                         else ""))
+                      + ("; its program is fitness.py in the run" if manifest.get("proposed_program") else ""))
     if manifest.get("no_progress"):
         header += [
             "# NO PROGRESS: every candidate of the search scored this same fitness, so this reward did not beat",

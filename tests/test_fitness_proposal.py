@@ -159,6 +159,7 @@ def test_refused_proposals_go_back_with_the_reason_and_the_accepted_one_scores_r
     exported = _cli(server, "export", str(run_dir))
     assert "scored on task: proposed fitness (fitness.py)" in exported.stdout
     assert "# scored by: the fitness agreed on from the task's words (proposed by test-model)" in exported.stdout
+    assert "(proposed by test-model); its program is fitness.py in the run" in exported.stdout
 
 
 def test_the_default_goal_answer_scores_by_the_spec_fitness_and_the_run_records_it(server, tmp_path):
