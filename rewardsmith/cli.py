@@ -337,7 +337,7 @@ def run(
     elif designer == "auto":
         console.print("no LLM endpoint configured: using the built-in designer (offline)", style="dim")
     if name == "builtin" and task is None and fitness is None and resolved.scored_on_default:
-        ref, resolved = _builtin_task(resolved, env, text, env_kwargs, ppo, hyperparams)
+        ref, resolved = _builtin_task(resolved)
     elif resolved.scored_on_default and not propose:
         console.print(literal(f"note: candidates are scored on {resolved.spec.name}'s default task "
                               f"'{resolved.task_spec.name}' ({resolved.fitness_doc}); pass --task or --fitness to score "
@@ -380,10 +380,11 @@ def run(
     _print_outcome(state)
 
 
-def _builtin_task(resolved, env: str, text: str | None, env_kwargs: list[str] | None, ppo: list[str] | None,
-                  hyperparams: Path | None):
+def _builtin_task(resolved):
     """The task the built-in designer's candidates are scored on when the sentence names none: the spec's task the
     sentence clearly matches (recorded as if ``--task`` named it), else the default task; either is said in words."""
+    from dataclasses import replace
+
     from rewardsmith.taskmatch import match_task
 
     spec = resolved.spec
@@ -392,7 +393,8 @@ def _builtin_task(resolved, env: str, text: str | None, env_kwargs: list[str] | 
         kind = "bundled" if spec.source == "bundled" else "spec's"
         console.print(literal(f"scored on {spec.name}/{chosen}, the closest {kind} task; pass --task to choose",
                               "yellow"), soft_wrap=True)
-        return _task_ref(env, text, chosen, None, env_kwargs, ppo, hyperparams)
+        ref = replace(resolved.ref, task=chosen)
+        return ref, ref.resolve()
     default = resolved.task_spec
     console.print(literal(f"note: the built-in designer does not read the sentence, and it matches none of "
                           f"{spec.name}'s tasks clearly: candidates are scored on the default task "

@@ -20,7 +20,7 @@ from typing import Any
 
 from rewardsmith.envref import env_build
 from rewardsmith.episode import plain_layout
-from rewardsmith.safetext import sanitize
+from rewardsmith.safetext import safe_line
 from rewardsmith.spec import EnvSpec
 
 __all__ = ["render_export", "reward_program"]
@@ -234,16 +234,15 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
                    else f" (not solved: solved at fitness ≥ {solved:g}") + f"; {manifest.get('fitness_doc')})"
     header = [
         "# Reward function exported by rewardsmith.",
-        f"# task:      {_one_line(manifest.get('task', ''))}",
-        f"# env:       {_one_line(build['id'])} (rewardsmith spec: {_one_line(spec.name)}; "
-        f"scored on task: {_one_line(manifest.get('task_name'))})",
-        f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}{verdict and ' ' + _one_line(verdict)}",
-        f"# run:       {_one_line(manifest.get('run'))}  candidate {_one_line(manifest.get('candidate'))}",
+        f"# task:      {safe_line(manifest.get('task', ''))}",
+        f"# env:       {safe_line(build['id'])} (rewardsmith spec: {safe_line(spec.name)}; "
+        f"scored on task: {safe_line(manifest.get('task_name'))})",
+        f"# fitness:   {fitness if fitness is None else f'{fitness:.4g}'}{verdict and ' ' + safe_line(verdict)}",
+        f"# run:       {safe_line(manifest.get('run'))}  candidate {safe_line(manifest.get('candidate'))}",
     ]
     if manifest.get("fitness_origin"):
-        header.append(f"# scored by: the fitness agreed on from the task's words ({_one_line(manifest['fitness_origin'])})"
-                      + ("; its program is fitness.py in the run" if "fitness.py" in str(manifest.get("task_name"))
-                         else ""))
+        header.append(f"# scored by: the fitness agreed on from the task's words ({safe_line(manifest['fitness_origin'])})"
+                      + ("; its program is fitness.py in the run" if manifest.get("proposed_program") else ""))
     if manifest.get("no_progress"):
         header += [
             "# NO PROGRESS: every candidate of the search scored this same fitness, so this reward did not beat",
@@ -267,29 +266,20 @@ def render_export(source: str, spec: EnvSpec, manifest: dict[str, Any]) -> str:
 
 def _make_call(build: dict[str, Any]) -> str:
     kwargs = "".join(f", {key}={value!r}" for key, value in build.get("kwargs", {}).items())
-    return _one_line(f"gym.make({build['id']!r}{kwargs})")
+    return safe_line(f"gym.make({build['id']!r}{kwargs})")
 
 
 def _import_notes(build: dict[str, Any], imported: list[str]) -> list[str]:
     """Header lines naming what ``make_env`` imports beyond numpy and gymnasium."""
     notes = []
     if build.get("entry_point"):
-        notes.append(f"# make_env imports the env from {_one_line(build['entry_point'])} (its recorded import path; "
+        notes.append(f"# make_env imports the env from {safe_line(build['entry_point'])} (its recorded import path; "
                      "edit _RS_ENV if it moves).")
     for location in imported:
-        notes.append(f"# make_env imports the task wrapper {_one_line(location)} (its file needs what it imports).")
+        notes.append(f"# make_env imports the task wrapper {safe_line(location)} (its file needs what it imports).")
     if notes and build.get("paths"):
-        notes.append(f"# Folders put on sys.path first: {_one_line(', '.join(build['paths']))}")
+        notes.append(f"# Folders put on sys.path first: {safe_line(', '.join(build['paths']))}")
     return notes
-
-
-def _one_line(value: Any) -> str:
-    """``value`` on one line with control characters escaped, so it stays inside a ``#`` comment.
-
-    A task text or a fitness docstring may hold a newline; written raw it would end the comment and put
-    its text into the exported module as code.
-    """
-    return sanitize(" ".join(str(value).split()))
 
 
 def task_wrappers_code(locations: list[str]) -> tuple[str, list[str]]:

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rewardsmith.designer.extract import MAX_REPLY_CHARS, extract_program, strip_reasoning
+from rewardsmith.designer.prompts import Prompts, fmt_num
 from rewardsmith.errors import RunDirError, UsageError
 from rewardsmith.fitness_critic import FitnessVerdict, check_fitness
-from rewardsmith.resources import template_env
-from rewardsmith.sandbox.issues import sanitize
+from rewardsmith.safetext import one_line, safe_line
 from rewardsmith.task import FITNESS_FILE, ProposedFitness, ResolvedTask
 
 __all__ = ["ATTEMPTS", "DEFAULT_GOAL", "Decision", "FitnessOffer", "FitnessProposalError", "agree_fitness",
@@ -47,10 +47,6 @@ FITNESS_HEADER = "# rewardsmith: the fitness this run's candidates are scored by
 
 _DEFINITION = re.compile(r"^[*_#> \t]*DEFINITION[*_ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
 _DEFAULT = re.compile(r"^[*_#> \t`]*DEFAULT[ _]GOAL\b(.*)$", re.IGNORECASE | re.MULTILINE)
-
-
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"
 
 
 class FitnessProposalError(UsageError):
@@ -131,26 +127,15 @@ class _Conversation:
     """The messages of the fitness requests: the first ask, then each earlier answer with why it was not taken."""
 
     def __init__(self, task: ResolvedTask, prompts: Path | None, attempts: int) -> None:
-        self.env = template_env(prompts)
-        self.env.filters["num"] = _num
+        self.prompts = Prompts(prompts)
         self.attempts = attempts
-        default = task.spec.default_task
-        self.messages = [
-            {"role": "system", "content": self._render("fitness_system.j2")},
-            {"role": "user", "content": self._render(
-                "fitness.j2", env_description=task.spec.describe(task.task_spec, prompts), task_text=task.text,
-                default_task=default, default_solved=default.solved if default.solved != float("inf") else None)},
-        ]
-
-    def _render(self, name: str, **data: Any) -> str:
-        return self.env.get_template(name).render(**data).strip() + "\n"
+        self.messages = self.prompts.fitness_messages(task)
 
     def answered(self, reply: str, reason: str, person: bool, attempt: int) -> None:
         """Carry ``reply`` and why it was not taken into the next request."""
         shown = reply if len(reply) <= REPLY_SHOWN else reply[:REPLY_SHOWN] + "\n…"
         self.messages += [{"role": "assistant", "content": shown or "(no reply)"},
-                          {"role": "user", "content": self._render("fitness_retry.j2", reason=reason, person=person,
-                                                                   attempt=attempt, attempts=self.attempts)}]
+                          {"role": "user", "content": self.prompts.fitness_retry(reason, person, attempt, self.attempts)}]
 
 
 def agree_fitness(task: ResolvedTask, designer: Any, decide: Decide, attempts: int = ATTEMPTS, seed: int = 0,
@@ -188,7 +173,7 @@ def agree_fitness(task: ResolvedTask, designer: Any, decide: Decide, attempts: i
             return agreed
         last = f"the person rejected it: {reason}"
         conversation.answered(strip_reasoning(text or ""), reason, True, attempt + 1)
-    raise FitnessProposalError(f"no fitness was agreed on after {attempts} proposals (the last: {_one_line(last)}); "
+    raise FitnessProposalError(f"no fitness was agreed on after {attempts} proposals (the last: {one_line(last, 300)}); "
                                "pass --fitness FILE.py:FUNCTION with your own, or --task NAME for one of the env's "
                                "tasks (see `rewardsmith envs`)")
 
@@ -214,7 +199,7 @@ def _ask_person(task: ResolvedTask, offer: FitnessOffer, decide: Decide, seed: i
         _record(record, edit, decision)
         if verdict.accepted:
             return ProposedFitness(f"edited by the person (from {model}'s proposal)", offer.definition, edited,
-                                   verdict.solved), ""
+                                   verdict.solved, edited=True), ""
         decide(edit)  # shows why the edit was refused; the person answers the offer again
     raise FitnessProposalError(f"the critic refused {MAX_EDITS + 1} edits of the proposed fitness; pass --fitness "
                                "FILE.py:FUNCTION with your own, or --task NAME (see `rewardsmith envs`)")
@@ -226,11 +211,6 @@ def _record(record: Callable[..., Any] | None, offer: FitnessOffer, decision: De
                decision=None if decision is None else {"action": decision.action, "reason": decision.reason})
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[:limit - 1] + "…"
-
-
 # ------------------------------------------------------------------------------------- fitness.py
 
 
@@ -238,24 +218,19 @@ def fitness_file_text(proposed: ProposedFitness, task_text: str) -> str:
     """``fitness.py`` as a run keeps it: the program under comment lines saying where it came from."""
     if proposed.source is None:
         raise ValueError("the default goal has no fitness program")
-    solved = f"; solved at a mean fitness of {_num(proposed.solved)}" if proposed.solved is not None else ""
+    solved = f"; solved at a mean fitness of {fmt_num(proposed.solved)}" if proposed.solved is not None else ""
     wrap = textwrap.TextWrapper(width=100, initial_indent="#   ", subsequent_indent="#   ")
     lines = [
         FITNESS_HEADER,
-        f"# origin:  {_comment(proposed.origin)}{solved}",
-        f"# task:    {_comment(task_text)}",
+        f"# origin:  {safe_line(proposed.origin)}{solved}",
+        f"# task:    {safe_line(task_text)}",
         "# success:",
-        *wrap.wrap(_comment(proposed.definition)),
+        *wrap.wrap(safe_line(proposed.definition)),
         "# It is untrusted code: rewardsmith runs it only in its sandbox. `rewardsmith evaluate REWARD --env ENV",
         "# --fitness RUN` scores with it; run.json holds the copy the run uses.",
         "",
     ]
     return "\n".join(lines) + proposed.source.rstrip() + "\n"
-
-
-def _comment(text: str) -> str:
-    """``text`` safe inside one ``#`` comment: one line, control characters shown as escapes."""
-    return sanitize(" ".join(str(text).split()))
 
 
 def run_fitness(path: str | Path) -> ProposedFitness | None:

@@ -13,12 +13,28 @@ from rich.text import Text
 
 from rewardsmith.sandbox.issues import sanitize
 
-__all__ = ["control_characters", "literal", "sanitize"]
+__all__ = ["control_characters", "literal", "one_line", "safe_line", "sanitize"]
 
 
 def literal(text: object, style: str = "") -> Text:
     """``text`` shown exactly as written: no markup, no terminal control (shown as escapes)."""
     return Text(sanitize(str(text)), style=style)
+
+
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` on one line (every run of whitespace, newlines included, as one space), cut to ``limit``
+    characters ending in ``…`` when longer."""
+    line = " ".join(str(text).split())
+    return line if limit is None or len(line) <= limit else line[:limit - 1] + "…"
+
+
+def safe_line(text: object) -> str:
+    """``text`` safe inside one ``#`` comment or one terminal line: one line, control characters shown as escapes.
+
+    A task text or a docstring may hold a newline; written raw into a comment it would end the comment
+    and put its text into the file as code.
+    """
+    return sanitize(one_line(text))
 
 
 def control_characters(source: str) -> list[tuple[int, str]]:

@@ -380,6 +380,7 @@ def best_manifest(state: SearchState, cand: Candidate) -> dict[str, Any]:
         "task_name": (state.task.fitness_label if state.task.ref.fitness or state.task.proposed_program
                       else state.task.task_spec.name),
         "fitness_origin": state.task.ref.proposed.origin if state.task.ref.proposed is not None else None,
+        "proposed_program": state.task.proposed_program,
         "env": state.task.spec.gym_id,
         "spec": state.task.spec.name,
         "candidate": cand.id,

@@ -68,20 +68,19 @@ class ProposedFitness:
     """The fitness program (``fitness(episode)``, optional ``SOLVED``); untrusted, run only in the sandbox."""
     solved: float | None = None
     """Its ``SOLVED``: the mean fitness that counts as solved (None: none)."""
-
-    @property
-    def edited(self) -> bool:
-        return self.origin.startswith("edited")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    edited: bool = False
+    """The person's edit of the LLM's proposal, not the proposal as offered."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProposedFitness:
         solved = data.get("solved")
-        return cls(origin=str(data["origin"]), definition=str(data.get("definition") or ""),
+        origin = str(data["origin"])
+        edited = data.get("edited")
+        return cls(origin=origin, definition=str(data.get("definition") or ""),
                    source=data["source"] if isinstance(data.get("source"), str) else None,
-                   solved=float(solved) if isinstance(solved, (int, float)) and not isinstance(solved, bool) else None)
+                   solved=float(solved) if isinstance(solved, (int, float)) and not isinstance(solved, bool) else None,
+                   # a run.json written before ``edited`` was recorded says so only in its origin
+                   edited=edited if isinstance(edited, bool) else origin.startswith("edited"))
 
 
 @dataclass(frozen=True)

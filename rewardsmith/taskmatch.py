@@ -20,7 +20,6 @@ A match is *clear* when the best task that does not contradict the sentence scor
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rewardsmith.spec import EnvSpec, TaskSpec
@@ -122,16 +121,12 @@ def _conflicts(sentence: set[str], task_words: set[str]) -> tuple[str, ...]:
 
 def match_task(text: str, spec: EnvSpec) -> TaskMatch:
     """Score ``text`` against each of ``spec``'s tasks; choose one only on a clear match (see the module doc)."""
-    return match_among(text, spec.tasks, spec.name)
-
-
-def match_among(text: str, tasks: Sequence[TaskSpec], env_name: str = "") -> TaskMatch:
-    """:func:`match_task` over ``tasks`` (an env's tasks) on the env called ``env_name``."""
+    tasks = spec.tasks
     sentence = words(text)
     unique = set(sentence)
     vocab = {task.name: _task_words(task) for task in tasks}
     common = set.intersection(*vocab.values()) if vocab else set()
-    generic = set(words(env_name.replace("-", " ")))
+    generic = set(words(spec.name.replace("-", " ")))
     scores = []
     for task in tasks:
         own = vocab[task.name]

@@ -115,6 +115,16 @@ def test_header_text_with_newlines_stays_in_comments(tmp_path, cartpole):
             assert line.startswith("#"), f"header text became code: {line!r}"
 
 
+def test_header_names_fitness_py_only_for_an_agreed_fitness_program(cartpole):
+    program = render_export(REWARD, cartpole, {"task": "left", "task_name": "proposed fitness (fitness.py)",
+                                               "fitness_origin": "proposed by m", "proposed_program": True})
+    assert ("# scored by: the fitness agreed on from the task's words (proposed by m); its program is fitness.py "
+            "in the run\n") in program
+    default = render_export(REWARD, cartpole, {"task": "balance", "task_name": "fitness.py",
+                                               "fitness_origin": "default goal", "proposed_program": False})
+    assert "# scored by: the fitness agreed on from the task's words (default goal)\n" in default
+
+
 def test_reward_program_drops_the_generated_wrapper_and_keeps_bare_programs(tmp_path, cartpole):
     path, _ = _load(tmp_path, cartpole)
     program = reward_program(path.read_text())

@@ -159,6 +159,7 @@ def test_refused_proposals_go_back_with_the_reason_and_the_accepted_one_scores_r
     exported = _cli(server, "export", str(run_dir))
     assert "scored on task: proposed fitness (fitness.py)" in exported.stdout
     assert "# scored by: the fitness agreed on from the task's words (proposed by test-model)" in exported.stdout
+    assert "(proposed by test-model); its program is fitness.py in the run" in exported.stdout
 
 
 def test_the_default_goal_answer_scores_by_the_spec_fitness_and_the_run_records_it(server, tmp_path):
@@ -291,6 +292,18 @@ def test_a_proposed_fitness_resolves_to_a_sandboxed_callable_that_pickles(cartpo
     good = SandboxedFitness(LEFT_PROGRAM, cartpole_spec.field_layout)
     assert good(episodes[0]) == pytest.approx(1000.0 + 0.001 * len(episodes[0]))
     good.close()
+
+
+def test_an_edited_fitness_is_recorded_as_such_and_older_run_json_still_says_so():
+    edited = ProposedFitness("edited by the person (from m's proposal)", "left", LEFT_PROGRAM, 1200.0, edited=True)
+    saved = TaskRef("cartpole", WORDS, proposed=edited).to_dict()
+    assert saved["proposed"]["edited"] is True
+    assert TaskRef.from_dict(json.loads(json.dumps(saved))).proposed == edited
+    older = {key: value for key, value in saved["proposed"].items() if key != "edited"}  # before `edited` was kept
+    assert ProposedFitness.from_dict(older).edited
+    assert not ProposedFitness.from_dict({**older, "origin": "proposed by m"}).edited
+    label = TaskRef.from_dict({**saved, "proposed": older}).resolve().fitness_label
+    assert label == "edited fitness (fitness.py)"
 
 
 def test_fitness_py_keeps_untrusted_words_inside_its_comments():

@@ -23,14 +23,16 @@ from rewardsmith.bounds import REFLECTION_SHOWN, SOURCE_SHOWN, TERMS_SHOWN, clip
 from rewardsmith.candidate import Candidate
 from rewardsmith.designer.base import DesignContext
 from rewardsmith.resources import template_env
+from rewardsmith.safetext import one_line
 from rewardsmith.task import ResolvedTask
 
-__all__ = ["Prompts", "preview_messages"]
+__all__ = ["Prompts", "fmt_num", "preview_messages"]
 
 Message = dict[str, str]
 
 
-def _num(value: Any) -> str:
+def fmt_num(value: Any) -> str:
+    """A number as the prompts show it: 4 significant digits, ``–`` for none or NaN."""
     if value is None:
         return "–"
     try:
@@ -61,7 +63,7 @@ class Prompts:
         self.override = Path(override) if override else None
         self.history = history
         self.env: jinja2.Environment = template_env(self.override)
-        self.env.filters["num"] = _num
+        self.env.filters["num"] = fmt_num
         self.env.filters["pct"] = _pct
 
     def _render(self, name: str, **data: Any) -> str:
@@ -119,6 +121,20 @@ class Prompts:
     def distinct(self, source: str) -> str:
         """The hint added when samples came back identical: write a program other than ``source``."""
         return self._render("distinct.j2", source=source)
+
+    def fitness_messages(self, task: ResolvedTask) -> list[Message]:
+        """The first request for ``task``'s fitness (``fitness_system.j2``, ``fitness.j2``)."""
+        default = task.spec.default_task
+        return [
+            {"role": "system", "content": self._render("fitness_system.j2")},
+            {"role": "user", "content": self._render(
+                "fitness.j2", env_description=task.spec.describe(task.task_spec, self.override), task_text=task.text,
+                default_task=default, default_solved=default.solved if default.solved != float("inf") else None)},
+        ]
+
+    def fitness_retry(self, reason: str, person: bool, attempt: int, attempts: int) -> str:
+        """Why the last fitness offer was not taken (``fitness_retry.j2``): the critic's or the person's ``reason``."""
+        return self._render("fitness_retry.j2", reason=reason, person=person, attempt=attempt, attempts=attempts)
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -216,15 +232,15 @@ def _parent_view(cand: Candidate, budget: int | None = None) -> dict[str, Any]:
 
 def _outcome(cand: Candidate) -> str:
     if cand.status == "scored":
-        text = f"fitness {_num(cand.fitness)}"
+        text = f"fitness {fmt_num(cand.fitness)}"
         if cand.result is not None and cand.result.success_rate:
             text += f", success {_pct(cand.result.success_rate)}"
         if cand.stopped_at_rung is not None:
             text += f" at rung {cand.stopped_at_rung}, stopped early"
     elif cand.status == "rejected":
-        text = f"refused: {_short(str(cand.reason or 'refused'))}"
+        text = f"refused: {one_line(cand.reason or 'refused', 220)}"
     elif cand.status == "failed":
-        text = f"training failed: {_short(str(cand.reason or 'failed'))}"
+        text = f"training failed: {one_line(cand.reason or 'failed', 220)}"
     else:
         text = cand.status
     if cand.attempts:
@@ -250,13 +266,8 @@ def _summary(cand: Candidate) -> dict[str, Any]:
     if len(components) > TERMS_SHOWN:
         components = components[:TERMS_SHOWN] + [f"{len(components) - TERMS_SHOWN} more"]
     return {"id": cand.id, "status": cand.status, "fitness": cand.fitness, "components": components,
-            "note": _short(str(cand.origin.get("note") or ""), 160), "outcome": _outcome(cand),
+            "note": one_line(cand.origin.get("note") or "", 160), "outcome": _outcome(cand),
             "parent": cand.parent}
-
-
-def _short(text: str, limit: int = 220) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _select(cands: list[Candidate], limit: int) -> tuple[list[Candidate], int]:
