@@ -25,8 +25,14 @@ from dataclasses import dataclass, field, replace
 import gymnasium as gym
 import numpy as np
 
-from rewardsmith.designer.probe_play import (CUTS, Agreement, Momentum, action_charge, measure_agreement,
-                                             momentum_findings)
+from rewardsmith.designer.probe_play import (
+    CUTS,
+    Agreement,
+    Momentum,
+    action_charge,
+    measure_agreement,
+    momentum_findings,
+)
 from rewardsmith.episode import Episode, NamedArrays, NamedValues
 from rewardsmith.spec import EnvSpec, TaskSpec, TerminationCause
 
