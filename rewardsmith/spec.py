@@ -13,6 +13,7 @@ import ast
 import json
 import keyword
 import math
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -99,6 +100,10 @@ class TerminationCause:
     """True when a terminated episode ended for this reason."""
 
 
+_READS_MORE_THAN_NEXT_OBS = re.compile(r"\b(obs|action|info)\b")
+"""A name a progress term's expression may not read: its value before the step is the same expression of ``obs``."""
+
+
 @dataclass(frozen=True)
 class ShapingHint:
     """One term the built-in designer may compose into a reward.
@@ -123,9 +128,16 @@ class ShapingHint:
     """What the hint needs of the env beyond the fields its expression reads (those are checked anyway):
     ``"discrete_actions"``, ``"continuous_actions"``, or a field name. A hint that does not fit an env
     (a variant made with other ``make_kwargs``, say) is left out rather than failing every candidate."""
+    progress: bool = False
+    """Paid as the term's change over the step (its value at ``next_obs`` minus its value at ``obs``, a
+    difference of potentials) rather than its value: moving toward what it pays for pays, staying there pays
+    nothing, and over an episode it adds up to the change from first state to last, so it never makes
+    lingering pay. Only for an ``expr`` that reads ``next_obs`` alone."""
 
     def misfit(self, spec: EnvSpec) -> str | None:
         """Why this hint does not fit ``spec``'s env, or None when it does."""
+        if self.progress and (self.kind == "constant" or _READS_MORE_THAN_NEXT_OBS.search(self.expr)):
+            return "a progress term needs an expression of next_obs alone"
         names = set(spec.field_names)
         for needed in (*self.requires, *sorted(_fields_read(self.expr))):
             if needed in ("discrete_actions", "continuous_actions"):

@@ -147,6 +147,9 @@ def test_a_hint_reading_a_field_the_env_lacks_is_skipped(hold_right):
     declared = ShapingHint("still", "abs(next_obs.cart_velocity)", "error", requires=("pole_tip_height",))
     task = replace(hold_right.task_spec, hints=hold_right.task_spec.hints + (lacking, declared))
     assert lacking.misfit(hold_right.spec) == "reads field 'fuel_left', which cartpole does not have"
+    before = ShapingHint("moved", "next_obs.cart_position - obs.cart_position", "gain", progress=True)
+    assert before.misfit(hold_right.spec) == "a progress term needs an expression of next_obs alone"
+    assert replace(before, expr="next_obs.cart_position").misfit(hold_right.spec) is None
     assert "pole_tip_height" in declared.misfit(hold_right.spec)
     names = {h.name for h in usable_hints(hold_right.spec, task)}
     assert names == {h.name for h in hold_right.task_spec.hints}

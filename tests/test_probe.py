@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -114,10 +115,34 @@ def test_race_to_flag_finds_where_the_env_ends_an_episode_and_pulls_there_withou
     by_name = {t.name: t for t in terms}
     assert "more_position" not in by_name and "past_position" not in by_name
     assert "(reached_goal) once position >= 0.45" in notes["reach_position"]
-    clock = -by_name["clock"].weight
-    state_terms = [by_name["reach_position"], by_name["momentum_velocity"]]
-    assert sum(t.weight for t in state_terms) <= clock / 2  # together they never outweigh the cost of a step
-    assert "half the clock" in notes["momentum_velocity"]
+    assert by_name["reach_position"].progress and by_name["momentum_velocity"].progress  # paid for getting there
+    assert not by_name["clock"].progress and not by_name["ended"].progress
+    assert "paid as progress" in notes["momentum_velocity"]
+
+
+def test_where_ending_sooner_pays_the_composed_state_terms_pay_for_progress_and_never_for_lingering():
+    resolved = _hidden("mountaincar-continuous", "race-to-flag")
+    first = BuiltinDesigner().propose(DesignContext(resolved, 0, 1, 0, [], None))[0].source
+    namespace: dict = {}
+    exec(compile(first, "<composed>", "exec"), namespace)  # noqa: S102 - the designer's own program
+    reward = namespace["compute_reward"]
+    info = {"terminated": False, "truncated": False, "env_reward": 0.0}
+
+    def state(position: float, velocity: float) -> SimpleNamespace:
+        return SimpleNamespace(position=position, velocity=velocity)
+
+    state_terms = ("reach_position", "momentum_velocity")
+    total, still = reward(state(0.4, 0.05), [1.0], state(0.4, 0.05), info)  # just short of the flag, at speed
+    assert all(still[name] == 0.0 for name in state_terms)
+    assert total < 0  # lingering costs the clock and earns nothing back
+    _, onward = reward(state(0.3, 0.04), [1.0], state(0.34, 0.05), info)  # nearer the flag and faster
+    assert all(onward[name] > 0 for name in state_terms)
+    # along any path the state terms add up to the change from its first state to its last: a loop earns nothing
+    rng = np.random.default_rng(0)
+    path = [state(float(p), float(v)) for p, v in zip(rng.uniform(-1.2, 0.5, 50), rng.uniform(-0.07, 0.07, 50))]
+    path.append(path[0])
+    paid = sum(reward(a, [0.0], b, info)[1][name] for a, b in zip(path, path[1:]) for name in state_terms)
+    assert abs(paid) < 1e-9
 
 def test_finds_that_left_hill_wants_the_car_low_on_the_track():
     spec, task = _task("mountaincar", "left-hill")

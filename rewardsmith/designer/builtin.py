@@ -141,8 +141,15 @@ _TEMP_DOC = {
 
 
 def _term(hint: ShapingHint, form: str) -> str:
+    if not hint.progress:
+        return _value(hint, form, hint.expr)
+    before = re.sub(r"\bnext_obs\b", "obs", hint.expr)
+    return f"({_value(hint, form, hint.expr)}) - ({_value(hint, form, before)})"
+
+
+def _value(hint: ShapingHint, form: str, expr: str) -> str:
+    """The term's value in ``form`` for ``expr``."""
     tag = hint.name.upper()
-    expr = hint.expr
     if form == "exp":
         return f"W_{tag} * math.exp(-({expr}) / T_{tag})"
     if form == "square":
