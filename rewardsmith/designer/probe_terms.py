@@ -54,8 +54,8 @@ CLOCK = 0.5
 """The per-step cost of a task where ending sooner pays (the reference races use it too)."""
 PROGRESS = 10.0
 """Weight of a state term paid as progress, as a multiple of its weight as a bonus: one step's change is a
-small part of the term's scale (measured on the race to the flag: 10× reached the flag in all of 16 trainings
-on seeds 1100–1115; 20× missed it in one of 8)."""
+small part of the term's scale: at 10× the race's pull pays 0.39 a step at top speed toward the flag (0.07 a step
+over a scale of 0.9, weight 5), against a clock of 0.5."""
 MAX_END_STEPS = 200
 """A termination flag is worth at most this many steps of the per-step rate."""
 GRID = 81
