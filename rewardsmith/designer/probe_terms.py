@@ -53,8 +53,8 @@ does, the spec's hints are the shaping written for this fitness, and the search 
 CLOCK = 0.5
 """The per-step cost of a task where ending sooner pays (the reference races use it too)."""
 PROGRESS = 10.0
-"""Weight of a state term paid as progress, as a multiple of its weight as a bonus: one step's change is a
-small part of the term's scale: at 10× the race's pull pays 0.39 a step at top speed toward the flag (0.07 a step
+"""Weight of a state term paid as progress, as a multiple of its weight as a bonus, since one step's change is a
+small part of the term's scale. At 10× the race's pull pays 0.39 a step at top speed toward the flag (0.07 a step
 over a scale of 0.9, weight 5), against a clock of 0.5."""
 MAX_END_STEPS = 200
 """A termination flag is worth at most this many steps of the per-step rate."""
