@@ -84,7 +84,7 @@ def probe_transitions(spec: EnvSpec, task: TaskSpec, count: int = 64, seed: int 
 
 
 def _random_probes(spec: EnvSpec, task: TaskSpec, count: int, seed: int) -> Transitions:
-    episodes, _ = record_episodes(random_policy(spec, task, seed), spec, task, episodes=3, seed=seed)
+    episodes, _ = record_episodes(random_policy(spec.action_space(task), seed), spec, task, episodes=3, seed=seed)
     batches = [episode_transitions(e) for e in episodes]
     rng = np.random.default_rng(seed)
     keep: list[tuple[int, int]] = []

@@ -93,10 +93,8 @@ def behaviour_episodes(spec: EnvSpec, task: TaskSpec, seed: int = 0) -> list[tup
 
 
 def _record_behaviours(spec: EnvSpec, task: TaskSpec, seed: int) -> list[tuple[str, Episode]]:
-    found, _ = record_episodes(random_policy(spec, task, seed), spec, task, episodes=RANDOM_SEEDS, seed=seed)
-    env = spec.make(task)
-    space = env.action_space
-    env.close()
+    space = spec.action_space(task)
+    found, _ = record_episodes(random_policy(space, seed), spec, task, episodes=RANDOM_SEEDS, seed=seed)
     out = [(f"random actions (seed {seed + i})", e) for i, e in enumerate(found)]
     for label, action in _action_behaviours(space):
         def constant(batch: np.ndarray, action: Any = action) -> np.ndarray:

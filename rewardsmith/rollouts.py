@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import gymnasium as gym
 import numpy as np
 
 from rewardsmith.episode import WIDE_ROWS, Episode, NamedArrays
@@ -39,11 +40,8 @@ class FitnessSummary:
     episode_length: float
 
 
-def random_policy(spec: EnvSpec, task: TaskSpec, seed: int) -> Policy:
-    """Uniformly random actions from the task's env's action space, seeded: the critics' dry-run behaviour."""
-    env = spec.make(task)
-    space = env.action_space
-    env.close()
+def random_policy(space: gym.Space, seed: int) -> Policy:
+    """Uniformly random actions from ``space`` (seeded here): the critics' dry-run behaviour."""
     space.seed(seed)
 
     def policy(batch: np.ndarray) -> np.ndarray:

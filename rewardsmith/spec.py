@@ -13,7 +13,6 @@ import ast
 import json
 import keyword
 import math
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -100,10 +99,6 @@ class TerminationCause:
     """True when a terminated episode ended for this reason."""
 
 
-_READS_MORE_THAN_NEXT_OBS = re.compile(r"\b(obs|action|info)\b")
-"""A name a progress term's expression may not read: its value before the step is the same expression of ``obs``."""
-
-
 @dataclass(frozen=True)
 class ShapingHint:
     """One term the built-in designer may compose into a reward.
@@ -136,7 +131,7 @@ class ShapingHint:
 
     def misfit(self, spec: EnvSpec) -> str | None:
         """Why this hint does not fit ``spec``'s env, or None when it does."""
-        if self.progress and (self.kind == "constant" or _READS_MORE_THAN_NEXT_OBS.search(self.expr)):
+        if self.progress and (self.kind == "constant" or _names_read(self.expr) & {"obs", "action", "info"}):
             return "a progress term needs an expression of next_obs alone"
         names = set(spec.field_names)
         for needed in (*self.requires, *sorted(_fields_read(self.expr))):
@@ -154,15 +149,24 @@ def usable_hints(spec: EnvSpec, task: TaskSpec) -> tuple[ShapingHint, ...]:
     return tuple(h for h in spec.hints + task.hints if h.misfit(spec) is None)
 
 
+def _parsed(expr: str) -> list[ast.AST]:
+    """Every node of ``expr``; none where it does not parse (the critic says why)."""
+    try:
+        return list(ast.walk(ast.parse(expr, mode="eval")))
+    except SyntaxError:
+        return []
+
+
 def _fields_read(expr: str) -> set[str]:
     """The field names ``expr`` reads as ``obs.NAME`` or ``next_obs.NAME``."""
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except SyntaxError:
-        return set()
-    return {node.attr for node in ast.walk(tree)
+    return {node.attr for node in _parsed(expr)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
             and node.value.id in ("obs", "next_obs")}
+
+
+def _names_read(expr: str) -> set[str]:
+    """The bare names ``expr`` reads (``next_obs``, ``math``, ``info``, …)."""
+    return {node.id for node in _parsed(expr) if isinstance(node, ast.Name)}
 
 
 MIN_UPDATES = 10
@@ -416,6 +420,14 @@ class EnvSpec:
         if not is_flat_box(env.observation_space) and space_problem(env.observation_space) is None:
             env = FlatObservation(env)
         return env
+
+    def action_space(self, task: TaskSpec | None = None) -> gym.Space:
+        """The action space of the task's env (a fresh env, made and closed to read it)."""
+        env = self.make(task)
+        try:
+            return env.action_space
+        finally:
+            env.close()
 
     def make_structured(self, task: TaskSpec | None = None, render_mode: str | None = None) -> gym.Env:
         """A fresh env with the task's wrappers, its observation as the env gives it."""

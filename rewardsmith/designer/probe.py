@@ -240,7 +240,7 @@ class _Caller:
 def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: TaskSpec, seed: int = 0,
                   max_calls: int = 400, episodes: int = 4) -> FitnessProbe:
     """Probe ``fitness`` on ``spec``'s env (with ``task``'s wrappers); deterministic for a seed."""
-    space = _action_space(spec, task)
+    space = spec.action_space(task)
     recorded = [e for e in _random_episodes(spec, task, space, episodes, seed) if len(e)]
     if not recorded:
         return FitnessProbe()
@@ -301,14 +301,6 @@ def probe_fitness(fitness: Callable[[Episode], float], spec: EnvSpec, task: Task
                         action_cost, endings, call.calls, call.failed, tuple(float(v) for v in best_state),
                         float(np.mean(scores)) if scores else None, agreement,
                         momentum_findings(findings, recorded, spec))
-
-
-def _action_space(spec: EnvSpec, task: TaskSpec) -> gym.Space:
-    env = spec.make(task)
-    try:
-        return env.action_space
-    finally:
-        env.close()
 
 
 def _random_episodes(spec: EnvSpec, task: TaskSpec, space: gym.Space, count: int, seed: int) -> list[Episode]:
